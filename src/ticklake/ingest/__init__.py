@@ -1,0 +1,1 @@
+"""Ingest: readers for vendor formats, mapping, validation, quarantine, commit."""

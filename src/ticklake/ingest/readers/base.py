@@ -1,0 +1,167 @@
+"""The reader interface and registry.
+
+A reader turns one source file into batches of canonical rows. It does the format's
+I/O and its quirks (time zones, price scaling, sentinels) and nothing else: the ingest
+pipeline validates, quarantines, partitions by trading date and commits.
+
+Contract (checked for every registered reader by the conformance suite):
+
+- ``read(path, options)`` yields :class:`Batch` objects with at most
+  ``options.batch_rows`` rows each, so memory stays bounded for any file size.
+- ``batch.frame`` already conforms to ``get_schema(reader.schema_for(options))``
+  (use :meth:`DatasetSchema.conform`), with ``ts`` in UTC.
+- A row that cannot be parsed is never dropped: it goes to ``batch.rejected`` with its
+  1-based ``source_row``, the raw text and a reason that names the field.
+- A file that cannot be read at all raises :class:`~ticklake.errors.IngestError`
+  naming the file (and row/column where it applies) and what to do.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+import polars as pl
+
+from ticklake.errors import IngestError
+
+#: Columns of a rejected-rows frame.
+REJECTED_SCHEMA = pl.Schema({"source_row": pl.Int64(), "raw": pl.String(), "reason": pl.String()})
+
+
+def empty_rejected() -> pl.DataFrame:
+    return pl.DataFrame(schema=REJECTED_SCHEMA)
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    """Options every reader understands; format-specific ones go in ``extra``.
+
+    ``timezone`` overrides the reader's default source time zone for naive times;
+    ``instrument`` supplies the symbol for files that do not carry one.
+    """
+
+    batch_rows: int = 1_000_000
+    timezone: str | None = None
+    instrument: str | None = None
+    keep_all_columns: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Batch:
+    """Canonical rows read from one source, plus the rows that failed to parse."""
+
+    frame: pl.DataFrame
+    rejected: pl.DataFrame = field(default_factory=empty_rejected)
+
+
+class Reader:
+    """Base class: subclass, set the class attributes, implement :meth:`read`."""
+
+    #: registry name, e.g. ``"binance_trades"``
+    name: ClassVar[str]
+    #: canonical schema produced (``schema_for`` may refine it from options)
+    schema: ClassVar[str]
+    #: one paragraph: what it reads, time-zone rule, scaling rule, quirks handled
+    description: ClassVar[str]
+    #: file name suffixes it accepts (after stripping .gz / .zst)
+    suffixes: ClassVar[tuple[str, ...]] = ()
+
+    def schema_for(self, options: ReaderOptions) -> str:
+        return self.schema
+
+    def read(self, path: Path, options: ReaderOptions) -> Iterator[Batch]:
+        raise NotImplementedError
+
+
+_READERS: dict[str, type[Reader]] = {}
+
+
+def register_reader(cls: type[Reader]) -> type[Reader]:
+    """Class decorator: add a reader to the registry under ``cls.name``."""
+    name = cls.name
+    if name in _READERS and _READERS[name] is not cls:
+        raise ValueError(f"reader {name!r} is registered twice ({_READERS[name]} and {cls})")
+    for attr in ("schema", "description"):
+        if not getattr(cls, attr, None):
+            raise ValueError(f"reader {name!r} must set {attr!r}")
+    _READERS[name] = cls
+    return cls
+
+
+def reader_names() -> list[str]:
+    _load_builtin_readers()
+    return sorted(_READERS)
+
+
+def get_reader(name: str) -> Reader:
+    _load_builtin_readers()
+    try:
+        return _READERS[name]()
+    except KeyError:
+        raise IngestError(
+            f"unknown format {name!r}; known formats: {', '.join(sorted(_READERS))}. "
+            "Run `ticklake ingest formats` to see what each reads.",
+            format=name,
+        ) from None
+
+
+def _load_builtin_readers() -> None:
+    # Importing the package registers every built-in reader module.
+    import ticklake.ingest.readers  # noqa: F401
+
+
+def open_source(path: Path) -> IO[bytes]:
+    """Open ``path`` for binary reading, decompressing ``.gz`` and ``.zst`` transparently."""
+    path = Path(path)
+    try:
+        if path.suffix == ".gz":
+            return gzip.open(path, "rb")
+        if path.suffix == ".zst":
+            import zstandard
+
+            fh = path.open("rb")
+            return zstandard.ZstdDecompressor().stream_reader(fh, closefd=True)
+        return path.open("rb")
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot open ({exc.strerror or exc})", path=str(path)) from exc
+
+
+def read_source_bytes(path: Path) -> bytes:
+    """Read a whole (possibly compressed) source; for small per-file formats only."""
+    with open_source(path) as fh:
+        try:
+            return fh.read()
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise IngestError(
+                f"{path}: file is corrupt or truncated ({exc}); re-download or remove it.",
+                path=str(path),
+            ) from exc
+
+
+def iter_text_chunks(path: Path, lines_per_chunk: int) -> Iterator[tuple[int, bytes]]:
+    """Yield ``(first_line_number, bytes)`` chunks of whole lines (1-based numbers)."""
+    with open_source(path) as raw:
+        fh = io.BufferedReader(raw) if not isinstance(raw, io.BufferedReader) else raw  # type: ignore[arg-type]
+        line_no = 1
+        while True:
+            try:
+                lines = [ln for _, ln in zip(range(lines_per_chunk), fh, strict=False)]
+            except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                raise IngestError(
+                    f"{path}: file is corrupt or truncated after line {line_no} ({exc}).",
+                    path=str(path),
+                    row=line_no,
+                ) from exc
+            if not lines:
+                return
+            yield line_no, b"".join(lines)
+            line_no += len(lines)
+
+
+ReaderFactory = Callable[[], Reader]
