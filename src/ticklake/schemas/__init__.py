@@ -22,6 +22,7 @@ _REGISTRY: dict[str, Callable[[], DatasetSchema]] = {
     "trades": canonical.trades,
     "quotes": canonical.quotes,
     "l3": canonical.l3,
+    "book_updates": canonical.book_updates,
     "prices": canonical.prices,
     "bars": canonical.bars,
     "option_snapshots": canonical.option_snapshots,

@@ -107,6 +107,31 @@ def l3() -> DatasetSchema:
     )
 
 
+def book_updates() -> DatasetSchema:
+    """Incremental L2 (price-level) book updates: the new total size at a price level.
+
+    ``size == 0`` removes the level. ``is_snapshot`` marks rows that belong to a full
+    book snapshot (a reader emitting a snapshot first clears the book with it).
+    """
+    return DatasetSchema(
+        name="book_updates",
+        columns=(
+            TS,
+            INSTRUMENT,
+            SEQ,
+            Column("side", "string", False, "'bid' or 'ask'"),
+            Column("price", "float64", False, "price level"),
+            Column("size", "float64", False, "new total size at the level (0 removes it)"),
+            Column("is_snapshot", "bool", False, "row is part of a full snapshot"),
+            Column("venue", "string", True, "exchange / venue code"),
+            Column("recv_ts", TIMESTAMP, True, "local receive time, UTC ns"),
+        ),
+        key=("instrument", "ts", "seq"),
+        sort=("ts", "instrument", "seq"),
+        description="Incremental price-level book updates; key (instrument, ts, seq).",
+    )
+
+
 def prices() -> DatasetSchema:
     """A plain price series: index values, spot, futures last price."""
     return DatasetSchema(
