@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from ticklake.errors import SchemaMismatchError
 from ticklake.schemas import canonical
-from ticklake.schemas.base import TIMESTAMP, Column, DatasetSchema
+from ticklake.schemas.base import TIMESTAMP, Column, DatasetSchema, schema_from_frame
 
 _REGISTRY: dict[str, Callable[[], DatasetSchema]] = {
     "trades": canonical.trades,
@@ -47,4 +47,4 @@ def get_schema(name: str) -> DatasetSchema:
     )
 
 
-__all__ = ["TIMESTAMP", "Column", "DatasetSchema", "get_schema", "schema_names"]
+__all__ = ["TIMESTAMP", "Column", "DatasetSchema", "get_schema", "schema_from_frame", "schema_names"]

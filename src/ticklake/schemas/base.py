@@ -267,3 +267,56 @@ def _cast_expr(frame: pl.DataFrame, col: Column) -> pl.Expr:
             column=col.name,
         )
     return expr.cast(want, strict=True).alias(col.name)
+
+
+def _type_name_for(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Datetime):
+        return TIMESTAMP
+    for name, candidate in _POLARS_TYPES.items():
+        if name != TIMESTAMP and dtype == candidate:
+            return name
+    if dtype in (pl.Int16(), pl.UInt8(), pl.UInt16()):
+        return "int32"
+    if dtype == pl.UInt32():
+        return "int64"
+    if isinstance(dtype, pl.Categorical | pl.Enum):
+        return "string"
+    raise SchemaMismatchError(
+        f"column type {dtype} is not supported in a lake dataset; cast it to one of "
+        f"{', '.join(type_names())}",
+    )
+
+
+def schema_from_frame(
+    name: str,
+    frame: pl.DataFrame,
+    *,
+    key: tuple[str, ...],
+    sort: tuple[str, ...] | None = None,
+    ts_column: str = "ts",
+    description: str = "",
+) -> DatasetSchema:
+    """Derive a schema for a custom dataset (e.g. gold results) from a frame.
+
+    Key and time columns become required; every other column is nullable.
+
+    Examples:
+        >>> import polars as pl
+        >>> from datetime import datetime, timezone
+        >>> df = pl.DataFrame({"ts": [datetime(2024, 1, 1, tzinfo=timezone.utc)], "x": [1.0]})
+        >>> schema_from_frame("results", df, key=("ts",)).column("x").type
+        'float64'
+    """
+    required = {*key, ts_column}
+    cols = tuple(
+        Column(col, _type_name_for(dtype), col not in required)
+        for col, dtype in frame.schema.items()
+    )
+    return DatasetSchema(
+        name=name,
+        columns=cols,
+        key=tuple(key),
+        sort=tuple(sort or (ts_column, *[k for k in key if k != ts_column])),
+        ts_column=ts_column,
+        description=description,
+    )

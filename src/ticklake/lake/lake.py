@@ -1,0 +1,600 @@
+"""The :class:`Lake`: open, write (merge + atomic commit), scan, list, query."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+
+from ticklake._version import __version__
+from ticklake.config import Settings, load_settings, render_toml
+from ticklake.errors import (
+    AmbiguousDatasetError,
+    DatasetNotFoundError,
+    DuplicateKeyError,
+    LakeExistsError,
+    LakeNotFoundError,
+    SchemaMismatchError,
+)
+from ticklake.lake import commit
+from ticklake.lake.layout import (
+    CONFIG_FILE,
+    DATASET_FILE,
+    LAYERS,
+    LOCK_DIR,
+    SOURCES_FILE,
+    PartitionRef,
+    check_dataset_name,
+    check_layer,
+    parse_partition_dirname,
+    split_qualified,
+)
+from ticklake.lake.locking import file_lock
+from ticklake.lake.manifest import DatasetInfo, Lineage, Manifest, SourceRef
+from ticklake.schemas import DatasetSchema, get_schema
+
+FrameLike = Any  # polars / pandas / pyarrow frame
+
+
+def default_lake_path() -> Path:
+    """``$TICKLAKE_LAKE`` if set, else ``./lake``."""
+    return Path(os.environ.get("TICKLAKE_LAKE") or "lake")
+
+
+@dataclass(frozen=True)
+class PartitionWrite:
+    """What one partition commit did."""
+
+    partition: str
+    rows_before: int
+    rows_after: int
+    rows_written: int
+    changed: bool
+
+
+@dataclass
+class WriteResult:
+    """Summary of :meth:`Lake.write`: never silent about what happened to each row."""
+
+    dataset: str
+    layer: str
+    rows_in: int = 0
+    duplicates_in_input: int = 0
+    partitions: list[PartitionWrite] = field(default_factory=list)
+
+    @property
+    def rows_added(self) -> int:
+        return sum(p.rows_after - p.rows_before for p in self.partitions)
+
+    @property
+    def days(self) -> list[str]:
+        return [p.partition.rsplit("=", 1)[-1] for p in self.partitions]
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    layer: str
+    dataset: str
+    date: date
+    path: Path
+    manifest: Manifest | None
+
+    @property
+    def rows(self) -> int:
+        return self.manifest.rows if self.manifest else 0
+
+    @property
+    def bytes(self) -> int:
+        return self.manifest.file_bytes if self.manifest else 0
+
+
+def _to_polars(frame: FrameLike) -> pl.DataFrame:
+    if isinstance(frame, pl.DataFrame):
+        return frame
+    if isinstance(frame, pl.LazyFrame):
+        return frame.collect()
+    if isinstance(frame, pa.Table | pa.RecordBatch):
+        out = pl.from_arrow(frame)
+        assert isinstance(out, pl.DataFrame)
+        return out
+    module = type(frame).__module__
+    if module.startswith("pandas"):
+        return pl.from_pandas(frame)
+    raise TypeError(f"cannot write a {type(frame).__name__}; pass a Polars, pandas or Arrow frame")
+
+
+def init_lake(path: Path | str, *, exist_ok: bool = False) -> Lake:
+    """Create a lake at ``path`` (a directory with ``ticklake.toml``) and open it."""
+    root = Path(path)
+    config = root / CONFIG_FILE
+    if config.exists():
+        if exist_ok:
+            return Lake(root)
+        raise LakeExistsError(
+            f"a lake already exists at {root} ({config}); open it instead.", path=str(root)
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    for layer in LAYERS:
+        (root / layer).mkdir(exist_ok=True)
+    commit.write_text_atomic(config, render_toml(load_settings(None, env={})))
+    return Lake(root)
+
+
+def open_lake(path: Path | str | None = None, **overrides: Any) -> Lake:
+    """Open an existing lake (``path``, else ``$TICKLAKE_LAKE``, else ``./lake``)."""
+    return Lake(Path(path) if path is not None else default_lake_path(), overrides=overrides)
+
+
+class Lake:
+    """A directory of day-partitioned Parquet datasets in bronze / silver / gold layers.
+
+    Examples:
+        >>> import tempfile, polars as pl
+        >>> from datetime import datetime, timezone
+        >>> lake = init_lake(tempfile.mkdtemp() + "/lake")
+        >>> df = pl.DataFrame({
+        ...     "ts": [datetime(2024, 1, 2, 10, tzinfo=timezone.utc)],
+        ...     "instrument": ["BTCUSDT"], "price": [42000.0],
+        ... })
+        >>> lake.write("btc", df, schema="prices").rows_added
+        1
+        >>> lake.scan("btc").select("price").collect().item()
+        42000.0
+    """
+
+    def __init__(self, root: Path | str, *, overrides: dict[str, Any] | None = None) -> None:
+        self.root = Path(root).absolute()
+        config = self.root / CONFIG_FILE
+        if not config.is_file():
+            raise LakeNotFoundError(str(root))
+        self.settings: Settings = load_settings(config, overrides=overrides or None)
+
+    def __repr__(self) -> str:
+        return f"Lake({str(self.root)!r})"
+
+    # ----------------------------------------------------------------- datasets
+    def _dataset_dir(self, layer: str, dataset: str) -> Path:
+        return self.root / check_layer(layer) / check_dataset_name(dataset)
+
+    def layers_of(self, dataset: str) -> list[str]:
+        return [
+            layer for layer in LAYERS if (self.root / layer / dataset / DATASET_FILE).is_file()
+        ]
+
+    def resolve(self, dataset: str, layer: str | None = None) -> tuple[str, str]:
+        """Return ``(layer, name)`` for ``"name"``, ``"layer.name"`` or an explicit layer."""
+        qual_layer, name = split_qualified(dataset)
+        layer = layer or qual_layer
+        if layer is not None:
+            check_layer(layer)
+            if not (self.root / layer / name / DATASET_FILE).is_file():
+                raise DatasetNotFoundError(f"{layer}.{name}", known=self.dataset_names())
+            return layer, name
+        layers = self.layers_of(name)
+        if not layers:
+            raise DatasetNotFoundError(name, known=self.dataset_names())
+        if len(layers) > 1:
+            raise AmbiguousDatasetError(name, layers)
+        return layers[0], name
+
+    def dataset_names(self) -> list[str]:
+        return [f"{info.layer}.{info.name}" for info in self.datasets()]
+
+    def datasets(self) -> list[DatasetInfo]:
+        """List every dataset's descriptor, by layer then name."""
+        out = []
+        for layer in LAYERS:
+            base = self.root / layer
+            if not base.is_dir():
+                continue
+            for entry in sorted(base.iterdir()):
+                if (entry / DATASET_FILE).is_file():
+                    out.append(DatasetInfo.read(entry / DATASET_FILE))
+        return out
+
+    def dataset_info(self, dataset: str, layer: str | None = None) -> DatasetInfo:
+        layer, name = self.resolve(dataset, layer)
+        return DatasetInfo.read(self._dataset_dir(layer, name) / DATASET_FILE)
+
+    def create_dataset(
+        self,
+        dataset: str,
+        schema: str | DatasetSchema,
+        *,
+        layer: str = "bronze",
+        timezone: str | None = None,
+        day_offset: str | None = None,
+    ) -> DatasetInfo:
+        """Create a dataset (or return the existing one if it has the same schema)."""
+        directory = self._dataset_dir(layer, dataset)
+        resolved = get_schema(schema) if isinstance(schema, str) else schema
+        tz = timezone or self.settings.lake.default_timezone
+        _check_timezone(tz)
+        lock = self.root / LOCK_DIR / layer / dataset / "_dataset.lock"
+        with file_lock(lock, self.settings.lake.lock_timeout_seconds, f"{layer}.{dataset}"):
+            path = directory / DATASET_FILE
+            if path.is_file():
+                info = DatasetInfo.read(path)
+                existing = info.dataset_schema
+                if existing.fingerprint() != resolved.fingerprint():
+                    raise SchemaMismatchError(
+                        f"dataset {layer}.{dataset} exists with schema {existing.name!r} "
+                        f"({existing.fingerprint()}); the data has schema {resolved.name!r} "
+                        f"({resolved.fingerprint()}). Write to a new dataset name instead.",
+                        dataset=dataset,
+                    )
+                return info
+            directory.mkdir(parents=True, exist_ok=True)
+            info = DatasetInfo(
+                layer=layer,
+                name=dataset,
+                schema=resolved.to_dict(),
+                timezone=tz,
+                day_offset=day_offset,
+                ticklake_version=__version__,
+            )
+            commit.write_text_atomic(path, info.to_json())
+            return info
+
+    # ------------------------------------------------------------------- write
+    def write(
+        self,
+        dataset: str,
+        frame: FrameLike,
+        *,
+        layer: str = "bronze",
+        schema: str | DatasetSchema | None = None,
+        timezone: str | None = None,
+        day_offset: str | None = None,
+        sources: Sequence[SourceRef] = (),
+        spec_hash: str | None = None,
+        progress: Callable[[str], None] | None = None,
+    ) -> WriteResult:
+        """Merge ``frame`` into the dataset, one atomic commit per trading day.
+
+        Rows are conformed to the dataset's schema, split by trading date (in the
+        dataset's time zone), merged with the partition's existing rows (a row whose
+        key already exists replaces the old one; identical rows change nothing),
+        sorted, and committed atomically. The dataset is created on first write
+        (``schema`` required then).
+        """
+        check_dataset_name(dataset)
+        check_layer(layer)
+        info_path = self._dataset_dir(layer, dataset) / DATASET_FILE
+        if info_path.is_file():
+            info = DatasetInfo.read(info_path)
+            if timezone is not None and timezone != info.timezone:
+                raise SchemaMismatchError(
+                    f"dataset {layer}.{dataset} uses time zone {info.timezone!r}, not "
+                    f"{timezone!r}; its partitions are trading days in {info.timezone}.",
+                    dataset=dataset,
+                )
+            if schema is not None:
+                wanted = get_schema(schema) if isinstance(schema, str) else schema
+                if wanted.fingerprint() != info.dataset_schema.fingerprint():
+                    raise SchemaMismatchError(
+                        f"dataset {layer}.{dataset} has schema {info.dataset_schema.name!r}; "
+                        f"cannot write schema {wanted.name!r} into it.",
+                        dataset=dataset,
+                    )
+        elif schema is None:
+            raise DatasetNotFoundError(
+                f"{layer}.{dataset} (pass schema=... to create it, e.g. schema='trades')",
+                known=self.dataset_names(),
+            )
+        else:
+            info = self.create_dataset(
+                dataset, schema, layer=layer, timezone=timezone, day_offset=day_offset
+            )
+        dschema = info.dataset_schema
+        data = dschema.conform(_to_polars(frame), source=f"write to {layer}.{dataset}")
+        result = WriteResult(dataset=dataset, layer=layer, rows_in=data.height)
+        if data.height == 0:
+            return result
+        data, result.duplicates_in_input = _dedupe_input(data, dschema, f"{layer}.{dataset}")
+        days = data.select(_trading_day_expr(dschema.ts_column, info).alias("__day"))["__day"]
+        data = data.with_columns(days)
+        for (day,), part in data.partition_by("__day", as_dict=True, maintain_order=True).items():
+            ref = PartitionRef(self.root, layer, dataset, day)
+            result.partitions.append(
+                self._commit_day(ref, part.drop("__day"), dschema, sources, spec_hash)
+            )
+            if progress is not None:
+                progress(ref.relative)
+        return result
+
+    def _commit_day(
+        self,
+        ref: PartitionRef,
+        rows: pl.DataFrame,
+        dschema: DatasetSchema,
+        sources: Sequence[SourceRef],
+        spec_hash: str | None,
+    ) -> PartitionWrite:
+        settings = self.settings.lake
+        with file_lock(ref.lock_path, settings.lock_timeout_seconds, ref.relative):
+            commit.recover_partition(ref)
+            existing: pl.DataFrame | None = None
+            old_manifest: Manifest | None = None
+            if ref.data_path.exists():
+                existing = pl.read_parquet(ref.data_path)
+                if ref.manifest_path.exists():
+                    old_manifest = Manifest.read(ref.manifest_path)
+            merged = _merge(existing, rows, dschema)
+            before = 0 if existing is None else existing.height
+            old_sources = old_manifest.lineage.sources if old_manifest else ()
+            all_sources = tuple(dict.fromkeys([*old_sources, *sources]))
+            if existing is not None and merged.equals(existing):
+                if old_manifest is not None and set(all_sources) != set(old_sources):
+                    # Same rows from another source: record the lineage, keep the file.
+                    lineage = old_manifest.lineage.model_copy(update={"sources": all_sources})
+                    updated = old_manifest.model_copy(update={"lineage": lineage})
+                    commit.write_text_atomic(ref.manifest_path, updated.to_json())
+                return PartitionWrite(ref.relative, before, before, rows.height, changed=False)
+            table = merged.to_arrow().cast(dschema.arrow_schema())
+            ts = merged[dschema.ts_column]
+
+            def manifest_for(size: int, sha: str) -> Manifest:
+                return Manifest(
+                    layer=ref.layer,
+                    dataset=ref.dataset,
+                    date=ref.day,
+                    rows=merged.height,
+                    min_ts_ns=_ns(ts.min()),
+                    max_ts_ns=_ns(ts.max()),
+                    schema_fingerprint=dschema.fingerprint(),
+                    file_bytes=size,
+                    file_sha256=sha,
+                    lineage=Lineage(
+                        sources=all_sources,
+                        spec_hash=spec_hash
+                        or (old_manifest.lineage.spec_hash if old_manifest else None),
+                        ticklake_version=__version__,
+                    ),
+                )
+
+            commit.commit_partition(
+                ref,
+                table,
+                manifest_for,
+                row_group_rows=settings.row_group_rows,
+                zstd_level=settings.compression_level,
+            )
+            return PartitionWrite(ref.relative, before, merged.height, rows.height, changed=True)
+
+    # -------------------------------------------------------------------- read
+    def partitions(self, dataset: str, layer: str | None = None) -> list[PartitionInfo]:
+        """List committed partitions (directories holding ``data.parquet``) by date."""
+        layer, name = self.resolve(dataset, layer)
+        base = self._dataset_dir(layer, name)
+        out = []
+        for entry in sorted(base.iterdir()):
+            day = parse_partition_dirname(entry.name)
+            if day is None or not (entry / "data.parquet").is_file():
+                continue
+            ref = PartitionRef(self.root, layer, name, day)
+            manifest = Manifest.read(ref.manifest_path) if ref.manifest_path.is_file() else None
+            out.append(PartitionInfo(layer, name, day, ref.data_path, manifest))
+        return out
+
+    def partition_files(
+        self,
+        dataset: str,
+        *,
+        layer: str | None = None,
+        start: date | datetime | str | None = None,
+        end: date | datetime | str | None = None,
+    ) -> list[Path]:
+        """The data files of the partitions whose trading date lies in [start, end]."""
+        layer, name = self.resolve(dataset, layer)
+        first, last = _as_day(start), _as_day(end)
+        # A datetime bound is an instant; its trading date depends on the dataset's time
+        # zone, so keep one day of slack and let the ts filter in scan() cut exactly.
+        if isinstance(start, datetime) and first is not None:
+            first -= timedelta(days=1)
+        if isinstance(end, datetime) and last is not None:
+            last += timedelta(days=1)
+        files = []
+        base = self._dataset_dir(layer, name)
+        for entry in sorted(base.iterdir()):
+            day = parse_partition_dirname(entry.name)
+            if day is None or (first and day < first) or (last and day > last):
+                continue
+            data = entry / "data.parquet"
+            if data.is_file():
+                files.append(data)
+        return files
+
+    def scan(
+        self,
+        dataset: str,
+        *,
+        start: date | datetime | str | None = None,
+        end: date | datetime | str | None = None,
+        columns: Sequence[str] | None = None,
+        filters: pl.Expr | Iterable[pl.Expr] | dict[str, Any] | None = None,
+        layer: str | None = None,
+        local_time: bool = False,
+    ) -> pl.LazyFrame:
+        """Scan a dataset lazily, reading only the partitions in the date range.
+
+        ``start``/``end`` given as dates select whole trading days (inclusive); given as
+        datetimes they also filter ``ts`` to ``[start, end)`` (naive datetimes are UTC).
+        ``filters`` are Polars expressions or ``{column: value | [values]}``.
+        ``local_time=True`` converts ``ts`` to the dataset's exchange time zone.
+        """
+        info = self.dataset_info(dataset, layer)
+        dschema = info.dataset_schema
+        files = self.partition_files(info.name, layer=info.layer, start=start, end=end)
+        if files:
+            lf = pl.scan_parquet(files, schema=dschema.polars_schema())
+        else:
+            lf = pl.LazyFrame(schema=dschema.polars_schema())
+        ts = pl.col(dschema.ts_column)
+        if isinstance(start, datetime):
+            lf = lf.filter(ts >= _utc(start))
+        if isinstance(end, datetime):
+            lf = lf.filter(ts < _utc(end))
+        for expr in _filter_exprs(filters):
+            lf = lf.filter(expr)
+        if local_time:
+            lf = lf.with_columns(ts.dt.convert_time_zone(info.timezone))
+        if columns is not None:
+            unknown = [c for c in columns if c not in dschema.column_names]
+            if unknown:
+                raise SchemaMismatchError(
+                    f"{info.layer}.{info.name} has no column(s) {unknown}; columns: "
+                    f"{', '.join(dschema.column_names)}",
+                    columns=unknown,
+                )
+            lf = lf.select(list(columns))
+        return lf
+
+    def read(self, dataset: str, **kwargs: Any) -> pl.DataFrame:
+        """Eager :meth:`scan`."""
+        return self.scan(dataset, **kwargs).collect()
+
+    # ----------------------------------------------------------------- sources
+    def ingested_sources(self, dataset: str, layer: str = "bronze") -> dict[str, dict[str, Any]]:
+        """Completed ingests of a dataset, keyed by source sha256."""
+        path = self._dataset_dir(layer, dataset) / SOURCES_FILE
+        if not path.is_file():
+            return {}
+        out = {}
+        for line in path.read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                out[record["sha256"]] = record
+        return out
+
+    def record_source(self, dataset: str, record: dict[str, Any], layer: str = "bronze") -> None:
+        """Append a completed ingest (after all its partitions committed)."""
+        path = self._dataset_dir(layer, dataset) / SOURCES_FILE
+        lock = self.root / LOCK_DIR / layer / dataset / "_sources.lock"
+        with file_lock(lock, self.settings.lake.lock_timeout_seconds, f"{layer}.{dataset}"):
+            with path.open("a") as fh:
+                fh.write(json.dumps(record, sort_keys=True) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    # -------------------------------------------------------------- SQL, admin
+    def sql(self, query: str) -> pl.DataFrame:
+        """Run trusted SQL (DuckDB) over views of every dataset; see ``ticklake.lake.sql``."""
+        from ticklake.lake.sql import run_sql
+
+        return run_sql(self, query)
+
+    def query_untrusted(self, query: str) -> pl.DataFrame:
+        """Run untrusted SQL through the locked, read-only path."""
+        from ticklake.lake.sql import run_untrusted_sql
+
+        return run_untrusted_sql(self, query)
+
+    def verify(self, *, repair: bool = False) -> Any:
+        """Recompute hashes and look for torn, orphan or stray files."""
+        from ticklake.lake.maintenance import verify_lake
+
+        return verify_lake(self, repair=repair)
+
+    def vacuum(self) -> Any:
+        """Remove orphan temp files and empty partition directories safely."""
+        from ticklake.lake.maintenance import vacuum_lake
+
+        return vacuum_lake(self)
+
+
+# ------------------------------------------------------------------- helpers
+def _check_timezone(tz: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SchemaMismatchError(
+            f"unknown time zone {tz!r}; use an IANA name such as 'Asia/Kolkata' or "
+            "'America/New_York'",
+            timezone=tz,
+        ) from None
+
+
+def _trading_day_expr(ts_column: str, info: DatasetInfo) -> pl.Expr:
+    local = pl.col(ts_column).dt.convert_time_zone(info.timezone)
+    if info.day_offset:
+        local = local.dt.offset_by(info.day_offset)
+    return local.dt.date()
+
+
+def _order(dschema: DatasetSchema) -> list[str]:
+    return [*dschema.sort, *[k for k in dschema.key if k not in dschema.sort]]
+
+
+def _dedupe_input(data: pl.DataFrame, dschema: DatasetSchema, where: str) -> tuple[pl.DataFrame, int]:
+    key = list(dschema.key)
+    distinct = data.unique(maintain_order=True)
+    dropped = data.height - distinct.height
+    if distinct.select(key).is_duplicated().any():
+        clash = distinct.filter(distinct.select(key).is_duplicated()).sort(key).head(4)
+        raise DuplicateKeyError(
+            f"{where}: the input has different rows with the same key {tuple(key)}, e.g. "
+            f"{clash.rows()[:2]}. Give each row a distinct key (for trades without ids, a "
+            "row-number trade_id; for events, a seq column).",
+            dataset=where,
+        )
+    return distinct, dropped
+
+
+def _merge(existing: pl.DataFrame | None, new: pl.DataFrame, dschema: DatasetSchema) -> pl.DataFrame:
+    if existing is None:
+        merged = new
+    else:
+        merged = pl.concat([existing, new], how="vertical_relaxed").unique(
+            subset=list(dschema.key), keep="last", maintain_order=True
+        )
+    return merged.sort(_order(dschema), maintain_order=True)
+
+
+def _ns(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return int(pl.Series([value]).dt.epoch("ns")[0])
+    return int(value)
+
+
+def _utc(moment: datetime) -> datetime:
+    from datetime import UTC
+
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _as_day(value: date | datetime | str | None) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def _filter_exprs(filters: pl.Expr | Iterable[pl.Expr] | dict[str, Any] | None) -> list[pl.Expr]:
+    if filters is None:
+        return []
+    if isinstance(filters, pl.Expr):
+        return [filters]
+    if isinstance(filters, dict):
+        out = []
+        for column, value in filters.items():
+            if isinstance(value, list | tuple | set):
+                out.append(pl.col(column).is_in(list(value)))
+            else:
+                out.append(pl.col(column) == value)
+        return out
+    return list(filters)

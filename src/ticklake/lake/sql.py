@@ -1,0 +1,207 @@
+"""SQL over the lake with DuckDB: views, trusted queries and the locked untrusted path.
+
+Every dataset is a view ``<layer>.<dataset>`` (and a bare ``<dataset>`` view when the
+name is unique across layers) over ``<layer>/<dataset>/date=*/data.parquet`` with the
+Hive ``date`` column. Only ``data.parquet`` files are matched, so temp files of an
+in-flight commit are never read.
+
+The persisted ``warehouse.duckdb`` (``ticklake lake views``) stores paths relative to
+the lake and sets ``file_search_path`` when opened, so a lake directory can be moved.
+
+The untrusted path (:func:`run_untrusted_sql`, used by the dashboard's SQL box) allows
+exactly one SELECT statement, reads only inside the lake, runs with external access
+off and the configuration locked, under memory/thread limits, a statement timeout and
+a row cap.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from ticklake.errors import QueryError, QueryRejectedError, QueryTimeoutError
+from ticklake.lake.layout import DATA_FILE
+from ticklake.lake.lake import Lake
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    frame: pl.DataFrame
+    truncated: bool
+    elapsed_seconds: float
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def view_statements(lake: Lake, *, relative: bool) -> list[str]:
+    """SQL creating one view per dataset (plus bare names where unambiguous)."""
+    infos = lake.datasets()
+    counts: dict[str, int] = {}
+    for info in infos:
+        counts[info.name] = counts.get(info.name, 0) + 1
+    statements = []
+    for layer in sorted({info.layer for info in infos}):
+        statements.append(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(layer)}")
+    for info in infos:
+        # Datasets live at validated paths (names are [a-z0-9_]), quoting is belt and braces.
+        base = Path(info.layer) / info.name
+        has_data = any((lake.root / base).glob(f"date=*/{DATA_FILE}"))
+        if has_data:
+            pattern = str(base / "date=*" / DATA_FILE)
+            if not relative:
+                pattern = str(lake.root / pattern)
+            body = f"SELECT * FROM read_parquet({_quote_literal(pattern)}, hive_partitioning=true)"
+        else:
+            cols = ", ".join(
+                f"CAST(NULL AS {_duck_type(c.type)}) AS {_quote_ident(c.name)}"
+                for c in info.dataset_schema.columns
+            )
+            body = f"SELECT {cols}, CAST(NULL AS DATE) AS date WHERE false"
+        qualified = f"{_quote_ident(info.layer)}.{_quote_ident(info.name)}"
+        statements.append(f"CREATE OR REPLACE VIEW {qualified} AS {body}")
+        if counts[info.name] == 1:
+            statements.append(
+                f"CREATE OR REPLACE VIEW main.{_quote_ident(info.name)} AS SELECT * FROM {qualified}"
+            )
+    return statements
+
+
+def _duck_type(type_name: str) -> str:
+    return {
+        "timestamp[ns, UTC]": "TIMESTAMPTZ",
+        "date32": "DATE",
+        "float64": "DOUBLE",
+        "float32": "FLOAT",
+        "int64": "BIGINT",
+        "int32": "INTEGER",
+        "int8": "TINYINT",
+        "uint64": "UBIGINT",
+        "bool": "BOOLEAN",
+        "string": "VARCHAR",
+    }[type_name]
+
+
+def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with views over the lake (absolute paths)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone='UTC'")
+    for statement in view_statements(lake, relative=False):
+        con.execute(statement)
+    return con
+
+
+def run_sql(lake: Lake, query: str) -> pl.DataFrame:
+    """Run trusted SQL; a statement that returns no rows gives an empty frame."""
+    con = connect(lake)
+    try:
+        rel = con.sql(query)
+        return rel.pl() if rel is not None else pl.DataFrame()
+    except duckdb.Error as exc:
+        raise QueryError(f"query failed: {exc}", query=query) from exc
+    finally:
+        con.close()
+
+
+def refresh_warehouse(lake: Lake) -> Path:
+    """(Re)build ``warehouse.duckdb`` with relative-path views; return its path."""
+    path = lake.root / WAREHOUSE_FILE
+    tmp = path.with_suffix(".duckdb.tmp")
+    if tmp.exists():
+        tmp.unlink()
+    con = duckdb.connect(str(tmp))
+    try:
+        con.execute(f"SET file_search_path={_quote_literal(str(lake.root))}")
+        for statement in view_statements(lake, relative=True):
+            con.execute(statement)
+    finally:
+        con.close()
+    tmp.replace(path)
+    return path
+
+
+def open_warehouse(lake: Lake, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open ``warehouse.duckdb`` with ``file_search_path`` set to wherever the lake is now."""
+    path = lake.root / WAREHOUSE_FILE
+    if not path.exists():
+        refresh_warehouse(lake)
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute(f"SET file_search_path={_quote_literal(str(lake.root))}")
+    return con
+
+
+def check_single_select(query: str) -> None:
+    """Raise :class:`QueryRejectedError` unless ``query`` is exactly one SELECT."""
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as exc:
+        raise QueryRejectedError(f"query does not parse: {exc}", query=query) from exc
+    if len(statements) != 1:
+        raise QueryRejectedError(
+            f"exactly one statement is allowed, got {len(statements)}; remove the extra ';'",
+            query=query,
+        )
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        raise QueryRejectedError(
+            f"only SELECT queries are allowed here, got {kind.name}", query=query
+        )
+
+
+def run_untrusted_sql(
+    lake: Lake,
+    query: str,
+    *,
+    max_rows: int | None = None,
+    timeout_seconds: float | None = None,
+) -> QueryResult:
+    """Run one untrusted SELECT in a locked-down DuckDB over the lake's views."""
+    settings = lake.settings.query
+    max_rows = max_rows or settings.max_rows
+    timeout_seconds = timeout_seconds or settings.timeout_seconds
+    check_single_select(query)
+    con = connect(lake)
+    root = str(lake.root).rstrip("/") + "/"
+    con.execute(f"SET memory_limit={_quote_literal(settings.memory_limit)}")
+    con.execute(f"SET threads={int(settings.threads)}")
+    con.execute(f"SET allowed_directories=[{_quote_literal(root)}]")
+    con.execute("SET enable_external_access=false")
+    con.execute("SET autoinstall_known_extensions=false")
+    con.execute("SET autoload_known_extensions=false")
+    con.execute("SET lock_configuration=true")
+    timer = threading.Timer(timeout_seconds, con.interrupt)
+    started = time.monotonic()
+    timer.start()
+    try:
+        rel = con.sql(query)
+        if rel is None:
+            raise QueryRejectedError("only SELECT queries are allowed here", query=query)
+        frame = rel.limit(max_rows + 1).pl()
+    except duckdb.InterruptException as exc:
+        raise QueryTimeoutError(
+            f"query stopped after the {timeout_seconds:g} s limit; narrow it (filter by date, "
+            "select fewer columns) or raise query.timeout_seconds",
+            query=query,
+        ) from exc
+    except duckdb.PermissionException as exc:
+        raise QueryRejectedError(f"query refused: {exc}", query=query) from exc
+    except duckdb.Error as exc:
+        raise QueryError(f"query failed: {exc}", query=query) from exc
+    finally:
+        timer.cancel()
+        con.close()
+    elapsed = time.monotonic() - started
+    truncated = frame.height > max_rows
+    return QueryResult(frame.head(max_rows), truncated, elapsed)
