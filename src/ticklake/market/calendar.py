@@ -1,0 +1,173 @@
+"""NSE trading days, session times and F&O expiry dates.
+
+Trading days come from ``exchange_calendars``' ``XBOM`` calendar. BSE and NSE publish
+the same list of equity / F&O trading holidays each year (both follow the same
+settlement holidays), and exchange_calendars ships no separate NSE calendar, so XBOM
+is the NSE holiday list here. Special sessions (Muhurat trading on Diwali, the odd
+Saturday session) are not regular sessions and are not trading days here.
+
+Expiries follow the market rules file (:mod:`ticklake.market.rules`): each contract
+expires on its scheduled weekday, or on the previous trading day when that weekday is
+a holiday. The weekday of a weekly expiry is the one in force on the Monday of its
+week; the weekday of a monthly expiry is the one in force on the first day of its
+month (NSE moved expiry days at month and week boundaries). In the week of a monthly
+expiry there is no separate weekly contract: the monthly contract is that week's
+expiry, so ``expiries(kind="weekly")`` lists it.
+
+Examples:
+    >>> expiries("BANKNIFTY", date(2017, 1, 1), date(2017, 1, 31), kind="monthly")
+    [datetime.date(2017, 1, 25)]
+    >>> is_trading_day(date(2017, 1, 26))  # Republic Day
+    False
+"""
+
+from __future__ import annotations
+
+import calendar as _stdlib_calendar
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from ticklake.errors import ConfigError
+from ticklake.market.rules import market_rules
+
+#: NSE's time zone: every session time and naive vendor time is in it.
+EXCHANGE_TIMEZONE = ZoneInfo("Asia/Kolkata")
+#: Continuous trading session (the 09:00-09:08 pre-open is not part of it).
+SESSION_OPEN = time(9, 15)
+SESSION_CLOSE = time(15, 30)
+#: The exchange_calendars code used for NSE trading days.
+CALENDAR_CODE = "XBOM"
+
+ExpiryKind = Literal["weekly", "monthly"]
+
+
+@lru_cache(maxsize=1)
+def _exchange_calendar() -> Any:
+    import exchange_calendars
+
+    return exchange_calendars.get_calendar(CALENDAR_CODE)
+
+
+@lru_cache(maxsize=1)
+def _session_set() -> tuple[frozenset[date], date, date]:
+    cal = _exchange_calendar()
+    days = frozenset(d.date() for d in cal.sessions)
+    return days, cal.first_session.date(), cal.last_session.date()
+
+
+def _check_range(day: date) -> None:
+    _, first, last = _session_set()
+    if not first <= day <= last:
+        raise ConfigError(
+            f"{day.isoformat()} is outside the {CALENDAR_CODE} calendar of exchange_calendars "
+            f"({first} .. {last}); upgrade exchange-calendars for later years.",
+            date=day.isoformat(),
+        )
+
+
+def is_trading_day(day: date) -> bool:
+    """Return whether NSE holds a regular session on ``day``."""
+    _check_range(day)
+    return day in _session_set()[0]
+
+
+def trading_days(start: date, end: date) -> list[date]:
+    """List NSE trading days from ``start`` to ``end``, both included."""
+    if end < start:
+        return []
+    _check_range(start)
+    _check_range(end)
+    days = _session_set()[0]
+    return [d for d in _date_range(start, end) if d in days]
+
+
+def previous_trading_day(day: date) -> date:
+    """Return the last trading day on or before ``day``."""
+    sessions = _session_set()[0]
+    current = day
+    while current not in sessions:
+        _check_range(current)
+        current -= timedelta(days=1)
+    return current
+
+
+def next_trading_day(day: date) -> date:
+    """Return the first trading day strictly after ``day``."""
+    sessions = _session_set()[0]
+    current = day + timedelta(days=1)
+    while current not in sessions:
+        _check_range(current)
+        current += timedelta(days=1)
+    return current
+
+
+def session_bounds(day: date) -> tuple[datetime, datetime]:
+    """Return the session's open and close on ``day`` as aware Asia/Kolkata datetimes."""
+    return (
+        datetime.combine(day, SESSION_OPEN, tzinfo=EXCHANGE_TIMEZONE),
+        datetime.combine(day, SESSION_CLOSE, tzinfo=EXCHANGE_TIMEZONE),
+    )
+
+
+def monthly_expiry(
+    underlying: str, year: int, month: int, rules_path: Path | str | None = None
+) -> date:
+    """Return the monthly expiry of ``underlying`` in ``year``-``month``."""
+    weekday = market_rules(underlying, date(year, month, 1), rules_path).monthly_expiry_weekday
+    last_day = date(year, month, _stdlib_calendar.monthrange(year, month)[1])
+    scheduled = last_day - timedelta(days=(last_day.weekday() - weekday) % 7)
+    return previous_trading_day(scheduled)
+
+
+def expiries(
+    underlying: str,
+    start: date,
+    end: date,
+    kind: ExpiryKind = "weekly",
+    rules_path: Path | str | None = None,
+) -> list[date]:
+    """List expiry dates of ``underlying`` from ``start`` to ``end`` (both included).
+
+    ``kind="monthly"`` lists the monthly expiries; ``kind="weekly"`` lists one expiry per
+    week while weekly contracts exist, the monthly expiry standing in for its week.
+    """
+    if kind not in ("weekly", "monthly"):
+        raise ConfigError(f"expiry kind must be 'weekly' or 'monthly', not {kind!r}", kind=kind)
+    if end < start:
+        return []
+    # Holiday shifts move an expiry a few days back at most, so scan a little past `end`.
+    scan_end = end + timedelta(days=7)
+    monthly: list[date] = []
+    year, month = start.year, start.month
+    while date(year, month, 1) <= scan_end:
+        monthly.append(monthly_expiry(underlying, year, month, rules_path))
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    if kind == "monthly":
+        return [d for d in monthly if start <= d <= end]
+    monthly_weeks = {_monday(d) for d in monthly}
+    by_monday = {_monday(d): d for d in monthly}
+    out: list[date] = []
+    monday = _monday(start)
+    while monday <= scan_end:
+        if monday in monthly_weeks:
+            out.append(by_monday[monday])
+        else:
+            # A week that starts before `start` takes the rules of `start` (the rules
+            # file may begin mid-week).
+            in_force = max(monday, start)
+            weekday = market_rules(underlying, in_force, rules_path).weekly_expiry_weekday
+            if weekday is not None:
+                out.append(previous_trading_day(monday + timedelta(days=weekday)))
+        monday += timedelta(days=7)
+    return sorted({d for d in out if start <= d <= end})
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def _date_range(start: date, end: date) -> list[date]:
+    return [start + timedelta(days=i) for i in range((end - start).days + 1)]
