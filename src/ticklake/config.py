@@ -71,7 +71,7 @@ class Settings(_Section):
 
 def valid_keys() -> list[str]:
     """List every settable key as ``section.key``."""
-    keys = []
+    keys: list[str] = []
     for section, field in Settings.model_fields.items():
         model = field.annotation
         if isinstance(model, type) and issubclass(model, BaseModel):

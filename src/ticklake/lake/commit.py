@@ -20,6 +20,7 @@ the rename happened) or back (it did not), and deletes temp files.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import uuid
@@ -37,7 +38,14 @@ from ticklake.lake.manifest import Manifest, sha256_file
 #: an OSError (injected I/O failure) or to ``os._exit`` (crash) at a chosen step.
 FAULT_HOOK: Callable[[str], None] | None = None
 
-STEPS: tuple[str, ...] = ("write_temp", "fsync_temp", "pending", "replace_data", "fsync_dir", "manifest")
+STEPS: tuple[str, ...] = (
+    "write_temp",
+    "fsync_temp",
+    "pending",
+    "replace_data",
+    "fsync_dir",
+    "manifest",
+)
 
 
 def _step(name: str) -> None:
@@ -148,10 +156,8 @@ def commit_partition(
         if not replaced:
             # Roll back: the old data file and manifest are untouched.
             for leftover in (tmp, ref.pending_manifest_path):
-                try:
+                with contextlib.suppress(FileNotFoundError):
                     leftover.unlink()
-                except FileNotFoundError:
-                    pass
             raise CommitError(
                 f"writing partition {ref.relative} failed at step {step!r}: {_describe(exc)}. "
                 "Nothing was changed; the previous data is intact.",

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
@@ -39,6 +39,9 @@ from ticklake.lake.layout import (
 from ticklake.lake.locking import file_lock
 from ticklake.lake.manifest import DatasetInfo, Lineage, Manifest, SourceRef
 from ticklake.schemas import DatasetSchema, get_schema
+
+if TYPE_CHECKING:
+    from ticklake.lake.sql import QueryResult
 
 FrameLike = Any  # polars / pandas / pyarrow frame
 
@@ -164,9 +167,7 @@ class Lake:
         return self.root / check_layer(layer) / check_dataset_name(dataset)
 
     def layers_of(self, dataset: str) -> list[str]:
-        return [
-            layer for layer in LAYERS if (self.root / layer / dataset / DATASET_FILE).is_file()
-        ]
+        return [layer for layer in LAYERS if (self.root / layer / dataset / DATASET_FILE).is_file()]
 
     def resolve(self, dataset: str, layer: str | None = None) -> tuple[str, str]:
         """Return ``(layer, name)`` for ``"name"``, ``"layer.name"`` or an explicit layer."""
@@ -235,7 +236,7 @@ class Lake:
             info = DatasetInfo(
                 layer=layer,
                 name=dataset,
-                schema=resolved.to_dict(),
+                schema_=resolved.to_dict(),
                 timezone=tz,
                 day_offset=day_offset,
                 ticklake_version=__version__,
@@ -478,11 +479,11 @@ class Lake:
         """Append a completed ingest (after all its partitions committed)."""
         path = self._dataset_dir(layer, dataset) / SOURCES_FILE
         lock = self.root / LOCK_DIR / layer / dataset / "_sources.lock"
-        with file_lock(lock, self.settings.lake.lock_timeout_seconds, f"{layer}.{dataset}"):
-            with path.open("a") as fh:
-                fh.write(json.dumps(record, sort_keys=True) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+        timeout = self.settings.lake.lock_timeout_seconds
+        with file_lock(lock, timeout, f"{layer}.{dataset}"), path.open("a") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
 
     # -------------------------------------------------------------- SQL, admin
     def sql(self, query: str) -> pl.DataFrame:
@@ -491,7 +492,7 @@ class Lake:
 
         return run_sql(self, query)
 
-    def query_untrusted(self, query: str) -> pl.DataFrame:
+    def query_untrusted(self, query: str) -> QueryResult:
         """Run untrusted SQL through the locked, read-only path."""
         from ticklake.lake.sql import run_untrusted_sql
 
@@ -535,7 +536,9 @@ def _order(dschema: DatasetSchema) -> list[str]:
     return [*dschema.sort, *[k for k in dschema.key if k not in dschema.sort]]
 
 
-def _dedupe_input(data: pl.DataFrame, dschema: DatasetSchema, where: str) -> tuple[pl.DataFrame, int]:
+def _dedupe_input(
+    data: pl.DataFrame, dschema: DatasetSchema, where: str
+) -> tuple[pl.DataFrame, int]:
     key = list(dschema.key)
     distinct = data.unique(maintain_order=True)
     dropped = data.height - distinct.height
@@ -550,7 +553,9 @@ def _dedupe_input(data: pl.DataFrame, dschema: DatasetSchema, where: str) -> tup
     return distinct, dropped
 
 
-def _merge(existing: pl.DataFrame | None, new: pl.DataFrame, dschema: DatasetSchema) -> pl.DataFrame:
+def _merge(
+    existing: pl.DataFrame | None, new: pl.DataFrame, dschema: DatasetSchema
+) -> pl.DataFrame:
     if existing is None:
         merged = new
     else:

@@ -67,7 +67,7 @@ class VerifyReport:
 
 
 def _dataset_dirs(lake: Lake) -> list[tuple[str, Path]]:
-    out = []
+    out: list[tuple[str, Path]] = []
     for layer in LAYERS:
         base = lake.root / layer
         if base.is_dir():

@@ -25,8 +25,8 @@ import duckdb
 import polars as pl
 
 from ticklake.errors import QueryError, QueryRejectedError, QueryTimeoutError
-from ticklake.lake.layout import DATA_FILE
 from ticklake.lake.lake import Lake
+from ticklake.lake.layout import DATA_FILE
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 
@@ -73,9 +73,8 @@ def view_statements(lake: Lake, *, relative: bool) -> list[str]:
         qualified = f"{_quote_ident(info.layer)}.{_quote_ident(info.name)}"
         statements.append(f"CREATE OR REPLACE VIEW {qualified} AS {body}")
         if counts[info.name] == 1:
-            statements.append(
-                f"CREATE OR REPLACE VIEW main.{_quote_ident(info.name)} AS SELECT * FROM {qualified}"
-            )
+            bare = f"main.{_quote_ident(info.name)}"
+            statements.append(f"CREATE OR REPLACE VIEW {bare} AS SELECT * FROM {qualified}")
     return statements
 
 

@@ -47,4 +47,11 @@ def get_schema(name: str) -> DatasetSchema:
     )
 
 
-__all__ = ["TIMESTAMP", "Column", "DatasetSchema", "get_schema", "schema_from_frame", "schema_names"]
+__all__ = [
+    "TIMESTAMP",
+    "Column",
+    "DatasetSchema",
+    "get_schema",
+    "schema_from_frame",
+    "schema_names",
+]

@@ -233,12 +233,12 @@ class DatasetSchema:
             nulls = out.select(pl.col(required).null_count()).row(0, named=True)
             bad = {k: v for k, v in nulls.items() if v}
             if bad:
-                col, count = next(iter(bad.items()))
+                name, count = next(iter(bad.items()))
                 raise SchemaMismatchError(
-                    f"{source}: required column {col!r} has {count} null value(s); "
+                    f"{source}: required column {name!r} has {count} null value(s); "
                     "fill them or route those rows to quarantine before writing.",
                     source=source,
-                    column=col,
+                    column=name,
                     nulls=bad,
                 )
         return out

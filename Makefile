@@ -1,0 +1,52 @@
+# ticklake developer targets. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+UV     := $(VENV)/bin/uv
+
+.DEFAULT_GOAL := help
+.PHONY: help venv install install-dev system-deps demo test lint typecheck unit doctest bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(UV): | $(PY)
+	$(PY) -m pip install -q --upgrade pip uv
+
+venv: $(UV) ## create the virtual environment (.venv) with uv inside
+
+install: $(UV) ## install ticklake (runtime only) into .venv
+	$(UV) pip install -q --python $(PY) -e .
+
+install-dev: $(UV) ## install ticklake with every extra the tests need
+	$(UV) pip install -q --python $(PY) -e '.[dev]'
+
+system-deps: ## apt packages the tests need (none yet; later issues add servers/browsers)
+	@true
+
+demo: install ## install and run `ticklake demo`
+	$(VENV)/bin/ticklake demo --dir demo-lake
+
+lint: ## ruff lint + format check
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: ## mypy on the package
+	$(VENV)/bin/mypy
+
+doctest: ## doctests in the package
+	$(VENV)/bin/pytest -q --doctest-modules src/ticklake
+
+unit: ## the test suite
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile tests
+
+test: system-deps install-dev lint typecheck doctest unit ## install everything and run lint, types and all tests
+
+bench: install-dev ## run the benchmarks (prints tables; not part of `make test`)
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f; done
+
+clean: ## remove build and test artefacts
+	rm -rf .pytest_cache .mypy_cache .ruff_cache demo-lake build dist

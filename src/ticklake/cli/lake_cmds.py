@@ -1,0 +1,250 @@
+"""``ticklake init | status | query`` and the ``ticklake lake ...`` maintenance group."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import typer
+from rich.table import Table
+
+from ticklake.cli._common import (
+    LakeOption,
+    console,
+    get_lake,
+    handle_errors,
+    human_bytes,
+)
+from ticklake.lake import init_lake
+from ticklake.lake.lake import default_lake_path
+from ticklake.lake.layout import QUARANTINE_DIR
+
+lake_app = typer.Typer(help="Inspect and maintain the lake's files.", no_args_is_help=True)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    parquet = "parquet"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("init")(init_cmd)
+    app.command("status")(status_cmd)
+    app.command("query")(query_cmd)
+    app.add_typer(lake_app, name="lake")
+
+
+@handle_errors
+def init_cmd(
+    path: Annotated[Path | None, typer.Argument(help="Directory for the new lake.")] = None,
+) -> None:
+    """Create a lake: a directory with ticklake.toml and the bronze/silver/gold layers."""
+    target = path or default_lake_path()
+    lake = init_lake(target)
+    console.print(f"created lake at [bold]{lake.root}[/] (settings: {lake.root / 'ticklake.toml'})")
+
+
+def _fmt_ts(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+@handle_errors
+def status_cmd(lake_path: LakeOption = None) -> None:
+    """Show datasets, partitions, rows, bytes, date range and last write."""
+    lake = get_lake(lake_path)
+    table = Table(title=f"lake {lake.root}", title_justify="left")
+    for col, justify in (
+        ("dataset", "left"),
+        ("schema", "left"),
+        ("time zone", "left"),
+        ("days", "right"),
+        ("rows", "right"),
+        ("size", "right"),
+        ("first day", "left"),
+        ("last day", "left"),
+        ("last write (UTC)", "left"),
+    ):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    infos = lake.datasets()
+    for info in infos:
+        parts = lake.partitions(info.name, layer=info.layer)
+        rows = sum(p.rows for p in parts)
+        size = sum(p.bytes for p in parts)
+        last = max((p.manifest.written_at for p in parts if p.manifest), default="-")
+        table.add_row(
+            f"{info.layer}.{info.name}",
+            info.dataset_schema.name,
+            info.timezone,
+            str(len(parts)),
+            f"{rows:,}",
+            human_bytes(size),
+            str(parts[0].date) if parts else "-",
+            str(parts[-1].date) if parts else "-",
+            last.replace("T", " ")[:19],
+        )
+    if not infos:
+        console.print(
+            f"lake {lake.root} is empty: ingest data with `ticklake ingest` or run `ticklake demo`."
+        )
+        return
+    console.print(table)
+    quarantine = lake.root / QUARANTINE_DIR
+    if quarantine.is_dir():
+        days = sorted(p.relative_to(quarantine) for p in quarantine.glob("*/date=*"))
+        if days:
+            console.print(
+                f"quarantine: {len(days)} dataset-day(s) hold rejected rows: "
+                + ", ".join(str(d) for d in days[:10])
+                + (" ..." if len(days) > 10 else "")
+            )
+
+
+def _print_frame(frame: pl.DataFrame, fmt: OutputFormat, output: Path | None) -> None:
+    if fmt is OutputFormat.parquet:
+        if output is None:
+            raise typer.BadParameter("--format parquet needs --output FILE")
+        frame.write_parquet(output)
+        console.print(f"wrote {frame.height:,} rows to {output}")
+        return
+    if fmt is OutputFormat.csv:
+        text = frame.write_csv()
+    elif fmt is OutputFormat.json:
+        text = json.dumps(frame.to_dicts(), default=str, indent=1)
+    else:
+        with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=40, tbl_width_chars=200):
+            text = str(frame)
+    if output is not None:
+        output.write_text(text)
+        console.print(f"wrote {frame.height:,} rows to {output}")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@handle_errors
+def query_cmd(
+    sql: Annotated[str, typer.Argument(help="SQL over views like bronze.trades, silver.bars_1m.")],
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to a file.")] = None,
+    untrusted: Annotated[
+        bool, typer.Option(help="Use the locked read-only path (one SELECT, row cap, timeout).")
+    ] = False,
+    lake_path: LakeOption = None,
+) -> None:
+    """Run DuckDB SQL over every dataset of the lake."""
+    lake = get_lake(lake_path)
+    if untrusted:
+        result = lake.query_untrusted(sql)
+        frame = result.frame
+        if result.truncated:
+            console.print(f"[yellow]result truncated to {frame.height:,} rows (query.max_rows)[/]")
+    else:
+        frame = lake.sql(sql)
+    _print_frame(frame, fmt, output)
+
+
+@lake_app.command("tables")
+@handle_errors
+def tables_cmd(lake_path: LakeOption = None) -> None:
+    """List the SQL views (one per dataset) with their columns."""
+    lake = get_lake(lake_path)
+    table = Table("view", "schema", "columns")
+    for info in lake.datasets():
+        cols = info.dataset_schema.column_names
+        table.add_row(f"{info.layer}.{info.name}", info.dataset_schema.name, ", ".join(cols))
+    console.print(table)
+
+
+@lake_app.command("describe")
+@handle_errors
+def describe_cmd(dataset: str, lake_path: LakeOption = None) -> None:
+    """Show a dataset's schema, key, sort order, time zone and partitions."""
+    lake = get_lake(lake_path)
+    info = lake.dataset_info(dataset)
+    schema = info.dataset_schema
+    console.print(
+        f"[bold]{info.layer}.{info.name}[/]  schema {schema.name} "
+        f"({schema.fingerprint()}), time zone {info.timezone}"
+        + (f", trading day offset {info.day_offset}" if info.day_offset else "")
+    )
+    console.print(f"key: {', '.join(schema.key)}   sort: {', '.join(schema.sort)}")
+    cols = Table("column", "type", "null", "description")
+    for col in schema.columns:
+        cols.add_row(col.name, col.type, "yes" if col.nullable else "no", col.description)
+    console.print(cols)
+    parts = lake.partitions(info.name, layer=info.layer)
+    table = Table("date", "rows", "size", "first ts (UTC)", "last ts (UTC)", "sha256")
+    for part in parts:
+        m = part.manifest
+        table.add_row(
+            str(part.date),
+            f"{part.rows:,}",
+            human_bytes(part.bytes),
+            _fmt_ts(m.min_ts_ns if m else None),
+            _fmt_ts(m.max_ts_ns if m else None),
+            (m.file_sha256[:12] + "…") if m else "[red]no manifest[/]",
+        )
+    console.print(table)
+
+
+@lake_app.command("verify")
+@handle_errors
+def verify_cmd(
+    repair: Annotated[
+        bool, typer.Option(help="Finish/undo interrupted commits, rebuild manifests.")
+    ] = False,
+    lake_path: LakeOption = None,
+) -> None:
+    """Recompute every file hash; find torn, orphan, stray and mismatched files."""
+    lake = get_lake(lake_path)
+    report = lake.verify(repair=repair)
+    for line in report.repaired:
+        console.print(f"[green]repaired[/] {line}")
+    if report.ok:
+        console.print(
+            f"[green]ok[/]: {report.partitions_checked} partitions, "
+            f"{human_bytes(report.bytes_hashed)} hashed, no problems"
+        )
+        return
+    table = Table("problem", "path", "detail")
+    for problem in report.problems:
+        table.add_row(problem.kind, problem.path, problem.detail)
+    console.print(table)
+    console.print(
+        f"[red]{len(report.problems)} problem(s)[/] in {report.partitions_checked} "
+        "partitions" + ("" if repair else "; `--repair` fixes interrupted commits")
+    )
+    raise typer.Exit(7)
+
+
+@lake_app.command("vacuum")
+@handle_errors
+def vacuum_cmd(lake_path: LakeOption = None) -> None:
+    """Remove orphan temp files and empty partition directories (never a live write's)."""
+    lake = get_lake(lake_path)
+    actions = lake.vacuum()
+    for line in actions:
+        console.print(line)
+    console.print(f"vacuum done: {len(actions)} action(s)")
+
+
+@lake_app.command("views")
+@handle_errors
+def views_cmd(lake_path: LakeOption = None) -> None:
+    """(Re)build warehouse.duckdb: one view per dataset, paths relative to the lake."""
+    from ticklake.lake.sql import refresh_warehouse
+
+    lake = get_lake(lake_path)
+    path = refresh_warehouse(lake)
+    console.print(
+        f"wrote {path} with {len(lake.datasets())} dataset view(s); open it with "
+        f"duckdb and `SET file_search_path='{lake.root}'` (moved lake: the new path)"
+    )

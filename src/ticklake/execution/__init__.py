@@ -1,0 +1,57 @@
+"""Executors: run ``task(item)`` over items serially, in processes, or on Ray.
+
+One small interface, ``Executor.map(task, items, on_result=None) -> list`` (results in
+item order), so every heavy step runs the same way everywhere. Tasks are pure
+module-level functions of picklable items returning small summaries; they write
+their outputs through the lake's atomic commits, so stopping a run midway leaves
+nothing partial.
+
+Examples:
+    >>> get_executor("serial").map(abs, [-1, 2, -3])
+    [1, 2, 3]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from ticklake.errors import ConfigError
+from ticklake.execution.local import ProcessExecutor, SerialExecutor
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+EXECUTORS = ("serial", "process", "ray")
+
+
+class Executor(Protocol):
+    name: str
+
+    def map(
+        self,
+        task: Callable[[Any], Any],
+        items: Sequence[Any],
+        on_result: Callable[[int, Any], None] | None = None,
+    ) -> list[Any]: ...
+
+
+def get_executor(
+    name: str = "serial", *, workers: int | None = None, fresh_worker_per_task: bool = True
+) -> Executor:
+    """Return the executor called ``name`` (``serial``, ``process`` or ``ray``)."""
+    if name == "serial":
+        return SerialExecutor()
+    if name == "process":
+        return ProcessExecutor(workers=workers, fresh_worker_per_task=fresh_worker_per_task)
+    if name == "ray":
+        raise ConfigError(
+            "the 'ray' executor arrives with the backtest engine; use 'serial' or 'process'",
+            executor=name,
+        )
+    raise ConfigError(
+        f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}", executor=name
+    )
+
+
+__all__ = ["EXECUTORS", "Executor", "ProcessExecutor", "SerialExecutor", "get_executor"]
