@@ -71,6 +71,10 @@ class Reader:
     description: ClassVar[str]
     #: file name suffixes it accepts (after stripping .gz / .zst)
     suffixes: ClassVar[tuple[str, ...]] = ()
+    #: exchange time zone of a new dataset (its partitions are trading days there)
+    exchange_timezone: ClassVar[str] = "UTC"
+    #: shift added to local time before taking the trading date (e.g. "7h" for CME)
+    day_offset: ClassVar[str | None] = None
 
     def schema_for(self, options: ReaderOptions) -> str:
         return self.schema
