@@ -20,9 +20,9 @@ from pathlib import Path
 import polars as pl
 
 from ticklake.ingest.readers.base import Batch, Reader, ReaderOptions, register_reader
-from ticklake.ingest.readers.tardis import Check, field, read_csv_batches, read_header
+from ticklake.ingest.readers.tardis import Check, descale, field, read_csv_batches, read_header
 
-PRICE_SCALE = 1_000_000_000
+PRICE_DIGITS = 9  # fixed-point prices are value x 10**9
 #: Databento's UNDEF_PRICE (i64 max): "no price", e.g. on a clear (R) record.
 UNDEFINED_PRICE = "9223372036854775807"
 #: Databento action codes -> canonical l3 actions. 'N' (no action, a flags-only
@@ -43,13 +43,11 @@ PUBLISHER_VENUES = {1: "GLBX"}
 def _price(raw: pl.Expr) -> pl.Expr:
     fixed = raw.cast(pl.Int64, strict=False)
     decimal = raw.cast(pl.Float64, strict=False)
-    # int64 -> float64 is exact below 2**53 (9e6 in price units at 1e-9), so one
-    # correctly rounded division gives the float nearest to the decimal price.
     return (
         pl.when((raw == UNDEFINED_PRICE) | (raw == ""))
         .then(None)
         .when(fixed.is_not_null())
-        .then(fixed / PRICE_SCALE)
+        .then(descale(fixed, PRICE_DIGITS))
         .when(raw.str.contains(r"^-?\d+\.\d*$"))
         .then(decimal)
     )

@@ -37,7 +37,7 @@ from ticklake.ingest.readers.base import (
     iter_text_chunks,
     register_reader,
 )
-from ticklake.ingest.readers.tardis import Check, field, reject_unparsed, split_fields
+from ticklake.ingest.readers.tardis import Check, descale, field, reject_unparsed, split_fields
 from ticklake.schemas import get_schema
 
 DEFAULT_TIMEZONE = "America/New_York"
@@ -46,7 +46,7 @@ DEFAULT_MAX_MEMBER_BYTES = 4 * 1024**3
 DEFAULT_MAX_COMPRESSION_RATIO = 200.0
 #: Default depth for ``lobster_book`` when ``extra["levels"]`` is not given.
 DEFAULT_BOOK_LEVELS = 10
-PRICE_SCALE = 10_000
+PRICE_DIGITS = 4  # prices are USD x 10**4
 #: Prices LOBSTER writes into unoccupied levels (size 0): "no level".
 DUMMY_PRICES = (9_999_999_999, -9_999_999_999)
 VENUE = "XNAS"
@@ -257,7 +257,7 @@ def _parse_messages(
         order_id.alias("_order_id"),
         pl.when(order_id != 0).then(order_id).alias("order_id"),
         # A halt message's "price" is the halt state (-1 halt, 0 quoting, 1 resume).
-        pl.when(~is_halt).then(price_units / PRICE_SCALE).alias("price"),
+        pl.when(~is_halt).then(descale(price_units, PRICE_DIGITS)).alias("price"),
         pl.when(is_halt).then(price_units).cast(pl.Int32).alias("flags"),
         price_units.alias("_price_units"),
         field("size").cast(pl.Float64, strict=False).alias("size"),
@@ -355,7 +355,7 @@ def _parse_book(
             empty = price.is_in(DUMMY_PRICES)
             exprs += [
                 price.alias(f"_{side}_price_units_{i}"),
-                pl.when(~empty).then(price / PRICE_SCALE).alias(f"{side}_price_{i}"),
+                pl.when(~empty).then(descale(price, PRICE_DIGITS)).alias(f"{side}_price_{i}"),
                 size.alias(f"_{side}_size_parsed_{i}"),
                 pl.when(~empty).then(size).alias(f"{side}_size_{i}"),
             ]

@@ -185,6 +185,30 @@ def number(name: str) -> pl.Expr:
     return field(name).cast(pl.Float64, strict=False)
 
 
+def descale(units: pl.Expr, digits: int) -> pl.Expr:
+    """Turn integer fixed-point ``units`` (value × 10**digits) into the nearest float64.
+
+    Polars divides by a scalar through its reciprocal (5804300 / 10000 gives
+    580.4300000000001), so the decimal point is placed in the digits and the text
+    parsed, which rounds correctly.
+
+    Examples:
+        >>> pl.select(descale(pl.lit(5804300), 4)).item()
+        580.43
+        >>> pl.select(descale(pl.lit(-12345), 9)).item()
+        -1.2345e-05
+    """
+    text = units.cast(pl.String)
+    negative = text.str.starts_with("-")
+    body = text.str.strip_prefix("-").str.zfill(digits + 1)
+    return pl.concat_str(
+        pl.when(negative).then(pl.lit("-")).otherwise(pl.lit("")),
+        body.str.slice(0, body.str.len_chars() - digits),
+        pl.lit("."),
+        body.str.slice(-digits),
+    ).cast(pl.Float64)
+
+
 def _epoch_microseconds(name: str) -> pl.Expr:
     return field(name).cast(pl.Int64, strict=False) * _MICROSECONDS_TO_NANOSECONDS
 
