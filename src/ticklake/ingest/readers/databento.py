@@ -69,6 +69,10 @@ class DatabentoMboReader(Reader):
         "publisher_id (1 -> GLBX)."
     )
     suffixes = (".csv",)
+    # The publishers mapped so far are CME Globex (GLBX.MDP3): its trading day starts
+    # at 17:00 Chicago time on the previous calendar day.
+    exchange_timezone = "America/Chicago"
+    day_offset = "7h"
 
     def read(self, path: Path, options: ReaderOptions) -> Iterator[Batch]:
         has_symbol = "symbol" in read_header(path)

@@ -295,6 +295,7 @@ class LobsterMessagesReader(Reader):
         "venue XNAS. Zip members are size- and ratio-checked and name-validated."
     )
     suffixes = (".zip", ".csv")
+    exchange_timezone = DEFAULT_TIMEZONE
 
     def read(self, path: Path, options: ReaderOptions) -> Iterator[Batch]:
         schema = get_schema(self.schema)
@@ -399,6 +400,7 @@ class LobsterBookReader(Reader):
         "(default 10) and must match the file's _orderbook_N name (detect_book_levels)."
     )
     suffixes = (".zip", ".csv")
+    exchange_timezone = DEFAULT_TIMEZONE
 
     def schema_for(self, options: ReaderOptions) -> str:
         return f"l2_{_requested_levels(options)}"
