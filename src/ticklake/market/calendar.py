@@ -132,7 +132,8 @@ def expiries(
     """List expiry dates of ``underlying`` from ``start`` to ``end`` (both included).
 
     ``kind="monthly"`` lists the monthly expiries; ``kind="weekly"`` lists one expiry per
-    week while weekly contracts exist, the monthly expiry standing in for its week.
+    week while weekly contracts exist, the monthly expiry standing in for its week, and
+    nothing for weeks without weekly contracts.
     """
     if kind not in ("weekly", "monthly"):
         raise ConfigError(f"expiry kind must be 'weekly' or 'monthly', not {kind!r}", kind=kind)
@@ -152,14 +153,14 @@ def expiries(
     out: list[date] = []
     monday = _monday(start)
     while monday <= scan_end:
-        if monday in monthly_weeks:
-            out.append(by_monday[monday])
-        else:
-            # A week that starts before `start` takes the rules of `start` (the rules
-            # file may begin mid-week).
-            in_force = max(monday, start)
-            weekday = market_rules(underlying, in_force, rules_path).weekly_expiry_weekday
-            if weekday is not None:
+        # A week that starts before `start` takes the rules of `start` (the rules
+        # file may begin mid-week).
+        in_force = max(monday, start)
+        weekday = market_rules(underlying, in_force, rules_path).weekly_expiry_weekday
+        if weekday is not None:
+            if monday in monthly_weeks:
+                out.append(by_monday[monday])
+            else:
                 out.append(previous_trading_day(monday + timedelta(days=weekday)))
         monday += timedelta(days=7)
     return sorted({d for d in out if start <= d <= end})
