@@ -504,7 +504,7 @@ def apply_mapping(frame: Any, mapping: Mapping, *, source: str, first_row: int =
         else:
             value = _number_expr(src, dtype, target.polars_type)
             if mapping.price_scale is not None and name in price_columns:
-                value = value / mapping.price_scale
+                value = _descale(value, mapping.price_scale)
         values[name] = value
         check(name, value, pl.col(column), f"source column {column!r}")
 
@@ -533,19 +533,37 @@ def apply_mapping(frame: Any, mapping: Mapping, *, source: str, first_row: int =
         check("ts_end", values["ts_end"], None, "")
 
     reason = pl.coalesce(reasons) if reasons else pl.lit(None, dtype=pl.String)
-    evaluated = frame.with_columns(row_number.alias("__source_row"), reason.alias("__reason"))
-    bad = evaluated.filter(pl.col("__reason").is_not_null())
+    # Evaluate on the whole frame, then filter: row numbers must count every source row.
+    mapped = frame.select(
+        *[expr.alias(name) for name, expr in values.items()],
+        reason.alias("__reason"),
+        row_number.alias("__source_row"),
+    )
+    failed = mapped["__reason"].is_not_null()
     shown = [c for c in frame.columns if _renderable(frame.schema[c])]
-    rejected = bad.select(
-        pl.col("__source_row").alias("source_row"),
+    raw = frame.filter(failed).select(
         pl.concat_str([_shown(c) for c in shown], separator=mapping.csv.separator).alias("raw")
         if shown
-        else pl.lit("").alias("raw"),
-        pl.col("__reason").alias("reason"),
+        else pl.lit("").alias("raw")
     )
-    good = frame.filter(evaluated["__reason"].is_null())
-    out = good.select([expr.alias(name) for name, expr in values.items()])
+    bad = mapped.filter(failed)
+    rejected = pl.DataFrame(
+        {"source_row": bad["__source_row"], "raw": raw["raw"], "reason": bad["__reason"]}
+    )
+    out = mapped.filter(~failed).drop("__reason", "__source_row")
     return Batch(frame=schema.conform(out, source=source), rejected=rejected)
+
+
+def _descale(value: pl.Expr, scale: float) -> pl.Expr:
+    """Divide by ``scale`` element by element, correctly rounded.
+
+    Polars turns division by a scalar into multiplication by its reciprocal, which
+    gives 185.70000000000002 for 1857000 / 10000; numpy divides exactly.
+    """
+    divided = value.fill_null(0.0).map_batches(
+        lambda s: pl.Series(s.name, s.to_numpy() / scale), return_dtype=pl.Float64
+    )
+    return pl.when(value.is_null()).then(None).otherwise(divided)
 
 
 def _value_dtype(table: dict[str, Any]) -> pl.DataType:
