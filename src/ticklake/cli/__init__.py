@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ticklake._version import __version__
-from ticklake.cli import lake_cmds
+from ticklake.cli import ingest_cmds, lake_cmds
 from ticklake.cli._common import console, handle_errors, setup_logging, state
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ def root(
 
 
 lake_cmds.register(app)
+ingest_cmds.register(app)
 
 
 @app.command("demo")

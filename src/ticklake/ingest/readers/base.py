@@ -23,7 +23,7 @@ import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, cast
 
 import polars as pl
 
@@ -79,6 +79,14 @@ class Reader:
     def schema_for(self, options: ReaderOptions) -> str:
         return self.schema
 
+    def prepare(self, first_path: Path, options: ReaderOptions) -> ReaderOptions:
+        """Fill options the file itself determines (e.g. book depth) before a run.
+
+        The pipeline calls this once with the first input file, before it creates the
+        dataset, so ``schema_for`` sees the detected values.
+        """
+        return options
+
     def read(self, path: Path, options: ReaderOptions) -> Iterator[Batch]:
         raise NotImplementedError
 
@@ -125,7 +133,7 @@ def open_source(path: Path) -> IO[bytes]:
     path = Path(path)
     try:
         if path.suffix == ".gz":
-            return gzip.open(path, "rb")
+            return cast(IO[bytes], gzip.open(path, "rb"))
         if path.suffix == ".zst":
             import zstandard
 
@@ -151,7 +159,7 @@ def read_source_bytes(path: Path) -> bytes:
 def iter_text_chunks(path: Path, lines_per_chunk: int) -> Iterator[tuple[int, bytes]]:
     """Yield ``(first_line_number, bytes)`` chunks of whole lines (1-based numbers)."""
     with open_source(path) as raw:
-        fh = io.BufferedReader(raw) if not isinstance(raw, io.BufferedReader) else raw  # type: ignore[arg-type]
+        fh = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
         line_no = 1
         while True:
             try:

@@ -23,6 +23,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
@@ -401,6 +402,12 @@ class LobsterBookReader(Reader):
     )
     suffixes = (".zip", ".csv")
     exchange_timezone = DEFAULT_TIMEZONE
+
+    def prepare(self, first_path: Path, options: ReaderOptions) -> ReaderOptions:
+        if "levels" in options.extra:
+            return options
+        levels = detect_book_levels(first_path)
+        return replace(options, extra={**options.extra, "levels": levels})
 
     def schema_for(self, options: ReaderOptions) -> str:
         return f"l2_{_requested_levels(options)}"

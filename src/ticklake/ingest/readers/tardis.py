@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -378,6 +379,12 @@ class TardisBookSnapshotReader(Reader):
         "mismatch (detect_snapshot_levels(path) reads N from a file). seq is the line number."
     )
     suffixes = (".csv",)
+
+    def prepare(self, first_path: Path, options: ReaderOptions) -> ReaderOptions:
+        if "levels" in options.extra:
+            return options
+        levels = detect_snapshot_levels(first_path)
+        return replace(options, extra={**options.extra, "levels": levels})
 
     def schema_for(self, options: ReaderOptions) -> str:
         return f"l2_{_requested_levels(options)}"

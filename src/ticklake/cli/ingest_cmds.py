@@ -1,0 +1,152 @@
+"""``ticklake ingest FORMAT PATH... --dataset NAME`` and ``ticklake generate ...``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ticklake.cli._common import LakeOption, console, get_lake, handle_errors
+from ticklake.errors import IngestError
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest_cmd)
+
+
+def _formats_table() -> Table:
+    from ticklake.ingest.readers import get_reader, reader_names
+
+    table = Table("format", "schema", "time zone", "reads", "description", show_lines=True)
+    for name in reader_names():
+        reader = get_reader(name)
+        table.add_row(
+            name,
+            reader.schema,
+            reader.exchange_timezone + (f" (+{reader.day_offset})" if reader.day_offset else ""),
+            ", ".join(reader.suffixes) or "any",
+            reader.description,
+        )
+    return table
+
+
+@handle_errors
+def ingest_cmd(
+    fmt: Annotated[
+        str | None, typer.Argument(metavar="FORMAT", help="Reader name (see --list-formats).")
+    ] = None,
+    paths: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="PATH...", help="Files, directories, globs, .gz/.zst/.zip."),
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Target dataset name.")
+    ] = None,
+    layer: Annotated[str, typer.Option(help="Target layer.")] = "bronze",
+    mapping: Annotated[
+        Path | None, typer.Option(help="YAML mapping for the generic csv/jsonl/parquet/arrow.")
+    ] = None,
+    infer: Annotated[
+        bool, typer.Option("--infer", help="Print a proposed mapping for PATH and stop.")
+    ] = False,
+    schema: Annotated[
+        str | None, typer.Option(help="Canonical schema for --infer (e.g. trades).")
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(help="Exchange time zone of a new dataset (default: the reader's)."),
+    ] = None,
+    instrument: Annotated[str | None, typer.Option(help="Symbol for files without one.")] = None,
+    keep_all_columns: Annotated[
+        bool, typer.Option("--keep-all-columns", help="Keep every vendor field (options).")
+    ] = False,
+    levels: Annotated[
+        int | None, typer.Option(help="Book depth for L2 snapshot formats (default: detect).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Re-read sources already ingested.")] = False,
+    executor: Annotated[
+        str | None, typer.Option(help="serial | process (default: lake setting).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    batch_rows: Annotated[
+        int, typer.Option(help="Rows per read batch (memory bound).")
+    ] = 1_000_000,
+    list_formats: Annotated[
+        bool, typer.Option("--list-formats", help="List the formats and exit.")
+    ] = False,
+    lake_path: LakeOption = None,
+) -> None:
+    """Ingest vendor files into a day-partitioned dataset (atomic, idempotent, quarantined)."""
+    if list_formats or fmt is None:
+        console.print(_formats_table())
+        return
+    if infer:
+        from ticklake.ingest.mapping import infer_mapping, render_yaml
+
+        if not paths:
+            raise IngestError("--infer needs a PATH to look at")
+        console.print(render_yaml(infer_mapping(paths[0], schema)), highlight=False, markup=False)
+        return
+    if not paths:
+        raise IngestError(f"give at least one PATH to ingest with format {fmt!r}")
+    if dataset is None:
+        raise IngestError("name the target dataset with --dataset NAME (e.g. --dataset trades)")
+    from ticklake.ingest.pipeline import ingest_files
+    from ticklake.ingest.readers import ReaderOptions
+
+    extra: dict[str, object] = {}
+    if mapping is not None:
+        extra["mapping"] = mapping
+    if levels is not None:
+        extra["levels"] = levels
+    options = ReaderOptions(
+        batch_rows=batch_rows,
+        timezone=None,
+        instrument=instrument,
+        keep_all_columns=keep_all_columns,
+        extra=extra,
+    )
+    lake = get_lake(lake_path)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=console,
+        disable=not console.is_terminal,
+    ) as prog:
+        tasks: dict[str, TaskID] = {}
+
+        def on_progress(phase: str, index: int, total: int, note: str) -> None:
+            if phase not in tasks:
+                label = "reading files" if phase == "read" else "committing days"
+                tasks[phase] = prog.add_task(label, total=total, note="")
+            prog.update(tasks[phase], advance=1, note=Path(note).name[:40])
+
+        summary = ingest_files(
+            lake,
+            fmt,
+            paths,
+            dataset,
+            layer=layer,
+            options=options,
+            timezone=timezone,
+            force=force,
+            executor=executor,
+            workers=workers,
+            progress=on_progress,
+        )
+    for failed in summary.failed:
+        console.print(f"[red]failed[/] {failed.error}", highlight=False)
+    console.print(summary.line(), highlight=False)
+    if summary.rows_quarantined:
+        console.print(
+            f"rejected rows are in {lake.root / 'quarantine' / dataset} with their reasons",
+            highlight=False,
+        )
+    if summary.failed:
+        raise typer.Exit(9)

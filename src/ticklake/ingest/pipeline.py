@@ -1,0 +1,552 @@
+"""The ingest pipeline: sources → canonical rows → checks → quarantine → day commits.
+
+Two phases, each a set of pure tasks run through an executor:
+
+1. **stage** (one task per source file, in parallel): hash the file (a file already
+   ingested is skipped), read it in bounded batches, run the row checks, and spool the
+   valid rows per trading day, and the rejected rows, as Parquet parts under
+   ``<lake>/_staging/<ingest_id>/``. A file that fails (corrupt, truncated, wrong
+   columns) is reported with its error and its parts are discarded: nothing of it is
+   committed, and it is not recorded, so fixing it and re-running ingests it.
+2. **commit** (one task per trading day, in parallel): read that day's parts from every
+   file, collapse identical duplicates, move conflicting rows for one key to the
+   quarantine (the first file in input order wins), and merge into the day's partition
+   in one atomic commit. Many files per day (option chains come as one file per
+   contract) therefore cost one commit per day, not one per file.
+
+Finally the quarantine parts are committed, each successful source is appended to the
+dataset's ``_sources.jsonl`` (after all its days committed: a crash before that simply
+means the file is ingested again, which merges without duplicates), and the staging
+directory is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ticklake.errors import IngestError, TicklakeError
+from ticklake.execution import get_executor
+from ticklake.ingest.readers.base import ReaderOptions, get_reader
+from ticklake.ingest.sources import SourceFile, expand_inputs
+from ticklake.ingest.validate import split_valid
+from ticklake.lake import Lake, open_lake
+from ticklake.lake.commit import write_parquet
+from ticklake.lake.lake import trading_day_expr
+from ticklake.lake.layout import QUARANTINE_DIR, partition_dirname
+from ticklake.lake.manifest import DatasetInfo, SourceRef, sha256_file, utc_now_iso
+
+STAGING_DIR = "_staging"
+QUARANTINE_COLUMNS = {
+    "source": pl.String(),
+    "source_row": pl.Int64(),
+    "raw": pl.String(),
+    "reason": pl.String(),
+    "ingest_id": pl.String(),
+}
+
+ProgressFn = Callable[[str, int, int, str], None]
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    """What to ingest where; picklable so tasks can run in other processes."""
+
+    lake_root: str
+    format: str
+    dataset: str
+    layer: str = "bronze"
+    options: ReaderOptions = field(default_factory=ReaderOptions)
+    force: bool = False
+    ingest_id: str = ""
+
+
+@dataclass
+class FileResult:
+    label: str
+    status: str  # "staged" | "skipped" | "failed"
+    sha256: str = ""
+    rows_read: int = 0
+    rows_valid: int = 0
+    rows_rejected: int = 0
+    days: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class DayResult:
+    day: str
+    rows_in: int
+    rows_before: int
+    rows_after: int
+    conflicts_quarantined: int
+    changed: bool
+
+
+@dataclass
+class IngestSummary:
+    """What an ingest run did; ``line()`` is the one-line summary the CLI prints."""
+
+    dataset: str
+    layer: str
+    ingest_id: str
+    files: list[FileResult] = field(default_factory=list)
+    days: list[DayResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "failed"]
+
+    @property
+    def skipped(self) -> list[FileResult]:
+        return [f for f in self.files if f.status == "skipped"]
+
+    @property
+    def rows_read(self) -> int:
+        return sum(f.rows_read for f in self.files)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(f.rows_rejected for f in self.files) + sum(
+            d.conflicts_quarantined for d in self.days
+        )
+
+    @property
+    def rows_committed(self) -> int:
+        return sum(d.rows_in - d.conflicts_quarantined for d in self.days)
+
+    @property
+    def rows_added(self) -> int:
+        return sum(d.rows_after - d.rows_before for d in self.days)
+
+    def line(self) -> str:
+        return (
+            f"ingest → {self.layer}.{self.dataset}: {len(self.files)} file(s) "
+            f"({len(self.skipped)} already ingested, {len(self.failed)} failed), "
+            f"{self.rows_read:,} rows read, {self.rows_committed:,} committed "
+            f"({self.rows_added:,} new), {self.rows_quarantined:,} quarantined, "
+            f"{len(self.days)} day(s) touched, {self.seconds:.1f} s"
+        )
+
+
+def _staging_root(lake_root: str, ingest_id: str) -> Path:
+    return Path(lake_root) / STAGING_DIR / ingest_id
+
+
+def _raw_text(frame: pl.DataFrame) -> pl.Series:
+    """Render rows as compact JSON text (for quarantine of already-parsed rows)."""
+    if frame.height == 0:
+        return pl.Series("raw", [], pl.String)
+    return pl.Series(
+        "raw", [json.dumps(row, default=str) for row in frame.iter_rows(named=True)], pl.String
+    )
+
+
+def _quarantine_frame(
+    source: str, ingest_id: str, source_row: pl.Series, raw: pl.Series, reason: pl.Series
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "source": pl.Series([source] * len(raw), dtype=pl.String),
+            "source_row": source_row.cast(pl.Int64),
+            "raw": raw.cast(pl.String),
+            "reason": reason.cast(pl.String),
+            "ingest_id": pl.Series([ingest_id] * len(raw), dtype=pl.String),
+        },
+        schema=QUARANTINE_COLUMNS,
+    )
+
+
+def stage_file(item: tuple[IngestRequest, int, SourceFile]) -> FileResult:
+    """Phase 1 task: read one source file and spool its rows per trading day."""
+    request, index, source = item
+    started = time.perf_counter()
+    result = FileResult(label=source.label, status="staged")
+    lake = open_lake(request.lake_root)
+    out = _staging_root(request.lake_root, request.ingest_id) / f"file-{index:06d}"
+    try:
+        result.sha256 = sha256_file(source.path)
+        if not request.force and result.sha256 in lake.ingested_sources(
+            request.dataset, request.layer
+        ):
+            result.status = "skipped"
+            return result
+        info = lake.dataset_info(request.dataset, request.layer)
+        dschema = info.dataset_schema
+        reader = get_reader(request.format)
+        days: set[str] = set()
+        for batch_no, batch in enumerate(reader.read(source.path, request.options)):
+            result.rows_read += batch.frame.height + batch.rejected.height
+            valid, rejected = split_valid(batch.frame, dschema)
+            result.rows_valid += valid.height
+            parts = []
+            if batch.rejected.height:
+                parts.append(
+                    _quarantine_frame(
+                        source.label,
+                        request.ingest_id,
+                        batch.rejected["source_row"],
+                        batch.rejected["raw"],
+                        batch.rejected["reason"],
+                    )
+                )
+            if rejected.height:
+                parts.append(
+                    _quarantine_frame(
+                        source.label,
+                        request.ingest_id,
+                        pl.Series([None] * rejected.height, dtype=pl.Int64),
+                        _raw_text(rejected.drop("reason")),
+                        rejected["reason"],
+                    )
+                )
+            for part in parts:
+                result.rows_rejected += part.height
+                qdir = out / "quarantine"
+                qdir.mkdir(parents=True, exist_ok=True)
+                part.write_parquet(
+                    qdir / f"part-{batch_no:06d}-{len(list(qdir.iterdir()))}.parquet"
+                )
+            if valid.height == 0:
+                continue
+            valid = valid.with_columns(trading_day_expr(dschema.ts_column, info).alias("__day"))
+            for (day,), rows in valid.partition_by("__day", as_dict=True).items():
+                ddir = out / partition_dirname(day)
+                ddir.mkdir(parents=True, exist_ok=True)
+                rows.drop("__day").write_parquet(ddir / f"part-{batch_no:06d}.parquet")
+                days.add(day.isoformat())
+        result.days = sorted(days)
+    except TicklakeError as exc:
+        result.status, result.error = "failed", str(exc)
+    except Exception as exc:  # any reader crash fails this file only, with its name
+        result.status = "failed"
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        result.error = f"{source.label}: could not be read: {detail}"
+    finally:
+        result.seconds = time.perf_counter() - started
+    if result.status == "failed":
+        shutil.rmtree(out, ignore_errors=True)
+    return result
+
+
+@dataclass(frozen=True)
+class DayTask:
+    request: IngestRequest
+    day: str
+    parts: tuple[str, ...]  # staged part files, in input-file order
+    sources: tuple[SourceRef, ...]
+
+
+def _resolve_conflicts(frame: pl.DataFrame, key: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Keep identical duplicates once; for different rows sharing a key keep the first."""
+    distinct = frame.unique(maintain_order=True)
+    dup = distinct.select(key).is_duplicated()
+    if not dup.any():
+        return distinct, distinct.head(0)
+    indexed = distinct.with_row_index("__i")
+    first = indexed.group_by(key, maintain_order=True).agg(pl.col("__i").first())["__i"]
+    keep_mask = indexed["__i"].is_in(first.implode())
+    kept = indexed.filter(keep_mask).drop("__i")
+    losers = indexed.filter(~keep_mask).drop("__i")
+    return kept, losers
+
+
+def commit_day(task: DayTask) -> DayResult:
+    """Phase 2 task: merge one trading day's staged rows into its partition."""
+    request = task.request
+    lake = open_lake(request.lake_root)
+    info = lake.dataset_info(request.dataset, request.layer)
+    dschema = info.dataset_schema
+    frame = pl.concat([pl.read_parquet(p) for p in task.parts], how="vertical")
+    kept, losers = _resolve_conflicts(frame, list(dschema.key))
+    if losers.height:
+        q = _quarantine_frame(
+            f"{request.dataset} ingest {request.ingest_id}",
+            request.ingest_id,
+            pl.Series([None] * losers.height, dtype=pl.Int64),
+            _raw_text(losers),
+            pl.Series(
+                [
+                    f"another row has the same key {tuple(dschema.key)} with different values "
+                    "(the row from the earlier input file was kept)"
+                ]
+                * losers.height
+            ),
+        )
+        _commit_quarantine(lake, request, task.day, q, "conflicts")
+    result = lake.write(request.dataset, kept, layer=request.layer, sources=task.sources)
+    before = sum(p.rows_before for p in result.partitions)
+    after = sum(p.rows_after for p in result.partitions)
+    return DayResult(
+        day=task.day,
+        rows_in=frame.height - (frame.height - frame.unique().height),
+        rows_before=before,
+        rows_after=after,
+        conflicts_quarantined=losers.height,
+        changed=any(p.changed for p in result.partitions),
+    )
+
+
+def _commit_quarantine(
+    lake: Lake, request: IngestRequest, day: str, frame: pl.DataFrame, label: str
+) -> Path:
+    directory = lake.root / QUARANTINE_DIR / request.dataset / f"date={day}"
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"{request.ingest_id}-{label}.parquet"
+    tmp = directory / f".tmp-{uuid.uuid4().hex}.tmp"
+    try:
+        write_parquet(frame.to_arrow(), tmp, row_group_rows=262_144, zstd_level=3)
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return final
+
+
+def _quarantine_day(frame: pl.DataFrame, info: DatasetInfo) -> pl.Series:
+    """Best-effort day for a rejected row (from a parseable ts in its raw JSON), else 'unknown'."""
+    return pl.Series(["unknown"] * frame.height)
+
+
+def ingest_files(
+    lake: Lake,
+    format: str,
+    inputs: Sequence[str | Path],
+    dataset: str,
+    *,
+    layer: str = "bronze",
+    options: ReaderOptions | None = None,
+    timezone: str | None = None,
+    force: bool = False,
+    executor: str | None = None,
+    workers: int | None = None,
+    progress: ProgressFn | None = None,
+) -> IngestSummary:
+    """Ingest files (paths, directories, globs, archives) of one format into a dataset."""
+    started = time.perf_counter()
+    reader = get_reader(format)
+    options = options or ReaderOptions()
+    ingest_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    staging = _staging_root(str(lake.root), ingest_id)
+    staging.mkdir(parents=True)
+    (staging / "owner.pid").write_text(str(os.getpid()))
+    summary = IngestSummary(dataset=dataset, layer=layer, ingest_id=ingest_id)
+    try:
+        sources = expand_inputs(
+            list(inputs),
+            suffixes=reader.suffixes,
+            reads_zip=".zip" in reader.suffixes,
+            staging=staging,
+        )
+        if not sources:
+            raise IngestError(
+                f"no input files for format {format!r} in {', '.join(map(str, inputs))} "
+                f"(it reads {', '.join(reader.suffixes) or 'any file'})",
+                format=format,
+            )
+        options = reader.prepare(sources[0].path, options)
+        lake.create_dataset(
+            dataset,
+            reader.schema_for(options),
+            layer=layer,
+            timezone=timezone or reader.exchange_timezone,
+            day_offset=reader.day_offset,
+        )
+        request = IngestRequest(
+            lake_root=str(lake.root),
+            format=format,
+            dataset=dataset,
+            layer=layer,
+            options=options,
+            force=force,
+            ingest_id=ingest_id,
+        )
+        run = get_executor(
+            executor or lake.settings.execution.executor,
+            workers=workers or lake.settings.execution.workers,
+            fresh_worker_per_task=False,
+        )
+        items = [(request, i, s) for i, s in enumerate(sources)]
+
+        def staged(index: int, result: FileResult) -> None:
+            if progress:
+                progress("read", index, len(items), result.label)
+
+        summary.files = run.map(stage_file, items, on_result=staged)
+
+        parts_by_day: dict[str, list[tuple[int, Path]]] = {}
+        sources_by_day: dict[str, list[SourceRef]] = {}
+        for index, result in enumerate(summary.files):
+            if result.status != "staged":
+                continue
+            fdir = staging / f"file-{index:06d}"
+            for day in result.days:
+                for part in sorted((fdir / f"date={day}").glob("part-*.parquet")):
+                    parts_by_day.setdefault(day, []).append((index, part))
+                sources_by_day.setdefault(day, []).append(
+                    SourceRef(path=result.label, sha256=result.sha256)
+                )
+        day_tasks = [
+            DayTask(
+                request,
+                day,
+                tuple(str(p) for _, p in sorted(parts, key=lambda x: (x[0], x[1].name))),
+                tuple(sources_by_day[day]),
+            )
+            for day, parts in sorted(parts_by_day.items())
+        ]
+
+        def committed(index: int, result: DayResult) -> None:
+            if progress:
+                progress("commit", index, len(day_tasks), result.day)
+
+        summary.days = run.map(commit_day, day_tasks, on_result=committed)
+
+        for index, result in enumerate(summary.files):
+            if result.status != "staged":
+                continue
+            qdir = staging / f"file-{index:06d}" / "quarantine"
+            if qdir.is_dir():
+                frame = pl.concat([pl.read_parquet(p) for p in sorted(qdir.glob("*.parquet"))])
+                _commit_quarantine(
+                    lake,
+                    request,
+                    "unknown" if not result.days else result.days[0],
+                    frame,
+                    f"file-{index:06d}",
+                )
+            lake.record_source(
+                dataset,
+                {
+                    "sha256": result.sha256,
+                    "path": result.label,
+                    "format": format,
+                    "rows_read": result.rows_read,
+                    "rows_valid": result.rows_valid,
+                    "rows_rejected": result.rows_rejected,
+                    "days": result.days,
+                    "ingest_id": ingest_id,
+                    "ingested_at": utc_now_iso(),
+                },
+                layer=layer,
+            )
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            (lake.root / STAGING_DIR).rmdir()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def ingest_frame(
+    lake: Lake,
+    frame: Any,
+    dataset: str,
+    *,
+    schema: str,
+    mapping: Any = None,
+    layer: str = "bronze",
+    timezone: str | None = None,
+) -> IngestSummary:
+    """Ingest an in-memory pandas / Polars / Arrow frame (Python API ``lake.ingest``)."""
+    from ticklake.ingest.mapping import Mapping, apply_mapping, mapping_for_frame
+
+    started = time.perf_counter()
+    ingest_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    if mapping is None:
+        mapping = mapping_for_frame(frame, schema)
+    elif not isinstance(mapping, Mapping):
+        mapping = Mapping.from_yaml(Path(mapping))
+    polars_frame = frame if isinstance(frame, pl.DataFrame) else _as_polars(frame)
+    batch = apply_mapping(polars_frame, mapping, source="frame", first_row=1)
+    info = lake.create_dataset(dataset, schema, layer=layer, timezone=timezone)
+    valid, rejected = split_valid(batch.frame, info.dataset_schema)
+    summary = IngestSummary(dataset=dataset, layer=layer, ingest_id=ingest_id)
+    file_result = FileResult(
+        label="frame",
+        status="staged",
+        rows_read=polars_frame.height,
+        rows_valid=valid.height,
+        rows_rejected=batch.rejected.height + rejected.height,
+    )
+    summary.files.append(file_result)
+    request = IngestRequest(str(lake.root), "frame", dataset, layer, ingest_id=ingest_id)
+    quarantine = []
+    if batch.rejected.height:
+        quarantine.append(
+            _quarantine_frame(
+                "frame",
+                ingest_id,
+                batch.rejected["source_row"],
+                batch.rejected["raw"],
+                batch.rejected["reason"],
+            )
+        )
+    if rejected.height:
+        quarantine.append(
+            _quarantine_frame(
+                "frame",
+                ingest_id,
+                pl.Series([None] * rejected.height, dtype=pl.Int64),
+                _raw_text(rejected.drop("reason")),
+                rejected["reason"],
+            )
+        )
+    if quarantine:
+        _commit_quarantine(lake, request, "unknown", pl.concat(quarantine), "frame")
+    kept, losers = _resolve_conflicts(valid, list(info.dataset_schema.key))
+    if losers.height:
+        _commit_quarantine(
+            lake,
+            request,
+            "unknown",
+            _quarantine_frame(
+                "frame",
+                ingest_id,
+                pl.Series([None] * losers.height, dtype=pl.Int64),
+                _raw_text(losers),
+                pl.Series(["another row has the same key with different values"] * losers.height),
+            ),
+            "conflicts",
+        )
+    result = lake.write(dataset, kept, layer=layer)
+    for part in result.partitions:
+        summary.days.append(
+            DayResult(
+                day=part.partition.rsplit("=", 1)[-1],
+                rows_in=part.rows_written,
+                rows_before=part.rows_before,
+                rows_after=part.rows_after,
+                conflicts_quarantined=0,
+                changed=part.changed,
+            )
+        )
+    if summary.days:
+        summary.days[0].conflicts_quarantined = losers.height
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _as_polars(frame: Any) -> pl.DataFrame:
+    import pyarrow as pa
+
+    if isinstance(frame, pl.LazyFrame):
+        return frame.collect()
+    if isinstance(frame, pa.Table | pa.RecordBatch):
+        out = pl.from_arrow(frame)
+        assert isinstance(out, pl.DataFrame)
+        return out
+    return pl.from_pandas(frame)
