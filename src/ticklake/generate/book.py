@@ -6,9 +6,10 @@ ticks of 0.05 and converted once, so every price lands exactly on the grid.
 Liquidity follows standardised moneyness ``m = ln(K/S)/(σ√T)``: ``liquidity =
 exp(-m²/4.5)`` is 1 at the money and falls to ~0.1 three σ away. It drives:
 
-- the spread: ``max(1 tick, 0.1 % of the price)`` plus one tick per 0.75 of |m|, so the
-  relative spread widens away from the money and for cheap options; a contract worth
-  less than a tick shows no bid (written as price 0, the vendor's "none");
+- the spread: ``max(1 tick, 0.1–0.2 % of the price)`` (wider when illiquid) plus one
+  tick per 0.75 of |m|, so the relative spread widens away from the money and for
+  cheap options; a contract worth less than a tick shows no bid (written as price 0,
+  the vendor's "none");
 - staleness: a contract whose moneyness liquidity is below 0.4 (|m| > 2) alternates
   between live stretches and stretches with **no rows at all** (the vendor writes a
   row only when the exchange sends an update for the contract); far strikes are
@@ -78,7 +79,9 @@ def simulate_book(
 
     # --- top of book, in ticks --------------------------------------------------------
     theo_ticks = theo * TICKS_PER_RUPEE
-    spread = np.maximum(1, np.rint(theo_ticks * 0.001)).astype(np.int64)
+    # Proportional part widens as liquidity falls (up to 2x for the far wings).
+    spread = np.maximum(1, np.rint(theo_ticks * 0.001 * (2.0 - moneyness_liquidity)))
+    spread = spread.astype(np.int64)
     spread += np.floor(np.abs(moneyness) / 0.75).astype(np.int64)
     spread += (rng.random(n) < 0.2).astype(np.int64)
     bid0 = np.floor(theo_ticks - spread / 2.0).astype(np.int64)

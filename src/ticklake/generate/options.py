@@ -333,7 +333,8 @@ def _vendor_table(
 ) -> pa.Table:
     present = book["present"]
     n_rows = int(present.sum())
-    jitter_ns = rng.integers(5_000_000, 950_000_000, size=ts.size).astype("timedelta64[ns]")
+    # Capture jitter with microsecond resolution, like the vendor's clock.
+    jitter_ns = (rng.integers(5_000, 950_000, size=ts.size) * 1_000).astype("timedelta64[ns]")
     last_index = book["last_trade_index"]
     last_trade_time = ts[np.maximum(last_index, 0)]
     arrays: dict[str, pa.Array] = {
