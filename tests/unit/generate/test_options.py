@@ -301,3 +301,20 @@ def test_progress_is_reported_per_day(tmp_path: Path) -> None:
     names = {p.name for p in (tmp_path / "options" / "2024-01-08").glob("*.parquet")}
     assert names and all("24jan" in n for n in names)  # monthly only
     assert (tmp_path / "options" / (date(2024, 1, 8) + timedelta(days=1)).isoformat()).is_dir()
+
+
+def test_normal_cdf_kernel_runs_without_jit() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import math, numpy as np\n"
+        "from ticklake.generate.pricing import norm_cdf\n"
+        "x = np.array([-2.0, 0.0, 1.5])\n"
+        "want = [0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x]\n"
+        "assert np.allclose(norm_cdf(x), want, atol=1e-15), norm_cdf(x)\n"
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
