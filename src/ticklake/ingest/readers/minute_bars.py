@@ -64,6 +64,9 @@ def _no_name(path: Path, expected: str) -> IngestError:
 @register_reader
 class CmeBarsReader(Reader):
     name = "cme_bars"
+    # Globex trading days start 17:00 Chicago the evening before.
+    exchange_timezone = "America/Chicago"
+    day_offset = "7h"
     schema = "bars"
     description = (
         "CME 1-minute bar CSV as in nautilus_trader's test data (timestamp_utc, open, high, "
@@ -101,6 +104,7 @@ class CmeBarsReader(Reader):
 @register_reader
 class FirstRateBarsReader(Reader):
     name = "firstrate_bars"
+    exchange_timezone = "America/New_York"
     schema = "bars"
     description = (
         "FirstRateData bar text files (no header: DateTime, Open, High, Low, Close[, "

@@ -69,6 +69,7 @@ class NseFno1MinReader(Reader):
         "rejected with the field named."
     )
     suffixes: ClassVar[tuple[str, ...]] = (".csv",)
+    exchange_timezone: ClassVar[str] = "Asia/Kolkata"
 
     def read(self, path: Path, options: ReaderOptions) -> Iterator[Batch]:
         path = Path(path)

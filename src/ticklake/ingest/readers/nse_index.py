@@ -41,6 +41,7 @@ class NseIndexReader(Reader):
         "rejected with the field named."
     )
     suffixes: ClassVar[tuple[str, ...]] = (".csv",)
+    exchange_timezone: ClassVar[str] = "Asia/Kolkata"
 
     def read(self, path: Path, options: ReaderOptions) -> Iterator[Batch]:
         target = get_schema(self.schema)

@@ -83,6 +83,7 @@ class NseOptionsReader(Reader):
         "bounded batches; a truncated or corrupt file raises IngestError."
     )
     suffixes: ClassVar[tuple[str, ...]] = (".parquet",)
+    exchange_timezone: ClassVar[str] = "Asia/Kolkata"
 
     def schema_for(self, options: ReaderOptions) -> str:
         return "option_snapshots_full" if options.keep_all_columns else "option_snapshots"
