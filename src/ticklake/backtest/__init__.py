@@ -1,0 +1,1 @@
+"""Backtesting: strategy specs, day tasks, Numba kernels, ledger and reports."""

@@ -1,0 +1,302 @@
+"""One day of a backtest: load → kernel → fills with costs and exact P&L.
+
+:func:`run_day` is a pure function of (spec, the day's input partitions): the same
+inputs give the same frames, byte for byte, in any process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+
+from ticklake.backtest import kernel as k
+from ticklake.backtest.costs import load_cost_table, order_costs_paise
+from ticklake.backtest.data import DayData, DaySkip, grid_index_of, load_day
+from ticklake.backtest.spec import StrategySpec, parse_hhmm
+from ticklake.errors import ExecutionError
+from ticklake.lake import Lake
+
+WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+TRADE_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date(),
+        "fill_index": pl.Int64(),
+        "ts": pl.Datetime("ns", "UTC"),
+        "leg": pl.String(),
+        "position_id": pl.Int64(),
+        "symbol": pl.String(),
+        "expiry": pl.Date(),
+        "strike": pl.Float64(),
+        "opt_type": pl.String(),
+        "side": pl.String(),
+        "lots": pl.Int64(),
+        "quantity": pl.Int64(),
+        "price_paise": pl.Int64(),
+        "bid_paise": pl.Int64(),
+        "ask_paise": pl.Int64(),
+        "quote_age_seconds": pl.Int64(),
+        "spot_paise": pl.Int64(),
+        "underlying_source": pl.String(),
+        "reason": pl.String(),
+        "cash_flow_paise": pl.Int64(),
+        "costs_paise": pl.Int64(),
+        "realized_pnl_paise": pl.Int64(),
+    }
+)
+
+ATTEMPT_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date(),
+        "ts": pl.Datetime("ns", "UTC"),
+        "leg": pl.String(),
+        "reason": pl.String(),
+    }
+)
+
+
+@dataclass
+class DayOutcome:
+    day: date
+    trades: pl.DataFrame
+    attempts: pl.DataFrame
+    summary: dict[str, Any]
+    pnl_path: np.ndarray | None = None
+
+
+def entry_mask(spec: StrategySpec, day: date, seconds: int) -> np.ndarray:
+    """True at grid seconds inside an entry window (window ends are exclusive)."""
+    mask = np.zeros(seconds, dtype=np.bool_)
+    for start, end in spec.time.windows():
+        lo = max(grid_index_of(day, spec, start), 0)
+        hi = min(grid_index_of(day, spec, end), seconds)
+        if hi > lo:
+            mask[lo:hi] = True
+    return mask
+
+
+def _thresholds(spec: StrategySpec) -> np.ndarray:
+    out = np.zeros((5, 2), dtype=np.float64)
+    exits = spec.exits
+    for i, th in enumerate(
+        (exits.leg_stop_loss, exits.leg_target, exits.stop_loss, exits.target, exits.trailing_stop)
+    ):
+        if th is None:
+            continue
+        if th.points is not None:
+            out[i] = (1, th.points)
+        elif th.pct is not None:
+            out[i] = (2, th.pct)
+        elif th.money is not None:
+            out[i] = (3, th.money)
+    return out
+
+
+def simulate(spec: StrategySpec, data: DayData, mask: np.ndarray | None = None) -> tuple[Any, ...]:
+    """Run the kernel on a loaded day (``mask`` overrides the entry windows)."""
+    legs = spec.legs
+    rules = data.rules
+    if mask is None:
+        mask = entry_mask(spec, data.day, data.seconds)
+    exit_t = min(grid_index_of(data.day, spec, parse_hhmm(spec.time.exit_time)), data.seconds)
+    kinds = {"atm": 0, "otm": 1, "itm": 2, "delta": 3, "premium": 4}
+    params = []
+    for leg in legs:
+        sel = leg.selector
+        params.append(
+            float(getattr(sel, "steps", None) or getattr(sel, "target", None) or 0.0)
+        )
+    rebalance = spec.rebalance
+    fills = spec.fills
+    return k.simulate_day(  # type: ignore[no-any-return]
+        data.spot_paise,
+        data.strikes_paise,
+        data.is_call,
+        data.bid,
+        data.ask,
+        data.age,
+        data.years_to_expiry,
+        mask,
+        exit_t,
+        int(round(rules.strike_step * 100)),
+        int(round(rules.tick_size * 100)),
+        int(rules.lot_size),
+        np.array([leg.opt_type == "CE" for leg in legs], dtype=np.bool_),
+        np.array([1 if leg.side == "buy" else -1 for leg in legs], dtype=np.int64),
+        np.array([leg.lots for leg in legs], dtype=np.int64),
+        np.array([kinds[leg.selector.kind] for leg in legs], dtype=np.int64),
+        np.array(params, dtype=np.float64),
+        spec.universe.strike_candidates,
+        {"none": 0, "every": 1, "underlying_move": 2}[rebalance.kind],
+        (rebalance.minutes or 0) * 60,
+        int(round((rebalance.points or 0) * 100)),
+        _thresholds(spec),
+        {"cross": 0, "mid": 1, "mid_slippage": 2}[fills.mode],
+        fills.base_ticks,
+        fills.spread_alpha,
+        fills.volatility_beta,
+        fills.max_quote_age_seconds,
+        spec.max_entries_per_day,
+    )
+
+
+def _skipped(day: date, reason: str, status: str = "skipped") -> DayOutcome:
+    return DayOutcome(
+        day=day,
+        trades=pl.DataFrame(schema=TRADE_SCHEMA),
+        attempts=pl.DataFrame(schema=ATTEMPT_SCHEMA),
+        summary=_summary(day, status, reason),
+    )
+
+
+def _summary(day: date, status: str, reason: str | None, **values: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "date": day.isoformat(),
+        "status": status,
+        "skip_reason": reason,
+        "fills": 0,
+        "round_trips": 0,
+        "gross_pnl_paise": 0,
+        "costs_paise": 0,
+        "net_pnl_paise": 0,
+        "first_entry_ts": None,
+        "last_exit_ts": None,
+        "max_drawdown_paise": 0,
+        "exposure_seconds": 0,
+        "underlying_source": None,
+        "expiry": None,
+    }
+    base.update(values)
+    return base
+
+
+def run_day(
+    lake: Lake, spec: StrategySpec, day: date, *, keep_pnl_path: bool = False
+) -> DayOutcome:
+    """Backtest one trading day."""
+    if WEEKDAY_NAMES[day.weekday()] not in spec.time.weekdays:
+        return _skipped(day, f"weekday {WEEKDAY_NAMES[day.weekday()]} not selected")
+    loaded = load_day(lake, spec, day)
+    if isinstance(loaded, DaySkip):
+        return _skipped(day, loaded.reason)
+    return outcome_from_kernel(spec, loaded, simulate(spec, loaded), keep_pnl_path=keep_pnl_path)
+
+
+def outcome_from_kernel(
+    spec: StrategySpec, data: DayData, result: tuple[Any, ...], *, keep_pnl_path: bool = False
+) -> DayOutcome:
+    """Turn kernel arrays into the day's trades, attempts and summary (with costs)."""
+    (f_t, f_leg, f_c, f_side, f_qty, f_price, f_reason, f_pos, a_t, a_leg, a_reason, pnl,
+     in_pos, overflow) = result
+    day = data.day
+    if overflow:
+        raise ExecutionError(
+            f"{day}: more than {k.MAX_FILLS} fills in one day; the strategy re-targets or "
+            "re-enters too often for a day task",
+            day=str(day),
+        )
+    legs = spec.legs
+    lot_size = data.rules.lot_size
+    table = load_cost_table(spec.costs.table) if spec.costs.enabled else ()
+    n = len(f_t)
+    costs = np.zeros(n, dtype=np.int64)
+    for i in range(n):
+        if not table:
+            break
+        costs[i] = order_costs_paise(
+            table,
+            day,
+            buying=bool(f_side[i] > 0),
+            premium_paise=int(f_qty[i] * f_price[i]),
+            lots=int(f_qty[i] // lot_size),
+            per_order_override=spec.costs.per_order,
+            per_lot_extra=spec.costs.per_lot,
+        )
+    cash = -f_side * f_qty * f_price
+    realized = np.zeros(n, dtype=np.int64)
+    open_cash: dict[int, int] = {}
+    for i in range(n):
+        pos = int(f_pos[i])
+        if pos in open_cash:
+            realized[i] = open_cash.pop(pos) + int(cash[i])
+        else:
+            open_cash[pos] = int(cash[i])
+    if open_cash:
+        raise ExecutionError(f"{day}: positions left open at the end of the day: {open_cash}")
+    grid = data.grid_ns
+    trades = pl.DataFrame(
+        {
+            "date": [day] * n,
+            "fill_index": np.arange(n, dtype=np.int64),
+            "ts": pl.Series(grid[f_t]).cast(pl.Datetime("ns", "UTC")),
+            "leg": [legs[int(i)].name for i in f_leg],
+            "position_id": f_pos,
+            "symbol": [data.symbols[int(c)] for c in f_c],
+            "expiry": [data.expiry] * n,
+            "strike": data.strikes_paise[f_c] / 100.0,
+            "opt_type": np.where(data.is_call[f_c], "CE", "PE"),
+            "side": np.where(f_side > 0, "buy", "sell"),
+            "lots": f_qty // lot_size,
+            "quantity": f_qty,
+            "price_paise": f_price,
+            "bid_paise": data.bid[f_c, f_t],
+            "ask_paise": data.ask[f_c, f_t],
+            "quote_age_seconds": data.age[f_c, f_t],
+            "spot_paise": data.spot_paise[f_t],
+            "underlying_source": [data.spot_source] * n,
+            "reason": [k.REASONS[int(r)] for r in f_reason],
+            "cash_flow_paise": cash,
+            "costs_paise": costs,
+            "realized_pnl_paise": realized,
+        },
+        schema=TRADE_SCHEMA,
+    )
+    attempts = pl.DataFrame(
+        {
+            "date": [day] * len(a_t),
+            "ts": pl.Series(grid[a_t]).cast(pl.Datetime("ns", "UTC")),
+            "leg": [legs[int(i)].name for i in a_leg],
+            "reason": [k.ATTEMPT_REASONS[int(r)] for r in a_reason],
+        },
+        schema=ATTEMPT_SCHEMA,
+    )
+    gross = int(cash.sum())
+    total_costs = int(costs.sum())
+    running_peak = np.maximum.accumulate(np.concatenate([[0], pnl]))[1:]
+    drawdown = int((running_peak - pnl).max()) if pnl.size else 0
+    entries = trades.filter(pl.col("reason") == "entry")["ts"]
+    status = "traded" if n else "no_trade"
+    reason = None
+    if not n:
+        seen = sorted(set(attempts["reason"].to_list()))
+        reason = "no entry: " + (", ".join(seen) if seen else "entry window never opened")
+    summary = _summary(
+        day,
+        status,
+        reason,
+        fills=n,
+        round_trips=len({int(p) for p in f_pos}),
+        gross_pnl_paise=gross,
+        costs_paise=total_costs,
+        net_pnl_paise=gross - total_costs,
+        first_entry_ts=_iso(entries.min()) if n else None,
+        last_exit_ts=_iso(trades["ts"].max()) if n else None,
+        max_drawdown_paise=drawdown,
+        exposure_seconds=int(in_pos.sum()),
+        underlying_source=data.spot_source,
+        expiry=data.expiry.isoformat(),
+    )
+    return DayOutcome(day, trades, attempts, summary, pnl if keep_pnl_path else None)
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(ZoneInfo("UTC")).isoformat().replace("+00:00", "Z")
+    return str(value)

@@ -1,0 +1,484 @@
+"""The day simulation: a Numba state machine over the 1-second grid.
+
+Everything is integer paise and integer quantities; the only floats are the selector
+targets, slippage coefficients and implied-volatility maths used to *choose* strikes.
+At grid second ``t`` the kernel reads arrays at indices ``<= t`` only (the quotes at
+``t`` are as-of ``t``), which is what makes the no-look-ahead property hold.
+
+Fill model (see docs/backtest.md): ``cross`` buys at the ask and sells at the bid;
+``mid`` trades at the mid rounded to the tick against us; ``mid_slippage`` trades at
+mid ± (base_ticks × tick + α × spread + β × |mid move over 60 s|), rounded to the tick
+against us. A quote is tradeable when bid > 0, ask > 0 and its age ≤ max_quote_age.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+# Fill reasons (index into REASONS).
+REASONS = (
+    "entry",
+    "exit_time",
+    "leg_stop",
+    "leg_target",
+    "stop_loss",
+    "target",
+    "trailing_stop",
+    "rebalance_close",
+    "rebalance_open",
+    "forced_end_of_day",
+)
+ENTRY, EXIT_TIME, LEG_STOP, LEG_TARGET, STOP_LOSS, TARGET, TRAILING = 0, 1, 2, 3, 4, 5, 6
+REBALANCE_CLOSE, REBALANCE_OPEN, FORCED_EOD = 7, 8, 9
+
+# Why an order could not trade.
+ATTEMPT_REASONS = ("no_underlying", "no_contract", "missing_quote", "stale_quote", "no_candidate")
+NO_UNDERLYING, NO_CONTRACT, MISSING_QUOTE, STALE_QUOTE, NO_CANDIDATE = 0, 1, 2, 3, 4
+
+SELECTORS = ("atm", "otm", "itm", "delta", "premium")
+FILL_MODES = ("cross", "mid", "mid_slippage")
+THRESHOLD_KINDS = ("none", "points", "pct", "money")
+REBALANCE_KINDS = ("none", "every", "underlying_move")
+
+MAX_FILLS = 20_000
+MAX_ATTEMPTS = 5_000
+
+
+@numba.njit(cache=True)
+def _norm_cdf(x: float) -> float:
+    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
+
+
+@numba.njit(cache=True)
+def _bs_price(spot: float, strike: float, years: float, vol: float, call: bool) -> float:
+    sqrt_t = math.sqrt(years)
+    d1 = (math.log(spot / strike) + 0.5 * vol * vol * years) / (vol * sqrt_t)
+    d2 = d1 - vol * sqrt_t
+    if call:
+        return spot * _norm_cdf(d1) - strike * _norm_cdf(d2)
+    return strike * _norm_cdf(-d2) - spot * _norm_cdf(-d1)
+
+
+@numba.njit(cache=True)
+def implied_delta(spot: float, strike: float, years: float, price: float, call: bool) -> float:
+    """Black–Scholes delta at the implied volatility of ``price`` (zero rates); NaN if none."""
+    intrinsic = max(spot - strike, 0.0) if call else max(strike - spot, 0.0)
+    if price <= intrinsic or spot <= 0 or strike <= 0:
+        return math.nan
+    lo, hi = 1e-4, 5.0
+    if _bs_price(spot, strike, years, hi, call) < price:
+        return math.nan
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        if _bs_price(spot, strike, years, mid, call) < price:
+            lo = mid
+        else:
+            hi = mid
+    vol = 0.5 * (lo + hi)
+    d1 = (math.log(spot / strike) + 0.5 * vol * vol * years) / (vol * math.sqrt(years))
+    return _norm_cdf(d1) if call else _norm_cdf(d1) - 1.0
+
+
+@numba.njit(cache=True)
+def _tradeable_reason(bid, ask, age, c, t, max_age):  # type: ignore[no-untyped-def]
+    if c < 0:
+        return NO_CONTRACT
+    if bid[c, t] <= 0 or ask[c, t] <= 0 or age[c, t] < 0:
+        return MISSING_QUOTE
+    if age[c, t] > max_age:
+        return STALE_QUOTE
+    return -1
+
+
+@numba.njit(cache=True)
+def _round_against(value: float, tick: int, buying: bool) -> int:
+    units = value / tick
+    ticks = math.ceil(units - 1e-9) if buying else math.floor(units + 1e-9)
+    return max(int(ticks) * tick, tick)
+
+
+@numba.njit(cache=True)
+def _fill_price(bid, ask, age, c, t, buying, mode, tick, base_ticks, alpha, beta, max_age):  # type: ignore[no-untyped-def]
+    if mode == 0:
+        return ask[c, t] if buying else bid[c, t]
+    mid = 0.5 * (bid[c, t] + ask[c, t])
+    slip = 0.0
+    if mode == 2:
+        slip = base_ticks * tick + alpha * (ask[c, t] - bid[c, t])
+        if beta > 0.0 and t >= 60:
+            b0, a0, g0 = bid[c, t - 60], ask[c, t - 60], age[c, t - 60]
+            if b0 > 0 and a0 > 0 and g0 >= 0:
+                slip += beta * abs(mid - 0.5 * (b0 + a0))
+    return _round_against(mid + slip if buying else mid - slip, tick, buying)
+
+
+@numba.njit(cache=True)
+def _find_contract(strikes, is_call, call, strike):  # type: ignore[no-untyped-def]
+    for i in range(strikes.shape[0]):
+        if strikes[i] == strike and is_call[i] == call:
+            return i
+    return -1
+
+
+@numba.njit(cache=True)
+def _select(  # type: ignore[no-untyped-def]
+    spot, strikes, is_call, bid, ask, age, years, t, call, kind, param, step, candidates, max_age
+):
+    """Return (contract index or -1, attempt reason or -1) for one leg at second t."""
+    s = spot[t]
+    if s <= 0:
+        return -1, NO_UNDERLYING
+    atm = ((s + step // 2) // step) * step
+    if kind <= 2:
+        steps = int(param)
+        offset = steps * step
+        if kind == 1:  # OTM: calls above, puts below
+            strike = atm + offset if call else atm - offset
+        elif kind == 2:  # ITM
+            strike = atm - offset if call else atm + offset
+        else:
+            strike = atm
+        c = _find_contract(strikes, is_call, call, strike)
+        return c, (-1 if c >= 0 else NO_CONTRACT)
+    best_c, best_gap = -1, math.inf
+    for k in range(-candidates, candidates + 1):
+        c = _find_contract(strikes, is_call, call, atm + k * step)
+        if c < 0 or _tradeable_reason(bid, ask, age, c, t, max_age) >= 0:
+            continue
+        mid = 0.5 * (bid[c, t] + ask[c, t]) / 100.0
+        if kind == 4:
+            gap = abs(mid - param)
+        else:
+            delta = implied_delta(s / 100.0, strikes[c] / 100.0, years[t], mid, call)
+            if math.isnan(delta):
+                continue
+            gap = abs(abs(delta) - param)
+        if gap < best_gap - 1e-12:
+            best_c, best_gap = c, gap
+    return best_c, (-1 if best_c >= 0 else NO_CANDIDATE)
+
+
+@numba.njit(cache=True)
+def _threshold_hit(kind, value, points, pct_base, money_paise):  # type: ignore[no-untyped-def]
+    """Has a loss/gain measure reached ``value``? Measures are given as positive amounts."""
+    if kind == 1:
+        return points >= value * 100.0
+    if kind == 2:
+        return pct_base > 0 and points * 100.0 / pct_base >= value
+    if kind == 3:
+        return money_paise >= value * 100.0
+    return False
+
+
+@numba.njit(cache=True)
+def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
+    spot,
+    strikes,
+    is_call,
+    bid,
+    ask,
+    age,
+    years,
+    entry_mask,
+    exit_t,
+    step,
+    tick,
+    lot_size,
+    leg_call,
+    leg_side,
+    leg_lots,
+    leg_kind,
+    leg_param,
+    candidates,
+    rebalance_kind,
+    rebalance_seconds,
+    rebalance_move,
+    thresholds,
+    fill_mode,
+    base_ticks,
+    alpha,
+    beta,
+    max_age,
+    max_entries,
+):
+    """Simulate one day. ``thresholds`` is float64[5, 2]: (kind, value) for leg stop, leg
+    target, combined stop, combined target, trailing stop."""
+    T = spot.shape[0]
+    L = leg_call.shape[0]
+    f_t = np.zeros(MAX_FILLS, np.int64)
+    f_leg = np.zeros(MAX_FILLS, np.int64)
+    f_c = np.zeros(MAX_FILLS, np.int64)
+    f_side = np.zeros(MAX_FILLS, np.int64)
+    f_qty = np.zeros(MAX_FILLS, np.int64)
+    f_price = np.zeros(MAX_FILLS, np.int64)
+    f_reason = np.zeros(MAX_FILLS, np.int64)
+    f_pos = np.zeros(MAX_FILLS, np.int64)
+    a_t = np.zeros(MAX_ATTEMPTS, np.int64)
+    a_leg = np.zeros(MAX_ATTEMPTS, np.int64)
+    a_reason = np.zeros(MAX_ATTEMPTS, np.int64)
+    pnl = np.zeros(T, np.int64)
+    in_pos = np.zeros(T, np.bool_)
+    n_f = 0
+    n_a = 0
+    overflow = False
+
+    pos_c = np.full(L, -1, np.int64)
+    pos_entry = np.zeros(L, np.int64)
+    pos_qty = np.zeros(L, np.int64)
+    pos_id = np.zeros(L, np.int64)
+    mark = np.zeros(L, np.int64)
+    closing = np.full(L, -1, np.int64)  # pending close reason per leg, -1 none
+    stopped = np.zeros(L, np.bool_)
+    last_attempt = np.full(L, -1, np.int64)
+    next_pos_id = 0
+    cash = np.int64(0)
+    cycle_cash = np.int64(0)
+    cycle_premium = 0.0
+    entries = 0
+    state = 0  # 0 flat/waiting, 1 in position, 2 done for the day
+    anchor_t = 0
+    anchor_spot = np.int64(0)
+    peak = 0.0
+    rebalance_due = False
+    candidate = np.full(L, -1, np.int64)
+
+    for t in range(T):
+        # --- marks for open legs (price to close now; last known if untradeable)
+        for leg in range(L):
+            c = pos_c[leg]
+            if c >= 0 and _tradeable_reason(bid, ask, age, c, t, max_age) < 0:
+                mark[leg] = _fill_price(
+                    bid, ask, age, c, t, leg_side[leg] < 0, fill_mode, tick, base_ticks,
+                    alpha, beta, max_age,
+                )
+        # --- entry
+        if state == 0 and entries < max_entries and entry_mask[t] and t < exit_t:
+            ok = True
+            for leg in range(L):
+                c, why = _select(
+                    spot, strikes, is_call, bid, ask, age, years, t, leg_call[leg],
+                    leg_kind[leg], leg_param[leg], step, candidates, max_age,
+                )
+                if why < 0:
+                    why = _tradeable_reason(bid, ask, age, c, t, max_age)
+                candidate[leg] = c
+                if why >= 0:
+                    ok = False
+                    if why != last_attempt[leg] and n_a < MAX_ATTEMPTS:
+                        a_t[n_a], a_leg[n_a], a_reason[n_a] = t, leg, why
+                        n_a += 1
+                    last_attempt[leg] = why
+                else:
+                    last_attempt[leg] = -1
+            if ok:
+                entries += 1
+                cycle_cash = 0
+                cycle_premium = 0.0
+                peak = 0.0
+                for leg in range(L):
+                    c = candidate[leg]
+                    buying = leg_side[leg] > 0
+                    price = _fill_price(
+                        bid, ask, age, c, t, buying, fill_mode, tick, base_ticks, alpha, beta,
+                        max_age,
+                    )
+                    qty = leg_lots[leg] * lot_size
+                    if n_f >= MAX_FILLS:
+                        overflow = True
+                        break
+                    f_t[n_f], f_leg[n_f], f_c[n_f] = t, leg, c
+                    f_side[n_f], f_qty[n_f], f_price[n_f] = leg_side[leg], qty, price
+                    f_reason[n_f], f_pos[n_f] = ENTRY, next_pos_id
+                    n_f += 1
+                    flow = -leg_side[leg] * qty * price
+                    cash += flow
+                    cycle_cash += flow
+                    cycle_premium += price
+                    pos_c[leg], pos_entry[leg], pos_qty[leg] = c, price, qty
+                    pos_id[leg] = next_pos_id
+                    next_pos_id += 1
+                    mark[leg] = _fill_price(
+                        bid, ask, age, c, t, not buying, fill_mode, tick, base_ticks, alpha,
+                        beta, max_age,
+                    )
+                    stopped[leg] = False
+                    closing[leg] = -1
+                state = 1
+                anchor_t = t
+                anchor_spot = spot[t]
+                rebalance_due = False
+
+        if state == 1:
+            # --- P&L of the current entry cycle
+            value = 0
+            points = 0.0
+            for leg in range(L):
+                if pos_c[leg] >= 0:
+                    value += leg_side[leg] * pos_qty[leg] * mark[leg]
+                    points += leg_side[leg] * (mark[leg] - pos_entry[leg])
+            cycle_pnl = cycle_cash + value
+            if cycle_pnl > peak:
+                peak = cycle_pnl
+            # --- decide exits (time > combined > legs)
+            if t >= exit_t:
+                for leg in range(L):
+                    if pos_c[leg] >= 0 and closing[leg] < 0:
+                        closing[leg] = EXIT_TIME
+            else:
+                loss_pts, gain_pts = -points, points
+                if _threshold_hit(thresholds[2, 0], thresholds[2, 1], loss_pts, cycle_premium, -cycle_pnl):
+                    for leg in range(L):
+                        if pos_c[leg] >= 0 and closing[leg] < 0:
+                            closing[leg] = STOP_LOSS
+                elif _threshold_hit(thresholds[3, 0], thresholds[3, 1], gain_pts, cycle_premium, cycle_pnl):
+                    for leg in range(L):
+                        if pos_c[leg] >= 0 and closing[leg] < 0:
+                            closing[leg] = TARGET
+                elif thresholds[4, 0] > 0 and peak > 0:
+                    drop = peak - cycle_pnl
+                    qty_units = 0.0
+                    for leg in range(L):
+                        if pos_qty[leg] > 0:
+                            qty_units = max(qty_units, float(pos_qty[leg]))
+                    drop_points = drop / max(qty_units, 1.0)
+                    if _threshold_hit(thresholds[4, 0], thresholds[4, 1], drop_points, cycle_premium, drop):
+                        for leg in range(L):
+                            if pos_c[leg] >= 0 and closing[leg] < 0:
+                                closing[leg] = TRAILING
+                for leg in range(L):
+                    if pos_c[leg] < 0 or closing[leg] >= 0:
+                        continue
+                    leg_pts = leg_side[leg] * (mark[leg] - pos_entry[leg])
+                    leg_money = leg_pts * pos_qty[leg]
+                    if _threshold_hit(thresholds[0, 0], thresholds[0, 1], -leg_pts, pos_entry[leg], -leg_money):
+                        closing[leg] = LEG_STOP
+                    elif _threshold_hit(thresholds[1, 0], thresholds[1, 1], leg_pts, pos_entry[leg], leg_money):
+                        closing[leg] = LEG_TARGET
+            # --- execute closes (untradeable legs retry next second; forced at the end)
+            for leg in range(L):
+                reason = closing[leg]
+                c = pos_c[leg]
+                if reason < 0 or c < 0:
+                    continue
+                why = _tradeable_reason(bid, ask, age, c, t, max_age)
+                if why >= 0 and t < T - 1:
+                    if why != last_attempt[leg] and n_a < MAX_ATTEMPTS:
+                        a_t[n_a], a_leg[n_a], a_reason[n_a] = t, leg, why
+                        n_a += 1
+                    last_attempt[leg] = why
+                    continue
+                last_attempt[leg] = -1
+                price = mark[leg]
+                if why >= 0:
+                    reason = FORCED_EOD
+                elif reason != FORCED_EOD:
+                    price = _fill_price(
+                        bid, ask, age, c, t, leg_side[leg] < 0, fill_mode, tick, base_ticks,
+                        alpha, beta, max_age,
+                    )
+                if n_f >= MAX_FILLS:
+                    overflow = True
+                    break
+                f_t[n_f], f_leg[n_f], f_c[n_f] = t, leg, c
+                f_side[n_f], f_qty[n_f], f_price[n_f] = -leg_side[leg], pos_qty[leg], price
+                f_reason[n_f], f_pos[n_f] = reason, pos_id[leg]
+                n_f += 1
+                flow = leg_side[leg] * pos_qty[leg] * price
+                cash += flow
+                cycle_cash += flow
+                pos_c[leg] = -1
+                closing[leg] = -1
+                if reason == LEG_STOP or reason == LEG_TARGET:
+                    stopped[leg] = True
+            # --- re-target (only while nothing is closing)
+            any_open = False
+            any_closing = False
+            for leg in range(L):
+                if pos_c[leg] >= 0:
+                    any_open = True
+                if closing[leg] >= 0:
+                    any_closing = True
+            if any_open and not any_closing and t < exit_t:
+                if rebalance_kind == 1 and t - anchor_t >= rebalance_seconds:
+                    rebalance_due = True
+                elif rebalance_kind == 2 and spot[t] > 0 and abs(spot[t] - anchor_spot) >= rebalance_move:
+                    rebalance_due = True
+                if rebalance_due:
+                    done = True
+                    for leg in range(L):
+                        c_old = pos_c[leg]
+                        if c_old < 0 or stopped[leg]:
+                            continue
+                        c_new, why = _select(
+                            spot, strikes, is_call, bid, ask, age, years, t, leg_call[leg],
+                            leg_kind[leg], leg_param[leg], step, candidates, max_age,
+                        )
+                        if why < 0 and c_new == c_old:
+                            continue
+                        if why < 0:
+                            why = _tradeable_reason(bid, ask, age, c_new, t, max_age)
+                        if why < 0:
+                            why = _tradeable_reason(bid, ask, age, c_old, t, max_age)
+                        if why >= 0:
+                            done = False
+                            if why != last_attempt[leg] and n_a < MAX_ATTEMPTS:
+                                a_t[n_a], a_leg[n_a], a_reason[n_a] = t, leg, why
+                                n_a += 1
+                            last_attempt[leg] = why
+                            continue
+                        last_attempt[leg] = -1
+                        if n_f + 2 > MAX_FILLS:
+                            overflow = True
+                            break
+                        buying = leg_side[leg] > 0
+                        out_px = _fill_price(
+                            bid, ask, age, c_old, t, not buying, fill_mode, tick, base_ticks,
+                            alpha, beta, max_age,
+                        )
+                        f_t[n_f], f_leg[n_f], f_c[n_f] = t, leg, c_old
+                        f_side[n_f], f_qty[n_f], f_price[n_f] = -leg_side[leg], pos_qty[leg], out_px
+                        f_reason[n_f], f_pos[n_f] = REBALANCE_CLOSE, pos_id[leg]
+                        n_f += 1
+                        flow = leg_side[leg] * pos_qty[leg] * out_px
+                        cash += flow
+                        cycle_cash += flow
+                        in_px = _fill_price(
+                            bid, ask, age, c_new, t, buying, fill_mode, tick, base_ticks,
+                            alpha, beta, max_age,
+                        )
+                        f_t[n_f], f_leg[n_f], f_c[n_f] = t, leg, c_new
+                        f_side[n_f], f_qty[n_f], f_price[n_f] = leg_side[leg], pos_qty[leg], in_px
+                        f_reason[n_f], f_pos[n_f] = REBALANCE_OPEN, next_pos_id
+                        n_f += 1
+                        flow = -leg_side[leg] * pos_qty[leg] * in_px
+                        cash += flow
+                        cycle_cash += flow
+                        pos_c[leg], pos_entry[leg], pos_id[leg] = c_new, in_px, next_pos_id
+                        next_pos_id += 1
+                        mark[leg] = _fill_price(
+                            bid, ask, age, c_new, t, not buying, fill_mode, tick, base_ticks,
+                            alpha, beta, max_age,
+                        )
+                    if done:
+                        rebalance_due = False
+                        anchor_t = t
+                        anchor_spot = spot[t]
+            if not any_open:
+                state = 0 if (entries < max_entries and t < exit_t) else 2
+        # --- the day's P&L path (realized + marked)
+        value = 0
+        open_now = False
+        for leg in range(L):
+            if pos_c[leg] >= 0:
+                value += leg_side[leg] * pos_qty[leg] * mark[leg]
+                open_now = True
+        pnl[t] = cash + value
+        in_pos[t] = open_now
+    return (
+        f_t[:n_f], f_leg[:n_f], f_c[:n_f], f_side[:n_f], f_qty[:n_f], f_price[:n_f],
+        f_reason[:n_f], f_pos[:n_f], a_t[:n_a], a_leg[:n_a], a_reason[:n_a], pnl, in_pos,
+        overflow,
+    )

@@ -1,0 +1,404 @@
+"""Runs: plan days, run one task per day through an executor, keep a ledger, finish.
+
+Isolation: a run writes only inside ``<lake>/runs/<run_id>/`` (and the shared,
+content-addressed day cache ``<lake>/cache/backtest/``, written by atomic renames).
+Every day's outputs are written atomically under unique names and recorded in the
+ledger with their sha256; a run is ``complete`` only when every planned day is done
+and each output exists with its recorded hash. ``resume`` re-runs only the days that
+are not. A day whose cache key — hash of (spec, the day's input partition hashes,
+ticklake version) — was computed before is copied from the cache, not recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from ticklake._version import __version__
+from ticklake.backtest.engine import ATTEMPT_SCHEMA, TRADE_SCHEMA, run_day
+from ticklake.backtest.spec import StrategySpec, parse_spec, spec_hash
+from ticklake.errors import ConfigError, ExecutionError, InterruptedRunError, LakeError
+from ticklake.execution import get_executor
+from ticklake.lake import Lake, open_lake
+from ticklake.lake.commit import write_parquet, write_text_atomic
+from ticklake.lake.manifest import sha256_file, utc_now_iso
+from ticklake.market.calendar import trading_days
+
+RUNS_DIR = "runs"
+CACHE_DIR = "cache/backtest"
+DAY_FILES = ("trades.parquet", "attempts.parquet", "summary.json")
+
+DAILY_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date(),
+        "status": pl.String(),
+        "skip_reason": pl.String(),
+        "fills": pl.Int64(),
+        "round_trips": pl.Int64(),
+        "gross_pnl_paise": pl.Int64(),
+        "costs_paise": pl.Int64(),
+        "net_pnl_paise": pl.Int64(),
+        "first_entry_ts": pl.Datetime("ns", "UTC"),
+        "last_exit_ts": pl.Datetime("ns", "UTC"),
+        "max_drawdown_paise": pl.Int64(),
+        "exposure_seconds": pl.Int64(),
+        "underlying_source": pl.String(),
+        "expiry": pl.Date(),
+    }
+)
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class DayJob:
+    lake_root: str
+    run_dir: str
+    spec_json: str
+    day: str
+    use_cache: bool = True
+
+
+def _write_frame(frame: pl.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex}.tmp")
+    try:
+        write_parquet(frame.to_arrow(), tmp, row_group_rows=262_144, zstd_level=3)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _input_hashes(lake: Lake, spec: StrategySpec, day: date) -> dict[str, str]:
+    hashes = {}
+    for dataset in (spec.universe.options_dataset, spec.universe.underlying_dataset):
+        if not dataset:
+            continue
+        try:
+            parts = [p for p in lake.partitions(dataset) if p.date == day]
+        except LakeError:
+            parts = []
+        for part in parts:
+            hashes[f"{dataset}/{day}"] = part.manifest.file_sha256 if part.manifest else "?"
+    return hashes
+
+
+def cache_key(spec: StrategySpec, day: date, inputs: dict[str, str]) -> str:
+    body = json.dumps(
+        {"spec": spec_hash(spec), "day": day.isoformat(), "inputs": inputs, "v": __version__},
+        sort_keys=True,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _outputs(directory: Path) -> dict[str, str]:
+    return {name: sha256_file(directory / name) for name in DAY_FILES if (directory / name).exists()}
+
+
+def day_task(job: DayJob) -> dict[str, Any]:
+    """Run (or fetch from the cache) one day; write its files; return its ledger entry."""
+    started = time.perf_counter()
+    lake = open_lake(job.lake_root)
+    spec = parse_spec(json.loads(job.spec_json))
+    day = date.fromisoformat(job.day)
+    out_dir = Path(job.run_dir) / "days" / job.day
+    out_dir.mkdir(parents=True, exist_ok=True)
+    inputs = _input_hashes(lake, spec, day)
+    key = cache_key(spec, day, inputs)
+    cache = lake.root / CACHE_DIR / key[:2] / key
+    cached = False
+    if job.use_cache and (cache / "summary.json").is_file():
+        for name in DAY_FILES:
+            tmp = out_dir / f".tmp-{uuid.uuid4().hex}.tmp"
+            shutil.copyfile(cache / name, tmp)
+            os.replace(tmp, out_dir / name)
+        summary = json.loads((out_dir / "summary.json").read_text())
+        cached = True
+    else:
+        outcome = run_day(lake, spec, day)
+        _write_frame(outcome.trades, out_dir / "trades.parquet")
+        _write_frame(outcome.attempts, out_dir / "attempts.parquet")
+        summary = outcome.summary
+        write_text_atomic(out_dir / "summary.json", json.dumps(summary, sort_keys=True) + "\n")
+        if job.use_cache:
+            staging = cache.parent / f".tmp-{uuid.uuid4().hex}"
+            staging.mkdir(parents=True, exist_ok=True)
+            for name in DAY_FILES:
+                shutil.copyfile(out_dir / name, staging / name)
+            try:
+                os.replace(staging, cache)
+            except OSError:  # another run cached the same day first: identical content
+                shutil.rmtree(staging, ignore_errors=True)
+    return {
+        "status": "done",
+        "daily_status": summary["status"],
+        "reason": summary["skip_reason"],
+        "fills": summary["fills"],
+        "net_pnl_paise": summary["net_pnl_paise"],
+        "outputs": _outputs(out_dir),
+        "inputs": inputs,
+        "cache_key": key,
+        "cached": cached,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    run_dir: Path
+    ledger: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return str(self.ledger["status"])
+
+    def trades(self) -> pl.DataFrame:
+        return pl.read_parquet(self.run_dir / "trades.parquet")
+
+    def daily(self) -> pl.DataFrame:
+        return pl.read_parquet(self.run_dir / "daily.parquet")
+
+
+def _save_ledger(run_dir: Path, ledger: dict[str, Any]) -> None:
+    write_text_atomic(run_dir / "run.json", json.dumps(ledger, indent=1, sort_keys=True) + "\n")
+
+
+def load_ledger(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    if not path.is_file():
+        raise ConfigError(f"{run_dir} is not a backtest run (no run.json)", path=str(run_dir))
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def resolve_run(lake: Lake, run: str) -> Path:
+    """A run directory from a run id or path."""
+    candidate = Path(run)
+    if (candidate / "run.json").is_file():
+        return candidate
+    in_lake = lake.root / RUNS_DIR / run
+    if (in_lake / "run.json").is_file():
+        return in_lake
+    runs = sorted(p.name for p in (lake.root / RUNS_DIR).glob("*") if (p / "run.json").is_file())
+    raise ConfigError(
+        f"no run {run!r} in {lake.root / RUNS_DIR}; recent runs: {', '.join(runs[-5:]) or 'none'}",
+        run=run,
+    )
+
+
+def plan_days(spec: StrategySpec) -> list[date]:
+    """Exchange trading days from start to end (weekday filters apply per day)."""
+    return trading_days(spec.time.start, spec.time.end)
+
+
+def run_backtest(
+    lake: Lake,
+    spec: StrategySpec,
+    *,
+    executor: str | None = None,
+    workers: int | None = None,
+    run_id: str | None = None,
+    use_cache: bool = True,
+    progress: ProgressFn | None = None,
+) -> RunResult:
+    """Run a strategy over its date range; return the finished run."""
+    run_id = run_id or f"{spec.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run_dir = lake.root / RUNS_DIR / run_id
+    run_dir.mkdir(parents=True, exist_ok=False)
+    spec_text = json.dumps(spec.model_dump(mode="json"), indent=1, sort_keys=True)
+    write_text_atomic(run_dir / "spec.json", spec_text + "\n")
+    days = plan_days(spec)
+    ledger: dict[str, Any] = {
+        "run_id": run_id,
+        "name": spec.name,
+        "spec_hash": spec_hash(spec),
+        "status": "running",
+        "created_at": utc_now_iso(),
+        "finished_at": None,
+        "ticklake_version": __version__,
+        "git_sha": _git_sha(),
+        "executor": executor or lake.settings.execution.executor,
+        "workers": workers or lake.settings.execution.workers,
+        "machine": {
+            "hostname": socket.gethostname(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "lake": str(lake.root),
+        "days": {d.isoformat(): {"status": "pending"} for d in days},
+    }
+    _save_ledger(run_dir, ledger)
+    return _execute(lake, run_dir, ledger, spec, executor, workers, use_cache, progress)
+
+
+def resume_backtest(
+    lake: Lake,
+    run: str,
+    *,
+    executor: str | None = None,
+    workers: int | None = None,
+    progress: ProgressFn | None = None,
+) -> RunResult:
+    """Finish an interrupted run without redoing days whose outputs are intact."""
+    run_dir = resolve_run(lake, run)
+    ledger = load_ledger(run_dir)
+    spec = parse_spec(json.loads((run_dir / "spec.json").read_text()), source=str(run_dir))
+    for day, entry in ledger["days"].items():
+        if entry.get("status") == "done" and not _intact(run_dir / "days" / day, entry):
+            ledger["days"][day] = {"status": "pending", "note": "outputs missing or changed"}
+    ledger["status"] = "running"
+    ledger.setdefault("resumed_at", []).append(utc_now_iso())
+    return _execute(lake, run_dir, ledger, spec, executor, workers, True, progress)
+
+
+def _intact(directory: Path, entry: dict[str, Any]) -> bool:
+    outputs = entry.get("outputs") or {}
+    if set(outputs) != set(DAY_FILES):
+        return False
+    return all(
+        (directory / name).is_file() and sha256_file(directory / name) == sha
+        for name, sha in outputs.items()
+    )
+
+
+def _execute(
+    lake: Lake,
+    run_dir: Path,
+    ledger: dict[str, Any],
+    spec: StrategySpec,
+    executor: str | None,
+    workers: int | None,
+    use_cache: bool,
+    progress: ProgressFn | None,
+) -> RunResult:
+    spec_json = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+    pending = [d for d, e in sorted(ledger["days"].items()) if e.get("status") != "done"]
+    jobs = [DayJob(str(lake.root), str(run_dir), spec_json, d, use_cache) for d in pending]
+    totals = {"days_total": len(ledger["days"]), "days_done": len(ledger["days"]) - len(jobs)}
+    totals |= {"fills": 0, "net_pnl_paise": 0}
+    for entry in ledger["days"].values():
+        if entry.get("status") == "done":
+            totals["fills"] += entry.get("fills", 0)
+            totals["net_pnl_paise"] += entry.get("net_pnl_paise", 0)
+
+    def on_result(index: int, entry: dict[str, Any]) -> None:
+        ledger["days"][jobs[index].day] = entry
+        _save_ledger(run_dir, ledger)
+        totals["days_done"] += 1
+        totals["fills"] += entry["fills"]
+        totals["net_pnl_paise"] += entry["net_pnl_paise"]
+        if progress is not None:
+            progress({**totals, "day": jobs[index].day})
+
+    run = get_executor(
+        executor or lake.settings.execution.executor,
+        workers=workers or lake.settings.execution.workers,
+        fresh_worker_per_task=lake.settings.execution.fresh_worker_per_task,
+    )
+    try:
+        run.map(day_task, jobs, on_result=on_result)
+    except InterruptedRunError:
+        ledger["status"] = "interrupted"
+        _save_ledger(run_dir, ledger)
+        raise
+    except BaseException:
+        ledger["status"] = "failed"
+        _save_ledger(run_dir, ledger)
+        raise
+    finish_run(run_dir, ledger, spec)
+    return RunResult(str(ledger["run_id"]), run_dir, ledger)
+
+
+def finish_run(run_dir: Path, ledger: dict[str, Any], spec: StrategySpec) -> None:
+    """Check every day's outputs against the ledger, then write the run-level files."""
+    broken = [
+        d for d, e in ledger["days"].items()
+        if e.get("status") != "done" or not _intact(run_dir / "days" / d, e)
+    ]
+    if broken:
+        ledger["status"] = "incomplete"
+        _save_ledger(run_dir, ledger)
+        raise ExecutionError(
+            f"run {ledger['run_id']} is incomplete: days {broken[:5]} lack verified outputs; "
+            f"run `ticklake backtest resume {ledger['run_id']}`",
+            run_id=ledger["run_id"],
+        )
+    days = sorted(ledger["days"])
+    trades = [pl.read_parquet(run_dir / "days" / d / "trades.parquet") for d in days]
+    all_trades = (
+        pl.concat(trades, how="vertical") if trades else pl.DataFrame(schema=TRADE_SCHEMA)
+    ).sort(["date", "fill_index"])
+    attempts = [pl.read_parquet(run_dir / "days" / d / "attempts.parquet") for d in days]
+    all_attempts = (
+        pl.concat(attempts, how="vertical") if attempts else pl.DataFrame(schema=ATTEMPT_SCHEMA)
+    )
+    summaries = [json.loads((run_dir / "days" / d / "summary.json").read_text()) for d in days]
+    daily = pl.DataFrame(summaries).with_columns(
+        pl.col("date").str.to_date(),
+        pl.col("expiry").cast(pl.String).str.to_date(),
+        pl.col("first_entry_ts").cast(pl.String).str.to_datetime(time_zone="UTC", time_unit="ns"),
+        pl.col("last_exit_ts").cast(pl.String).str.to_datetime(time_zone="UTC", time_unit="ns"),
+        pl.col("skip_reason").cast(pl.String),
+        pl.col("underlying_source").cast(pl.String),
+    ).select([pl.col(c).cast(t) for c, t in DAILY_SCHEMA.items()])
+    n = spec.sampling.first_n_trades
+    _write_frame(all_trades, run_dir / "trades.parquet")
+    _write_frame(daily, run_dir / "daily.parquet")
+    _write_frame(all_attempts, run_dir / "attempts.parquet")
+    _write_frame(all_trades.head(n), run_dir / "samples.parquet")
+    ledger["samples"] = {"kept": min(n, all_trades.height), "of": all_trades.height}
+    ledger["totals"] = {
+        "days": len(days),
+        "traded_days": int((daily["status"] == "traded").sum()),
+        "skipped_days": int((daily["status"] == "skipped").sum()),
+        "fills": all_trades.height,
+        "gross_pnl_paise": int(daily["gross_pnl_paise"].sum()),
+        "costs_paise": int(daily["costs_paise"].sum()),
+        "net_pnl_paise": int(daily["net_pnl_paise"].sum()),
+    }
+    ledger["outputs"] = {
+        name: sha256_file(run_dir / name)
+        for name in ("trades.parquet", "daily.parquet", "attempts.parquet", "samples.parquet")
+    }
+    try:
+        from ticklake.backtest.stats import compute_statistics
+
+        stats = compute_statistics(daily, all_trades)
+        write_text_atomic(
+            run_dir / "stats.json", json.dumps(stats.to_dict(), indent=1, default=str) + "\n"
+        )
+    except ImportError:
+        pass
+    ledger["status"] = "complete"
+    ledger["finished_at"] = utc_now_iso()
+    _save_ledger(run_dir, ledger)
