@@ -300,7 +300,7 @@ class Lake:
         if data.height == 0:
             return result
         data, result.duplicates_in_input = _dedupe_input(data, dschema, f"{layer}.{dataset}")
-        days = data.select(_trading_day_expr(dschema.ts_column, info).alias("__day"))["__day"]
+        days = data.select(trading_day_expr(dschema.ts_column, info).alias("__day"))["__day"]
         data = data.with_columns(days)
         for (day,), part in data.partition_by("__day", as_dict=True, maintain_order=True).items():
             ref = PartitionRef(self.root, layer, dataset, day)
@@ -340,7 +340,9 @@ class Lake:
                     commit.write_text_atomic(ref.manifest_path, updated.to_json())
                 return PartitionWrite(ref.relative, before, before, rows.height, changed=False)
             table = merged.to_arrow().cast(dschema.arrow_schema())
-            ts = merged[dschema.ts_column]
+            # Bounds as int64 ns: Series.min() on a datetime gives a Python datetime,
+            # which has microsecond resolution and would truncate the nanoseconds.
+            ts = merged[dschema.ts_column].dt.epoch("ns")
 
             def manifest_for(size: int, sha: str) -> Manifest:
                 return Manifest(
@@ -525,7 +527,7 @@ def _check_timezone(tz: str) -> None:
         ) from None
 
 
-def _trading_day_expr(ts_column: str, info: DatasetInfo) -> pl.Expr:
+def trading_day_expr(ts_column: str, info: DatasetInfo) -> pl.Expr:
     local = pl.col(ts_column).dt.convert_time_zone(info.timezone)
     if info.day_offset:
         local = local.dt.offset_by(info.day_offset)

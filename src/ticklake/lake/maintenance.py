@@ -116,6 +116,10 @@ def _check_partition(
             report.add("missing_data", ref.manifest_path, "manifest without its data file")
         elif not {n for n in names if not is_temp_file(n) and n != PENDING_MANIFEST}:
             report.add("empty_partition", directory, "partition directory holds no data")
+            # A commit into a new partition that crashed before its rename leaves this.
+            if repair and not any(directory.iterdir()):
+                directory.rmdir()
+                report.repaired.append(f"{ref.relative}: removed empty partition directory")
         return
     report.partitions_checked += 1
     if MANIFEST_FILE not in names:
