@@ -202,7 +202,7 @@ def format_statistic(kind: str, value: Any) -> str:
 
     Examples:
         >>> format_statistic("paise", -123456), format_statistic("percent", 0.5)
-        ('₹-1,234.56', '50.00%')
+        ('-₹1,234.56', '50.00%')
         >>> format_statistic("ratio", math.inf), format_statistic("ratio", None)
         ('∞', '—')
     """
@@ -210,10 +210,9 @@ def format_statistic(kind: str, value: Any) -> str:
         return "—"
     if isinstance(value, float) and math.isinf(value):
         return "∞" if value > 0 else "-∞"
-    if kind == "paise":
-        return f"₹{value / 100:,.2f}"
-    if kind == "rupees":
-        return f"₹{value:,.2f}"
+    if kind in ("paise", "rupees"):
+        rupees = value / 100 if kind == "paise" else value
+        return f"{'-' if rupees < 0 else ''}₹{abs(rupees):,.2f}"
     if kind == "percent":
         return f"{value * 100:.2f}%"
     if kind == "ratio":

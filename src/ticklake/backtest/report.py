@@ -1,0 +1,405 @@
+"""The HTML tearsheet of a run and its console summary.
+
+``write_report(run_dir)`` writes ``report.html``: one self-contained file (plotly.js is
+inlined once; no request leaves the machine when it is opened). Each chart's figure is
+embedded as JSON in a ``<script type="application/json" id="figure-...">`` block and
+drawn by a few lines of script, so the data behind every chart can be read back out of
+the file. The figure builders (``equity_figure`` and friends) are public so they can be
+checked on their own.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import polars as pl
+from plotly.offline import get_plotlyjs
+from rich.console import Console
+from rich.table import Table
+
+from ticklake.backtest.stats import (
+    STATISTIC_FIELDS,
+    SUMMARY_FIELDS,
+    RunResults,
+    Statistics,
+    equity_curve_paise,
+    format_statistic,
+    read_run_results,
+)
+
+EQUITY_TITLE = "Equity curve: cumulative net P&L (₹)"
+DRAWDOWN_TITLE = "Drawdown from the running peak (₹)"
+HISTOGRAM_TITLE = "Daily net P&L distribution, traded days (₹)"
+WEEKDAY_TITLE = "Net P&L by weekday, traded days (₹)"
+ENTRY_TIME_TITLE = "Net P&L by time of first entry (₹)"
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_LAYOUT = {"template": "plotly_white", "height": 360, "margin": {"l": 60, "r": 20, "t": 50}}
+
+
+def equity_figure(daily: pl.DataFrame) -> go.Figure:
+    """Cumulative net P&L in ₹ by date over traded and no-trade days (skipped excluded)."""
+    curve = equity_curve_paise(daily)
+    figure = go.Figure(
+        go.Scatter(
+            x=[d.isoformat() for d in curve["date"]],
+            y=[v / 100 for v in curve["equity_paise"]],
+            mode="lines+markers",
+            name="equity",
+            hovertemplate="%{x}<br>₹%{y:,.2f}<extra></extra>",
+        )
+    )
+    figure.update_layout(title=EQUITY_TITLE, yaxis_title="₹", **_LAYOUT)
+    return figure
+
+
+def drawdown_figure(daily: pl.DataFrame) -> go.Figure:
+    """Underwater chart: equity minus its running peak (from 0), in ₹ (≤ 0)."""
+    curve = equity_curve_paise(daily)
+    figure = go.Figure(
+        go.Scatter(
+            x=[d.isoformat() for d in curve["date"]],
+            y=[-v / 100 for v in curve["drawdown_paise"]],
+            fill="tozeroy",
+            mode="lines",
+            name="drawdown",
+            line={"color": "#c0392b"},
+            hovertemplate="%{x}<br>₹%{y:,.2f}<extra></extra>",
+        )
+    )
+    figure.update_layout(title=DRAWDOWN_TITLE, yaxis_title="₹", **_LAYOUT)
+    return figure
+
+
+def daily_pnl_histogram_figure(daily: pl.DataFrame) -> go.Figure:
+    """Histogram of traded days' net P&L in ₹."""
+    traded = daily.filter(pl.col("status") == "traded").sort("date")
+    figure = go.Figure(
+        go.Histogram(
+            x=[v / 100 for v in traded["net_pnl_paise"]],
+            name="days",
+            hovertemplate="₹%{x}<br>%{y} days<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=HISTOGRAM_TITLE, xaxis_title="net P&L (₹)", yaxis_title="days", **_LAYOUT
+    )
+    return figure
+
+
+def weekday_figure(daily: pl.DataFrame) -> go.Figure:
+    """Total net P&L of traded days per weekday (Mon..Sun, only weekdays that traded)."""
+    traded = daily.filter(pl.col("status") == "traded")
+    grouped = (
+        traded.group_by(pl.col("date").dt.weekday().alias("weekday"))
+        .agg(
+            pl.col("net_pnl_paise").sum().alias("total"),
+            pl.len().alias("days"),
+        )
+        .sort("weekday")
+    )
+    figure = go.Figure(
+        go.Bar(
+            x=[WEEKDAY_NAMES[w - 1] for w in grouped["weekday"]],
+            y=[v / 100 for v in grouped["total"]],
+            customdata=[
+                [int(n), t / 100 / n]
+                for n, t in zip(grouped["days"], grouped["total"], strict=True)
+            ],
+            name="net P&L",
+            hovertemplate=(
+                "%{x}: ₹%{y:,.2f}<br>%{customdata[0]} days, "
+                "₹%{customdata[1]:,.2f} per day<extra></extra>"
+            ),
+        )
+    )
+    figure.update_layout(title=WEEKDAY_TITLE, yaxis_title="₹", **_LAYOUT)
+    return figure
+
+
+def entry_time_buckets(
+    daily: pl.DataFrame, timezone: str, bucket_minutes: int = 15
+) -> pl.DataFrame:
+    """Traded days grouped by the local time of their first entry, floored to a bucket.
+
+    Returns ``bucket`` ("HH:MM", the bucket's start in ``timezone``), ``days`` and
+    ``net_pnl_paise`` (the bucket's total), sorted by bucket.
+    """
+    if bucket_minutes <= 0:
+        raise ValueError(f"bucket_minutes must be positive, got {bucket_minutes}")
+    local = pl.col("first_entry_ts").dt.convert_time_zone(timezone)
+    minute_of_day = local.dt.hour().cast(pl.Int64) * 60 + local.dt.minute().cast(pl.Int64)
+    start = (minute_of_day // bucket_minutes) * bucket_minutes
+    return (
+        daily.filter((pl.col("status") == "traded") & pl.col("first_entry_ts").is_not_null())
+        .with_columns(start.alias("bucket_minute"))
+        .group_by("bucket_minute")
+        .agg(pl.len().alias("days"), pl.col("net_pnl_paise").sum().alias("net_pnl_paise"))
+        .sort("bucket_minute")
+        .select(
+            pl.format(
+                "{}:{}",
+                (pl.col("bucket_minute") // 60).cast(pl.String).str.zfill(2),
+                (pl.col("bucket_minute") % 60).cast(pl.String).str.zfill(2),
+            ).alias("bucket"),
+            pl.col("days").cast(pl.Int64),
+            pl.col("net_pnl_paise").cast(pl.Int64),
+        )
+    )
+
+
+def entry_time_figure(daily: pl.DataFrame, timezone: str, bucket_minutes: int = 15) -> go.Figure:
+    """Total net P&L of traded days per bucket of first-entry time of day, in ₹."""
+    buckets = entry_time_buckets(daily, timezone, bucket_minutes)
+    figure = go.Figure(
+        go.Bar(
+            x=buckets["bucket"].to_list(),
+            y=[v / 100 for v in buckets["net_pnl_paise"]],
+            customdata=[[int(n)] for n in buckets["days"]],
+            name="net P&L",
+            hovertemplate="%{x}: ₹%{y:,.2f}<br>%{customdata[0]} days<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=f"{ENTRY_TIME_TITLE}, {bucket_minutes}-minute buckets, {timezone}",
+        xaxis_title=f"first entry ({timezone})",
+        xaxis_type="category",
+        yaxis_title="₹",
+        **_LAYOUT,
+    )
+    return figure
+
+
+def write_report(run_dir: Path, *, bucket_minutes: int = 15) -> Path:
+    """Write ``<run_dir>/report.html`` (self-contained) and return its path."""
+    results = read_run_results(Path(run_dir))
+    document = render_report(results, bucket_minutes=bucket_minutes)
+    target = results.run_dir / "report.html"
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.write_text(document, encoding="utf-8")
+    # Replace atomically: a browser refreshing mid-write sees the old or the new report.
+    os.replace(temporary, target)
+    return target
+
+
+def render_report(results: RunResults, *, bucket_minutes: int = 15) -> str:
+    """Return the report's HTML text."""
+    statistics = results.statistics()
+    daily = results.daily.sort("date")
+    figures = [
+        ("equity", EQUITY_TITLE, equity_figure(daily)),
+        ("drawdown", DRAWDOWN_TITLE, drawdown_figure(daily)),
+        ("histogram", HISTOGRAM_TITLE, daily_pnl_histogram_figure(daily)),
+        ("weekday", WEEKDAY_TITLE, weekday_figure(daily)),
+        (
+            "entry-time",
+            ENTRY_TIME_TITLE,
+            entry_time_figure(daily, results.timezone, bucket_minutes),
+        ),
+    ]
+    charts = "\n".join(_figure_block(key, title, fig) for key, title, fig in figures)
+    name = str(results.run.get("name") or results.spec.get("name") or "(unnamed strategy)")
+    sections = [
+        _header(results, statistics, name),
+        "<h2>Statistics</h2>",
+        _statistics_table(statistics),
+        charts,
+        _samples_section(results, statistics),
+        _skipped_section(daily, statistics),
+        "<h2>Strategy spec</h2>",
+        f"<pre class='spec'>{html.escape(json.dumps(results.spec, indent=2))}</pre>",
+    ]
+    body = "\n".join(sections)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{html.escape(name)} — {html.escape(results.run_id)}</title>
+<style>{_CSS}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head>
+<body>
+{body}
+<script type="text/javascript">{_DRAW_FIGURES}</script>
+</body>
+</html>
+"""
+
+
+def print_summary(run_dir: Path, console: Console) -> Statistics:
+    """Print a Rich table of a run's main statistics and return them."""
+    results = read_run_results(Path(run_dir))
+    statistics = results.statistics()
+    name = results.run.get("name") or results.spec.get("name") or ""
+    table = Table(
+        "statistic", "value", title=f"{name} {results.run_id}".strip(), title_justify="left"
+    )
+    by_name = {item.name: item for item in STATISTIC_FIELDS}
+    for field_name in SUMMARY_FIELDS:
+        item = by_name[field_name]
+        table.add_row(item.label, format_statistic(item.kind, getattr(statistics, field_name)))
+    console.print(table)
+    if statistics.skip_reasons:
+        reasons = ", ".join(f"{r} ×{n}" for r, n in statistics.skip_reasons.items())
+        console.print(f"skipped: {reasons}", highlight=False)
+    return statistics
+
+
+def _figure_block(key: str, title: str, figure: go.Figure) -> str:
+    # "</" inside a <script> block would end it early; "<\/" is the same JSON string.
+    data = figure.to_json().replace("</", "<\\/")
+    return (
+        f"<section class='chart'><h2>{html.escape(title)}</h2>\n"
+        f"<div id='chart-{key}' class='figure'></div>\n"
+        f"<script type='application/json' id='figure-{key}' data-target='chart-{key}'>"
+        f"{data}</script></section>"
+    )
+
+
+def _header(results: RunResults, statistics: Statistics, name: str) -> str:
+    run, timing = results.run, results.spec.get("time") or {}
+    dates = results.daily["date"].sort()
+    planned = f"{dates[0]} → {dates[-1]}" if len(dates) else "no planned days"
+    executor = str(run.get("executor") or "—")
+    if run.get("workers"):
+        executor += f" ({run['workers']} workers)"
+    rows = [
+        ("Run id", results.run_id),
+        ("Status", str(run.get("status") or "—")),
+        ("Spec window", f"{timing.get('start', '—')} → {timing.get('end', '—')}"),
+        ("Planned days", f"{planned} ({statistics.days_planned} days)"),
+        ("Spec hash", str(run.get("spec_hash") or "—")),
+        ("Executor", executor),
+        ("Created", str(run.get("created_at") or "—")),
+        ("Finished", str(run.get("finished_at") or "—")),
+        ("ticklake", f"{run.get('ticklake_version') or '—'} (git {run.get('git_sha') or '—'})"),
+    ]
+    cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    description = results.spec.get("description") or ""
+    return (
+        f"<h1>{html.escape(name)}</h1>"
+        + (f"<p>{html.escape(str(description))}</p>" if description else "")
+        + f"<table class='header'>{cells}</table>"
+    )
+
+
+def _statistics_table(statistics: Statistics) -> str:
+    rows = []
+    for item in STATISTIC_FIELDS:
+        value = getattr(statistics, item.name)
+        if item.kind == "date" and value is None and statistics.max_drawdown_paise:
+            # A missing peak is the 0 before the first day; a missing recovery is real.
+            text = "start of run" if item.name.endswith("peak_date") else "not recovered"
+        else:
+            text = format_statistic(item.kind, value)
+        rows.append(
+            f"<tr data-statistic='{item.name}'><th>{html.escape(item.label)}</th>"
+            f"<td>{html.escape(text)}</td></tr>"
+        )
+    note = (
+        "Daily statistics use traded and no-trade days (no-trade = ₹0); skipped days are "
+        "excluded. Sharpe: sample std (ddof 1); Sortino: downside deviation over all days; "
+        f"both × √252. Exposure over {statistics.session_seconds:,} session seconds per "
+        "traded day."
+    )
+    return f"<table class='stats'>{''.join(rows)}</table><p class='note'>{html.escape(note)}</p>"
+
+
+def _samples_section(results: RunResults, statistics: Statistics) -> str:
+    samples = results.samples
+    shown = 0 if samples is None else samples.height
+    total = max(statistics.fills, results.trades.height)
+    title = f"<h2>Sample fills</h2><p class='note'>first {shown:,} of {total:,} fills</p>"
+    if samples is None or samples.height == 0:
+        return title
+    return title + _frame_table(_display_frame(samples, results.timezone), "samples")
+
+
+def _skipped_section(daily: pl.DataFrame, statistics: Statistics) -> str:
+    frame = daily.filter(pl.col("status") != "traded").select(
+        pl.col("date").cast(pl.String),
+        pl.col("date").dt.weekday().alias("weekday"),
+        "status",
+        pl.col("skip_reason").fill_null("(no reason given)").alias("reason"),
+    )
+    frame = frame.with_columns(
+        pl.col("weekday").map_elements(lambda w: WEEKDAY_NAMES[w - 1], return_dtype=pl.String)
+    )
+    counts = "; ".join(
+        [f"skipped — {r}: {n}" for r, n in statistics.skip_reasons.items()]
+        + [f"no trade — {r}: {n}" for r, n in statistics.no_trade_reasons.items()]
+    )
+    title = (
+        f"<h2>Skipped and no-trade days</h2><p class='note'>{statistics.days_skipped} skipped, "
+        f"{statistics.days_no_trade} without a trade. {html.escape(counts)}</p>"
+    )
+    if frame.height == 0:
+        return title
+    return title + _frame_table(frame, "skipped")
+
+
+def _display_frame(frame: pl.DataFrame, timezone: str) -> pl.DataFrame:
+    """Money columns as rupee text, timestamps in the exchange time zone."""
+    columns: list[pl.Expr] = []
+    for name, dtype in frame.schema.items():
+        column = pl.col(name)
+        if name.endswith("_paise") and dtype.is_integer():
+            label = name.removesuffix("_paise") + " (₹)"
+            columns.append(
+                (column.cast(pl.Float64) / 100)
+                .map_elements(lambda v: f"{v:,.2f}", return_dtype=pl.String)
+                .alias(label)
+            )
+        elif isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+            columns.append(
+                column.dt.convert_time_zone(timezone).dt.strftime("%Y-%m-%d %H:%M:%S").alias(name)
+            )
+        else:
+            columns.append(column)
+    return frame.select(columns)
+
+
+def _frame_table(frame: pl.DataFrame, css_class: str) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in frame.iter_rows()
+    )
+    return (
+        f"<div class='scroll'><table class='{css_class}'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e-3 and value else f"{value:,.2f}"
+    return html.escape(str(value))
+
+
+_CSS = """
+body { font-family: -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 2em auto;
+       max-width: 1200px; color: #222; padding: 0 1em; }
+h1 { margin-bottom: .2em; } h2 { margin-top: 1.6em; font-size: 1.15em; }
+table { border-collapse: collapse; font-size: .9em; }
+th, td { padding: .25em .7em; border-bottom: 1px solid #e3e3e3; text-align: left; }
+table.stats td, table.samples td { text-align: right; font-variant-numeric: tabular-nums; }
+.scroll { overflow-x: auto; max-height: 32em; }
+.note { color: #666; font-size: .85em; }
+pre.spec { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: .85em; }
+"""
+
+# Draw every embedded figure; the figures' JSON stays readable in the file.
+_DRAW_FIGURES = """
+document.querySelectorAll('script[type="application/json"][data-target]').forEach(
+  function (node) {
+    var figure = JSON.parse(node.textContent);
+    Plotly.newPlot(node.dataset.target, figure.data, figure.layout,
+                   {responsive: true, displaylogo: false});
+  });
+"""
