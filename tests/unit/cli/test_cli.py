@@ -131,16 +131,30 @@ def test_unknown_dataset_lists_known(tmp_path: Path) -> None:
     assert "Known datasets: bronze.trades" in result.output
 
 
+@pytest.mark.slow
 def test_demo_runs_and_reports(tmp_path: Path) -> None:
     result = runner.invoke(app, ["demo", "--dir", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
-    assert "added 0 rows (idempotent)" in result.output
+    assert "(92 already ingested, 0 failed), 0 rows read" in result.output
     assert "no problems" in result.output
     lake = ticklake.open_lake(tmp_path / "demo" / "lake")
-    daily = lake.sql("select count(*) as n from bronze.trades")
-    assert daily["n"][0] == 200_000
-    # Running again rebuilds the demo directory rather than failing.
-    assert runner.invoke(app, ["demo", "--dir", str(tmp_path / "demo")]).exit_code == 0
+    rows = lake.sql("select count(*) as n from bronze.banknifty_options")["n"][0]
+    generated = sum(
+        pl.scan_parquet(p).select(pl.len()).collect().item()
+        for p in (tmp_path / "demo" / "vendor" / "options").rglob("*.parquet")
+    )
+    assert rows == generated > 0
+    report = next((tmp_path / "demo" / "lake" / "runs").glob("*/report.html"))
+    assert "Equity" in report.read_text()
+    daily = pl.read_parquet(report.parent / "daily.parquet")
+    trades = pl.read_parquet(report.parent / "trades.parquet")
+    # Daily net P&L is exactly the fills' cash flows minus their costs.
+    by_day = trades.group_by("date").agg(
+        (pl.col("cash_flow_paise").sum() - pl.col("costs_paise").sum()).alias("net")
+    )
+    joined = daily.join(by_day, on="date")
+    assert joined.height == 3
+    assert (joined["net"] == joined["net_pnl_paise"]).all()
 
 
 def test_demo_refuses_a_foreign_directory(tmp_path: Path) -> None:
