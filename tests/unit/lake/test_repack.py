@@ -68,14 +68,21 @@ def _same_rows(a: Path | pl.DataFrame | pa.Table, b: Path | pl.DataFrame | pa.Ta
     con = duckdb.connect()
     for name, source in (("a", a), ("b", b)):
         if isinstance(source, Path):
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{source}', hive_partitioning = false)")
+            con.execute(
+                f"CREATE VIEW {name} AS SELECT * FROM "
+                f"read_parquet('{source}', hive_partitioning = false)"
+            )
         else:
             con.register(name, source if isinstance(source, pa.Table) else source.to_arrow())
     count_a = con.execute("SELECT count(*) FROM a").fetchone()
     count_b = con.execute("SELECT count(*) FROM b").fetchone()
-    left = con.execute("SELECT count(*) FROM (SELECT * FROM a EXCEPT ALL SELECT * FROM b)")
-    right = con.execute("SELECT count(*) FROM (SELECT * FROM b EXCEPT ALL SELECT * FROM a)")
-    return count_a == count_b and left.fetchone() == (0,) and right.fetchone() == (0,)
+    only_a = con.execute(
+        "SELECT count(*) FROM (SELECT * FROM a EXCEPT ALL SELECT * FROM b)"
+    ).fetchone()
+    only_b = con.execute(
+        "SELECT count(*) FROM (SELECT * FROM b EXCEPT ALL SELECT * FROM a)"
+    ).fetchone()
+    return count_a == count_b and only_a == (0,) and only_b == (0,)
 
 
 def _is_sorted(path: Path, key: tuple[str, ...]) -> bool:
@@ -127,8 +134,8 @@ def test_repack_keeps_rows_and_applies_sort_and_row_groups(
     # Oracle for the probe: rows matching it, counted by DuckDB on the raw file.
     expiry, strike = _probe_values(part.probe)
     matching = duckdb.execute(
-        f"SELECT count(*) FROM read_parquet('{path}', hive_partitioning = false) WHERE expiry = DATE '{expiry}' "
-        f"AND strike = {strike}"
+        f"SELECT count(*) FROM read_parquet('{path}', hive_partitioning = false) "
+        f"WHERE expiry = DATE '{expiry}' AND strike = {strike}"
     ).fetchone()
     assert matching == (part.probe_rows,) and part.probe_rows > 0
     # Time-sorted row groups each hold every strike: nothing can be skipped. Sorted by
@@ -215,7 +222,7 @@ def test_later_writes_merge_in_the_new_order(lake: Lake, trades_frame: pl.DataFr
     expected = con.execute(
         "SELECT old.* FROM old ANTI JOIN new USING (instrument, ts, trade_id) "
         "UNION ALL SELECT * FROM new"
-    ).arrow()
+    ).to_arrow_table()
     assert expected.num_rows == old.height + 20
     assert _same_rows(first_day.path, expected)
     assert _is_sorted(first_day.path, ("instrument", "ts", "trade_id"))
@@ -287,9 +294,7 @@ def test_damaged_file_is_not_laundered(option_lake: Lake) -> None:
     "fingerprint, sort included, so a dataset whose sort was changed by repack refuses "
     "the reader's canonical schema; fix in lake.py: compare with the dataset's own sort",
 )
-def test_ingest_after_sort_change(
-    option_lake: Lake, option_template: tuple[Path, Path]
-) -> None:
+def test_ingest_after_sort_change(option_lake: Lake, option_template: tuple[Path, Path]) -> None:
     repack(option_lake, "options", sort=OPTION_SORT)
     ingest_files(option_lake, "nse_options", [option_template[1]], "options", force=True)
     assert _is_sorted(_only_partition(option_lake, "options"), (*OPTION_SORT, "symbol"))
