@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 
 import polars as pl
@@ -53,12 +53,12 @@ def run_writer(root: Path, *args: str, timeout: float = 60) -> subprocess.Comple
 def by_day(frame: pl.DataFrame) -> dict[str, set[tuple]]:
     """Oracle: rows grouped by their Asia/Kolkata date, computed with the stdlib."""
     out: dict[str, set[tuple]] = {}
+    from datetime import datetime
     from zoneinfo import ZoneInfo
-    from datetime import datetime, timezone
 
     kolkata = ZoneInfo("Asia/Kolkata")
     for row in row_set(frame):
-        moment = datetime.fromtimestamp(row[0] // 1_000_000_000, tz=timezone.utc)
+        moment = datetime.fromtimestamp(row[0] // 1_000_000_000, tz=UTC)
         out.setdefault(moment.astimezone(kolkata).date().isoformat(), set()).add(row)
     return out
 
@@ -103,16 +103,31 @@ def test_crash_at_each_commit_step_leaves_old_or_new_state(
     else:
         # Crash in the first of two brand-new partitions.
         new_first_day, occurrence = trading_days(FIRST_DAY, 4)[3], 1
-    new = make_trades(days=2 if scenario == "new_partition" else 3, rows_per_day=ROWS, seed=2,
-                      first_day=new_first_day)
+    new = make_trades(
+        days=2 if scenario == "new_partition" else 3,
+        rows_per_day=ROWS,
+        seed=2,
+        first_day=new_first_day,
+    )
     new_by_day = by_day(new)
     days = sorted(set(old_by_day) | set(new_by_day))
     final = {d: old_by_day.get(d, set()) | new_by_day.get(d, set()) for d in days}
 
     proc = run_writer(
-        root, "write", "--seed", "2", "--rows", str(ROWS), "--days", str(len(new_by_day)),
-        "--first-day", new_first_day.isoformat(), "--crash-step", step,
-        "--crash-occurrence", str(occurrence),
+        root,
+        "write",
+        "--seed",
+        "2",
+        "--rows",
+        str(ROWS),
+        "--days",
+        str(len(new_by_day)),
+        "--first-day",
+        new_first_day.isoformat(),
+        "--crash-step",
+        step,
+        "--crash-occurrence",
+        str(occurrence),
     )
     assert proc.returncode == 137, proc.stderr
 
@@ -138,8 +153,16 @@ def test_crash_at_each_commit_step_leaves_old_or_new_state(
 
     # Re-running the same write completes it: no loss, no duplicates, clean verify.
     proc = run_writer(
-        root, "write", "--seed", "2", "--rows", str(ROWS), "--days", str(len(new_by_day)),
-        "--first-day", new_first_day.isoformat(),
+        root,
+        "write",
+        "--seed",
+        "2",
+        "--rows",
+        str(ROWS),
+        "--days",
+        str(len(new_by_day)),
+        "--first-day",
+        new_first_day.isoformat(),
     )
     assert proc.returncode == 0, proc.stderr
     files = data_files(root / "bronze" / "nifty")
@@ -159,14 +182,26 @@ def test_crash_at_each_commit_step_leaves_old_or_new_state(
 def test_sigkill_during_multi_day_write(tmp_path: Path, seed: int) -> None:
     root = tmp_path / "lake"
     ticklake.init_lake(root)
-    day_count = 40
+    day_count = 25
     oracle: dict[str, set[tuple]] = {}
     for day in trading_days(FIRST_DAY, day_count):
         oracle.update(by_day(make_trades(days=1, rows_per_day=ROWS, seed=seed, first_day=day)))
     signal_file = tmp_path / "progress"
     proc = subprocess.Popen(
-        [sys.executable, str(WRITER), str(root), "loop", "--seed", str(seed),
-         "--days", str(day_count), "--rows", str(ROWS), "--signal-file", str(signal_file)],
+        [
+            sys.executable,
+            str(WRITER),
+            str(root),
+            "loop",
+            "--seed",
+            str(seed),
+            "--days",
+            str(day_count),
+            "--rows",
+            str(ROWS),
+            "--signal-file",
+            str(signal_file),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -190,8 +225,9 @@ def test_sigkill_during_multi_day_write(tmp_path: Path, seed: int) -> None:
 
     assert_clean_after_repair(root, {d: oracle[d] for d in files})
 
-    done = run_writer(root, "loop", "--seed", str(seed), "--days", str(day_count),
-                      "--rows", str(ROWS))
+    done = run_writer(
+        root, "loop", "--seed", str(seed), "--days", str(day_count), "--rows", str(ROWS)
+    )
     assert done.returncode == 0, done.stderr
     files = data_files(root / "bronze" / "nifty")
     assert {day: read_everywhere(path) for day, path in files.items()} == oracle

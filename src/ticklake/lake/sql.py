@@ -5,6 +5,13 @@ name is unique across layers) over ``<layer>/<dataset>/date=*/data.parquet`` wit
 Hive ``date`` column. Only ``data.parquet`` files are matched, so temp files of an
 in-flight commit are never read.
 
+DuckDB opens a Parquet file more than once per query (to bind the schema, then to
+scan), so a commit renaming a new file into place in between makes it read the old
+footer against the new bytes (torn reads: "Could not read enough bytes", thrift
+errors). :func:`run_sql` and :func:`run_untrusted_sql` therefore hard-link the
+committed files into a private snapshot under ``cache/sql/`` for the query's
+duration: a link pins one inode, so every open sees the same committed file.
+
 The persisted ``warehouse.duckdb`` (``ticklake lake views``) stores paths relative to
 the lake and sets ``file_search_path`` when opened, so a lake directory can be moved.
 
@@ -16,8 +23,13 @@ a row cap.
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +41,7 @@ from ticklake.lake.lake import Lake
 from ticklake.lake.layout import DATA_FILE
 
 WAREHOUSE_FILE = "warehouse.duckdb"
+SNAPSHOT_DIR = Path("cache") / "sql"
 
 
 @dataclass(frozen=True)
@@ -46,8 +59,12 @@ def _quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def view_statements(lake: Lake, *, relative: bool) -> list[str]:
-    """SQL creating one view per dataset (plus bare names where unambiguous)."""
+def view_statements(lake: Lake, *, relative: bool, root: Path | None = None) -> list[str]:
+    """SQL creating one view per dataset (plus bare names where unambiguous).
+
+    ``root`` reads the data files from a snapshot of the lake instead of the lake itself.
+    """
+    root = root or lake.root
     infos = lake.datasets()
     counts: dict[str, int] = {}
     for info in infos:
@@ -58,11 +75,11 @@ def view_statements(lake: Lake, *, relative: bool) -> list[str]:
     for info in infos:
         # Datasets live at validated paths (names are [a-z0-9_]), quoting is belt and braces.
         base = Path(info.layer) / info.name
-        has_data = any((lake.root / base).glob(f"date=*/{DATA_FILE}"))
+        has_data = any((root / base).glob(f"date=*/{DATA_FILE}"))
         if has_data:
             pattern = str(base / "date=*" / DATA_FILE)
             if not relative:
-                pattern = str(lake.root / pattern)
+                pattern = str(root / pattern)
             body = f"SELECT * FROM read_parquet({_quote_literal(pattern)}, hive_partitioning=true)"
         else:
             cols = ", ".join(
@@ -93,25 +110,57 @@ def _duck_type(type_name: str) -> str:
     }[type_name]
 
 
-def connect(lake: Lake) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with views over the lake (absolute paths)."""
+def connect(lake: Lake, *, root: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with views over the lake (absolute paths).
+
+    The views read the live files, so a long-lived connection can see torn reads while
+    a commit runs; pass ``root`` from :func:`snapshot` to read pinned files instead.
+    """
     con = duckdb.connect()
     con.execute("SET TimeZone='UTC'")
-    for statement in view_statements(lake, relative=False):
+    for statement in view_statements(lake, relative=False, root=root):
         con.execute(statement)
     return con
 
 
+@contextmanager
+def snapshot(lake: Lake) -> Iterator[Path]:
+    """Hard-link every committed data file into a private directory; yield its root.
+
+    Falls back to the live lake when the file system cannot hard-link.
+    """
+    root = lake.root / SNAPSHOT_DIR / uuid.uuid4().hex
+    try:
+        for info in lake.datasets():
+            base = Path(info.layer) / info.name
+            for data in (lake.root / base).glob(f"date=*/{DATA_FILE}"):
+                target = root / base / data.parent.name / DATA_FILE
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(data, target)
+                except FileNotFoundError:  # the partition vanished (vacuum): skip it
+                    continue
+    except OSError:
+        shutil.rmtree(root, ignore_errors=True)
+        yield lake.root
+        return
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def run_sql(lake: Lake, query: str) -> pl.DataFrame:
     """Run trusted SQL; a statement that returns no rows gives an empty frame."""
-    con = connect(lake)
-    try:
-        rel = con.sql(query)
-        return rel.pl() if rel is not None else pl.DataFrame()
-    except duckdb.Error as exc:
-        raise QueryError(f"query failed: {exc}", query=query) from exc
-    finally:
-        con.close()
+    with snapshot(lake) as root:
+        con = connect(lake, root=root)
+        try:
+            rel = con.sql(query)
+            return rel.pl() if rel is not None else pl.DataFrame()
+        except duckdb.Error as exc:
+            raise QueryError(f"query failed: {exc}", query=query) from exc
+        finally:
+            con.close()
 
 
 def refresh_warehouse(lake: Lake) -> Path:
@@ -171,7 +220,15 @@ def run_untrusted_sql(
     max_rows = max_rows or settings.max_rows
     timeout_seconds = timeout_seconds or settings.timeout_seconds
     check_single_select(query)
-    con = connect(lake)
+    with snapshot(lake) as snapshot_root:
+        return _run_locked(lake, query, snapshot_root, max_rows, timeout_seconds)
+
+
+def _run_locked(
+    lake: Lake, query: str, snapshot_root: Path, max_rows: int, timeout_seconds: float
+) -> QueryResult:
+    settings = lake.settings.query
+    con = connect(lake, root=snapshot_root)
     root = str(lake.root).rstrip("/") + "/"
     con.execute(f"SET memory_limit={_quote_literal(settings.memory_limit)}")
     con.execute(f"SET threads={int(settings.threads)}")

@@ -15,13 +15,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import polars as pl  # noqa: E402
-from lakegen import make_trades, trading_days  # noqa: E402
+import polars as pl
+from lakegen import make_trades, trading_days
 
-import ticklake  # noqa: E402
-from ticklake.lake import commit  # noqa: E402
-from ticklake.lake.layout import PartitionRef  # noqa: E402
-from ticklake.lake.locking import file_lock  # noqa: E402
+import ticklake
+from ticklake.lake import commit
+from ticklake.lake.layout import PartitionRef
+from ticklake.lake.locking import file_lock
 
 CRASH_EXIT_CODE = 137
 
@@ -42,11 +42,13 @@ def crash_at(step_name: str, occurrence: int = 1):
 def batch_frame(writer: int, commit_index: int, rows: int, days: list[date]) -> pl.DataFrame:
     """Rows of one commit: ids unique to (writer, commit); ``size`` encodes the commit."""
     day = days[(writer + commit_index) % len(days)]
-    frame = make_trades(days=1, rows_per_day=rows, seed=writer * 10_000 + commit_index, first_day=day)
+    frame = make_trades(
+        days=1, rows_per_day=rows, seed=writer * 10_000 + commit_index, first_day=day
+    )
     return frame.with_columns(
-        pl.format("w{}-c{}-", pl.lit(writer), pl.lit(commit_index)).add(pl.col("trade_id")).alias(
-            "trade_id"
-        ),
+        pl.format("w{}-c{}-", pl.lit(writer), pl.lit(commit_index))
+        .add(pl.col("trade_id"))
+        .alias("trade_id"),
         pl.lit(float(commit_index + 1)).alias("size"),
     )
 
@@ -76,7 +78,9 @@ def main() -> None:
         # One multi-day write, optionally crashing at a commit step.
         if args.crash_step:
             commit.FAULT_HOOK = crash_at(args.crash_step, args.crash_occurrence)
-        frame = make_trades(days=args.days, rows_per_day=args.rows, seed=args.seed, first_day=first_day)
+        frame = make_trades(
+            days=args.days, rows_per_day=args.rows, seed=args.seed, first_day=first_day
+        )
         lake.write("nifty", frame, schema="trades", timezone="Asia/Kolkata")
     elif args.mode == "loop":
         # Many days, one write per day, until killed (or done).

@@ -7,7 +7,7 @@ digits, prices on a 0.05 tick grid, sizes in lots of 25, venue trade ids.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -29,7 +29,7 @@ def trading_days(first: date, count: int) -> list[date]:
 
 
 def day_start_ns(day: date) -> int:
-    midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return int(midnight.timestamp()) * 1_000_000_000
 
 

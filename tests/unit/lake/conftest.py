@@ -1,4 +1,4 @@
-"""Fixtures for the lake tests: a fresh lake and realistic trade frames."""
+"""Fixtures for the lake tests: a fresh lake; frames come from ``lakegen.make_trades``."""
 
 from __future__ import annotations
 
@@ -7,21 +7,14 @@ from pathlib import Path
 
 import pytest
 
+# The generator and checks are shared with the subprocess scripts of the integration tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration" / "_scripts"))
 
-from lakegen import make_trades  # noqa: E402
-
-import ticklake  # noqa: E402
-from ticklake.lake import Lake  # noqa: E402
+import ticklake
+from ticklake.lake import Lake
 
 
 @pytest.fixture
 def lake(tmp_path: Path) -> Lake:
     """A new, empty lake in a temporary directory."""
     return ticklake.init_lake(tmp_path / "lake")
-
-
-@pytest.fixture
-def trades_frame():
-    """Three NSE trading days of trades (Asia/Kolkata session, nanosecond timestamps)."""
-    return make_trades(days=3, rows_per_day=400, seed=7)
