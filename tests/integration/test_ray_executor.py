@@ -157,8 +157,8 @@ def test_ticklake_errors_arrive_as_themselves(ray_executor: Any) -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_cancels_running_tasks(ray_executor: Any, tmp_path: Path) -> None:
-    items = [(str(tmp_path), x) for x in (4, 5, 6)]
-    timer = threading.Timer(1.5, os.kill, args=(os.getpid(), signal.SIGINT))
+    items = [(str(tmp_path), x) for x in (3, 4, 5)]
+    timer = threading.Timer(1.0, os.kill, args=(os.getpid(), signal.SIGINT))
     timer.start()
     started = time.monotonic()
     try:
@@ -166,8 +166,8 @@ def test_ctrl_c_cancels_running_tasks(ray_executor: Any, tmp_path: Path) -> None
             ray_executor.map(sleep_then_mark, items)
     finally:
         timer.cancel()
-    assert time.monotonic() - started < 4.0, "map did not stop promptly"
-    time.sleep(6.0 - (time.monotonic() - started) + 1.0)  # past every task's end
+    assert time.monotonic() - started < 3.0, "map did not stop promptly"
+    time.sleep(5.0 - (time.monotonic() - started) + 1.0)  # past every task's end
     assert list(tmp_path.iterdir()) == [], "a cancelled task kept running"
 
 

@@ -45,10 +45,9 @@ def get_executor(
     if name == "process":
         return ProcessExecutor(workers=workers, fresh_worker_per_task=fresh_worker_per_task)
     if name == "ray":
-        raise ConfigError(
-            "the 'ray' executor arrives with the backtest engine; use 'serial' or 'process'",
-            executor=name,
-        )
+        from ticklake.execution.ray_executor import RayExecutor  # Ray is an optional extra
+
+        return RayExecutor(workers=workers, fresh_worker_per_task=fresh_worker_per_task)
     raise ConfigError(
         f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}", executor=name
     )
