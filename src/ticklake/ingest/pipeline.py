@@ -292,7 +292,8 @@ def commit_day(task: DayTask) -> DayResult:
     after = sum(p.rows_after for p in result.partitions)
     return DayResult(
         day=task.day,
-        rows_in=frame.height - (frame.height - frame.unique().height),
+        # distinct rows = kept + losers: no second full-row unique() over the day
+        rows_in=kept.height + losers.height,
         rows_before=before,
         rows_after=after,
         conflicts_quarantined=losers.height,
