@@ -243,6 +243,9 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
     anchor_spot = np.int64(0)
     peak = 0.0
     rebalance_due = False
+    # Legs still to re-target in the current re-targeting event: a leg already moved
+    # must not move again while another leg waits for a tradeable quote.
+    rebalance_pending = np.zeros(L, np.bool_)
     candidate = np.full(L, -1, np.int64)
 
     for t in range(T):
@@ -323,10 +326,11 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
             if cycle_pnl > peak:
                 peak = cycle_pnl
             # --- decide exits (time > combined > legs)
-            if t >= exit_t:
+            if t >= exit_t or t == T - 1:
+                # An exit time at or after the session end still closes at the last second.
                 for leg in range(L):
                     if pos_c[leg] >= 0 and closing[leg] < 0:
-                        closing[leg] = EXIT_TIME
+                        closing[leg] = EXIT_TIME if t >= exit_t else FORCED_EOD
             else:
                 loss_pts, gain_pts = -points, points
                 if _threshold_hit(thresholds[2, 0], thresholds[2, 1], loss_pts, cycle_premium, -cycle_pnl):
@@ -402,21 +406,26 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                 if closing[leg] >= 0:
                     any_closing = True
             if any_open and not any_closing and t < exit_t:
-                if rebalance_kind == 1 and t - anchor_t >= rebalance_seconds:
-                    rebalance_due = True
-                elif rebalance_kind == 2 and spot[t] > 0 and abs(spot[t] - anchor_spot) >= rebalance_move:
-                    rebalance_due = True
+                if not rebalance_due:
+                    if rebalance_kind == 1 and t - anchor_t >= rebalance_seconds:
+                        rebalance_due = True
+                    elif rebalance_kind == 2 and spot[t] > 0:
+                        rebalance_due = abs(spot[t] - anchor_spot) >= rebalance_move
+                    if rebalance_due:
+                        for leg in range(L):
+                            rebalance_pending[leg] = pos_c[leg] >= 0
                 if rebalance_due:
                     done = True
                     for leg in range(L):
                         c_old = pos_c[leg]
-                        if c_old < 0 or stopped[leg]:
+                        if c_old < 0 or stopped[leg] or not rebalance_pending[leg]:
                             continue
                         c_new, why = _select(
                             spot, strikes, is_call, bid, ask, age, years, t, leg_call[leg],
                             leg_kind[leg], leg_param[leg], step, candidates, max_age,
                         )
                         if why < 0 and c_new == c_old:
+                            rebalance_pending[leg] = False
                             continue
                         if why < 0:
                             why = _tradeable_reason(bid, ask, age, c_new, t, max_age)
@@ -433,6 +442,7 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                         if n_f + 2 > MAX_FILLS:
                             overflow = True
                             break
+                        rebalance_pending[leg] = False
                         buying = leg_side[leg] > 0
                         out_px = _fill_price(
                             bid, ask, age, c_old, t, not buying, fill_mode, tick, base_ticks,
