@@ -31,6 +31,7 @@ import polars as pl
 from ticklake._version import __version__
 from ticklake.backtest.engine import ATTEMPT_SCHEMA, TRADE_SCHEMA, run_day
 from ticklake.backtest.spec import StrategySpec, parse_spec, spec_hash
+from ticklake.backtest.stats import compute_statistics, session_seconds_from_spec
 from ticklake.errors import ConfigError, ExecutionError, InterruptedRunError, LakeError
 from ticklake.execution import get_executor
 from ticklake.lake import Lake, open_lake
@@ -106,7 +107,9 @@ def cache_key(spec: StrategySpec, day: date, inputs: dict[str, str]) -> str:
 
 
 def _outputs(directory: Path) -> dict[str, str]:
-    return {name: sha256_file(directory / name) for name in DAY_FILES if (directory / name).exists()}
+    return {
+        name: sha256_file(directory / name) for name in DAY_FILES if (directory / name).exists()
+    }
 
 
 def day_task(job: DayJob) -> dict[str, Any]:
@@ -342,7 +345,8 @@ def _execute(
 def finish_run(run_dir: Path, ledger: dict[str, Any], spec: StrategySpec) -> None:
     """Check every day's outputs against the ledger, then write the run-level files."""
     broken = [
-        d for d, e in ledger["days"].items()
+        d
+        for d, e in ledger["days"].items()
         if e.get("status") != "done" or not _intact(run_dir / "days" / d, e)
     ]
     if broken:
@@ -363,14 +367,20 @@ def finish_run(run_dir: Path, ledger: dict[str, Any], spec: StrategySpec) -> Non
         pl.concat(attempts, how="vertical") if attempts else pl.DataFrame(schema=ATTEMPT_SCHEMA)
     )
     summaries = [json.loads((run_dir / "days" / d / "summary.json").read_text()) for d in days]
-    daily = pl.DataFrame(summaries).with_columns(
-        pl.col("date").str.to_date(),
-        pl.col("expiry").cast(pl.String).str.to_date(),
-        pl.col("first_entry_ts").cast(pl.String).str.to_datetime(time_zone="UTC", time_unit="ns"),
-        pl.col("last_exit_ts").cast(pl.String).str.to_datetime(time_zone="UTC", time_unit="ns"),
-        pl.col("skip_reason").cast(pl.String),
-        pl.col("underlying_source").cast(pl.String),
-    ).select([pl.col(c).cast(t) for c, t in DAILY_SCHEMA.items()])
+    daily = (
+        pl.DataFrame(summaries)
+        .with_columns(
+            pl.col("date").str.to_date(),
+            pl.col("expiry").cast(pl.String).str.to_date(),
+            pl.col("first_entry_ts")
+            .cast(pl.String)
+            .str.to_datetime(time_zone="UTC", time_unit="ns"),
+            pl.col("last_exit_ts").cast(pl.String).str.to_datetime(time_zone="UTC", time_unit="ns"),
+            pl.col("skip_reason").cast(pl.String),
+            pl.col("underlying_source").cast(pl.String),
+        )
+        .select([pl.col(c).cast(t) for c, t in DAILY_SCHEMA.items()])
+    )
     n = spec.sampling.first_n_trades
     _write_frame(all_trades, run_dir / "trades.parquet")
     _write_frame(daily, run_dir / "daily.parquet")
@@ -390,15 +400,14 @@ def finish_run(run_dir: Path, ledger: dict[str, Any], spec: StrategySpec) -> Non
         name: sha256_file(run_dir / name)
         for name in ("trades.parquet", "daily.parquet", "attempts.parquet", "samples.parquet")
     }
-    try:
-        from ticklake.backtest.stats import compute_statistics
-
-        stats = compute_statistics(daily, all_trades)
-        write_text_atomic(
-            run_dir / "stats.json", json.dumps(stats.to_dict(), indent=1, default=str) + "\n"
-        )
-    except ImportError:
-        pass
+    stats = compute_statistics(
+        daily,
+        all_trades,
+        session_seconds=session_seconds_from_spec(spec.model_dump(mode="json")),
+    )
+    write_text_atomic(
+        run_dir / "stats.json", json.dumps(stats.to_dict(), indent=1, sort_keys=True) + "\n"
+    )
     ledger["status"] = "complete"
     ledger["finished_at"] = utc_now_iso()
     _save_ledger(run_dir, ledger)

@@ -287,7 +287,9 @@ def commit_day(task: DayTask) -> DayResult:
             ),
         )
         _commit_quarantine(lake, request, task.day, q, "conflicts")
-    result = lake.write(request.dataset, kept, layer=request.layer, sources=task.sources)
+    result = lake.write(
+        request.dataset, kept, layer=request.layer, sources=task.sources, input_is_unique=True
+    )
     before = sum(p.rows_before for p in result.partitions)
     after = sum(p.rows_after for p in result.partitions)
     return DayResult(
@@ -523,7 +525,7 @@ def ingest_frame(
             ),
             "conflicts",
         )
-    result = lake.write(dataset, kept, layer=layer)
+    result = lake.write(dataset, kept, layer=layer, input_is_unique=True)
     for part in result.partitions:
         summary.days.append(
             DayResult(

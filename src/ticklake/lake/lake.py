@@ -224,7 +224,8 @@ class Lake:
             if path.is_file():
                 info = DatasetInfo.read(path)
                 existing = info.dataset_schema
-                if existing.fingerprint() != resolved.fingerprint():
+                # A repack may have changed the sort; the layout that matters is the rest.
+                if existing.fingerprint() != resolved.with_sort(existing.sort).fingerprint():
                     raise SchemaMismatchError(
                         f"dataset {layer}.{dataset} exists with schema {existing.name!r} "
                         f"({existing.fingerprint()}); the data has schema {resolved.name!r} "
@@ -257,6 +258,7 @@ class Lake:
         sources: Sequence[SourceRef] = (),
         spec_hash: str | None = None,
         progress: Callable[[str], None] | None = None,
+        input_is_unique: bool = False,
     ) -> WriteResult:
         """Merge ``frame`` into the dataset, one atomic commit per trading day.
 
@@ -279,7 +281,8 @@ class Lake:
                 )
             if schema is not None:
                 wanted = get_schema(schema) if isinstance(schema, str) else schema
-                if wanted.fingerprint() != info.dataset_schema.fingerprint():
+                current = info.dataset_schema
+                if wanted.with_sort(current.sort).fingerprint() != current.fingerprint():
                     raise SchemaMismatchError(
                         f"dataset {layer}.{dataset} has schema {info.dataset_schema.name!r}; "
                         f"cannot write schema {wanted.name!r} into it.",
@@ -299,7 +302,10 @@ class Lake:
         result = WriteResult(dataset=dataset, layer=layer, rows_in=data.height)
         if data.height == 0:
             return result
-        data, result.duplicates_in_input = _dedupe_input(data, dschema, f"{layer}.{dataset}")
+        if not input_is_unique:
+            # Callers that already resolved duplicates (the ingest pipeline) skip this
+            # full-row pass; everyone else gets the checks.
+            data, result.duplicates_in_input = _dedupe_input(data, dschema, f"{layer}.{dataset}")
         days = data.select(trading_day_expr(dschema.ts_column, info).alias("__day"))["__day"]
         data = data.with_columns(days)
         for (day,), part in data.partition_by("__day", as_dict=True, maintain_order=True).items():

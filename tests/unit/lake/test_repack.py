@@ -287,13 +287,6 @@ def test_damaged_file_is_not_laundered(option_lake: Lake) -> None:
     assert path.read_bytes() == bytes(data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=SchemaMismatchError,
-    reason="Lake.create_dataset (called by ingest_files) compares the full schema "
-    "fingerprint, sort included, so a dataset whose sort was changed by repack refuses "
-    "the reader's canonical schema; fix in lake.py: compare with the dataset's own sort",
-)
 def test_ingest_after_sort_change(option_lake: Lake, option_template: tuple[Path, Path]) -> None:
     repack(option_lake, "options", sort=OPTION_SORT)
     ingest_files(option_lake, "nse_options", [option_template[1]], "options", force=True)
