@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from ticklake._version import __version__
+from ticklake.errors import CorruptPartitionError
 from ticklake.lake import commit
 from ticklake.lake.lake import Lake
 from ticklake.lake.layout import (
@@ -128,7 +129,21 @@ def _check_partition(
             commit.write_text_atomic(ref.manifest_path, _rebuild_manifest(ref, info).to_json())
             report.repaired.append(f"{ref.relative}: rebuilt the manifest from the data file")
         return
-    manifest = Manifest.read(ref.manifest_path)
+    try:
+        manifest = Manifest.read(ref.manifest_path)
+    except CorruptPartitionError:
+        # A flipped bit or a torn outside edit: report it like a damaged data file
+        # instead of aborting the whole verify run.
+        report.add(
+            "unreadable_file",
+            ref.manifest_path,
+            "manifest is not a valid ticklake manifest (bit rot or an outside edit); "
+            "`ticklake lake verify --repair` rebuilds it from the data file",
+        )
+        if repair:
+            commit.write_text_atomic(ref.manifest_path, _rebuild_manifest(ref, info).to_json())
+            report.repaired.append(f"{ref.relative}: rebuilt the unreadable manifest")
+        return
     sha = sha256_file(ref.data_path)
     report.bytes_hashed += ref.data_path.stat().st_size
     if sha != manifest.file_sha256:
@@ -167,7 +182,16 @@ def verify_lake(lake: Lake, *, repair: bool = False) -> VerifyReport:
         if not descriptor.is_file():
             report.add("missing_descriptor", dataset_dir, f"no {DATASET_FILE}: not a dataset")
             continue
-        info = DatasetInfo.read(descriptor)
+        try:
+            info = DatasetInfo.read(descriptor)
+        except CorruptPartitionError:
+            report.add(
+                "unreadable_file",
+                descriptor,
+                "dataset descriptor is unreadable (bit rot or an outside edit); restore it "
+                "from a backup or re-create the dataset with the same schema",
+            )
+            continue
         for entry in sorted(dataset_dir.iterdir()):
             if entry.name in (DATASET_FILE, SOURCES_FILE):
                 continue

@@ -189,3 +189,50 @@ def test_vacuum_never_deletes_the_temp_file_of_a_writer_in_progress(tmp_path: Pa
     expected = make_trades(days=1, rows_per_day=200, seed=31, first_day=date(2024, 1, 2))
     assert row_set(lake.scan("nifty").collect()) == row_set(expected)
     assert lake.verify().ok
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_verify_reports_flipped_bits_in_manifests(lake: Lake, seed: int) -> None:
+    filled(lake)
+    part = lake.partitions("nifty")[seed % 3]
+    manifest_path = part.path.parent / "_manifest.json"
+    rng = random.Random(seed)
+    text = manifest_path.read_bytes()
+    # Flip a bit inside the JSON value of a field that describes the data file.
+    field = rng.choice([b'"file_sha256"', b'"rows"', b'"file_bytes"', b'"dataset"', b"{"])
+    start = text.index(field) + rng.randrange(len(field))
+    flip_bit(manifest_path, start, rng.randrange(7))
+    report = lake.verify()
+    assert report.problems, "a flipped manifest went unnoticed"
+    assert {p.kind for p in report.problems} <= {
+        "hash_mismatch",
+        "unreadable_file",
+        "rows_mismatch",
+    }
+    assert {Path(p.path).parent for p in report.problems} == {part.path.parent}
+
+
+def test_unreadable_manifest_is_reported_and_repaired(lake: Lake) -> None:
+    filled(lake)
+    part = lake.partitions("nifty")[0]
+    manifest_path = part.path.parent / "_manifest.json"
+    original = json.loads(manifest_path.read_text())
+    manifest_path.write_text(manifest_path.read_text()[:40])  # torn by an outside tool
+    report = lake.verify()
+    assert [(p.kind, p.path) for p in report.problems] == [("unreadable_file", str(manifest_path))]
+    assert "verify --repair" in report.problems[0].detail
+    lake.verify(repair=True)
+    rebuilt = json.loads(manifest_path.read_text())
+    assert rebuilt["file_sha256"] == original["file_sha256"] == sha256(part.path)
+    assert rebuilt["rows"] == original["rows"]
+    assert lake.verify().ok
+
+
+def test_unreadable_dataset_descriptor_is_reported(lake: Lake) -> None:
+    filled(lake)
+    lake.write("other", make_trades(days=1, rows_per_day=20, seed=22), schema="trades")
+    descriptor = lake.root / "bronze" / "nifty" / "_dataset.json"
+    flip_bit(descriptor, 0, 1)  # '{' becomes 'y': no longer JSON
+    report = lake.verify()
+    assert [(p.kind, p.path) for p in report.problems] == [("unreadable_file", str(descriptor))]
+    assert report.partitions_checked == 1  # the other dataset is still checked
