@@ -222,11 +222,21 @@ def stage_file(item: tuple[IngestRequest, int, SourceFile]) -> FileResult:
                 )
             if valid.height == 0:
                 continue
-            valid = valid.with_columns(trading_day_expr(dschema.ts_column, info).alias("__day"))
-            for (day,), rows in valid.partition_by("__day", as_dict=True).items():
+            day_of_row = valid.select(trading_day_expr(dschema.ts_column, info))[:, 0]
+            first, last = day_of_row.min(), day_of_row.max()
+            if first == last:  # the common case: a batch within one trading day
+                groups = [(first, valid)]
+            else:
+                split = valid.with_columns(day_of_row.alias("__day"))
+                groups = [
+                    (day, rows.drop("__day"))
+                    for (day,), rows in split.partition_by("__day", as_dict=True).items()
+                ]
+            for day, rows in groups:
                 ddir = out / partition_dirname(day)
                 ddir.mkdir(parents=True, exist_ok=True)
-                rows.drop("__day").write_parquet(ddir / f"part-{batch_no:06d}.parquet")
+                # Staging files are read once and deleted: favour speed over size.
+                rows.write_parquet(ddir / f"part-{batch_no:06d}.parquet", compression="lz4")
                 days.add(day.isoformat())
         result.days = sorted(days)
     except TicklakeError as exc:
@@ -252,6 +262,10 @@ class DayTask:
 
 def _resolve_conflicts(frame: pl.DataFrame, key: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Keep identical duplicates once; for different rows sharing a key keep the first."""
+    # Hashing the key alone is far cheaper than hashing whole rows, and the common case
+    # (no repeated key at all) needs nothing more.
+    if not frame.select(key).is_duplicated().any():
+        return frame, frame.head(0)
     distinct = frame.unique(maintain_order=True)
     dup = distinct.select(key).is_duplicated()
     if not dup.any():
