@@ -209,7 +209,7 @@ def _build_generated(target: Path) -> None:
         days=len(GENERATED_DAYS),
         out=out,
         seed=3,
-        strikes_each_side=1,
+        strikes_each_side=2,
         expiries=("weekly",),
         seconds_step=2,
     )
