@@ -403,9 +403,11 @@ class Lake:
     ) -> list[Path]:
         """The data files of the partitions whose trading date lies in [start, end]."""
         layer, name = self.resolve(dataset, layer)
-        first, last = _as_day(start), _as_day(end)
         # A datetime bound is an instant; its trading date depends on the dataset's time
-        # zone, so keep one day of slack and let the ts filter in scan() cut exactly.
+        # zone, so take its UTC date (the bound's own local date can be two days off:
+        # UTC+14 vs UTC-11), keep one day of slack and let the ts filter in scan() cut.
+        first = _as_day(_utc(start) if isinstance(start, datetime) else start)
+        last = _as_day(_utc(end) if isinstance(end, datetime) else end)
         if isinstance(start, datetime) and first is not None:
             first -= timedelta(days=1)
         if isinstance(end, datetime) and last is not None:
