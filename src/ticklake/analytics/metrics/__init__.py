@@ -1,0 +1,1 @@
+"""Built-in metric families; each module is an entry point of ``ticklake.metrics``."""
