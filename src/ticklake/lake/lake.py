@@ -495,6 +495,39 @@ class Lake:
             fh.flush()
             os.fsync(fh.fileno())
 
+    # ------------------------------------------------------------------ ingest
+    def ingest(
+        self,
+        source: Any,
+        dataset: str,
+        *,
+        schema: str | None = None,
+        format: str | None = None,
+        mapping: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Ingest a frame (pandas / Polars / Arrow, with ``schema=``) or files (``format=``).
+
+        Frames go through the mapping, the row checks and the quarantine like files do;
+        see :func:`ticklake.ingest.pipeline.ingest_files` for the file options.
+        """
+        from ticklake.ingest.pipeline import ingest_files, ingest_frame
+
+        if format is not None:
+            if mapping is not None:
+                from ticklake.ingest.readers import ReaderOptions
+
+                kwargs["options"] = ReaderOptions(extra={"mapping": mapping})
+            paths = source if isinstance(source, list | tuple) else [source]
+            return ingest_files(self, format, list(paths), dataset, **kwargs)
+        if schema is None:
+            raise SchemaMismatchError(
+                "lake.ingest(frame, ...) needs schema= (e.g. schema='trades'); for files pass "
+                "format= (e.g. format='csv')",
+                dataset=dataset,
+            )
+        return ingest_frame(self, source, dataset, schema=schema, mapping=mapping, **kwargs)
+
     # -------------------------------------------------------------- SQL, admin
     def sql(self, query: str) -> pl.DataFrame:
         """Run trusted SQL (DuckDB) over views of every dataset; see ``ticklake.lake.sql``."""

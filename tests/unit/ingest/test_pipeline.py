@@ -237,3 +237,26 @@ def test_cli_ingest_lists_formats_and_reports(tmp_path: Path, nifty_files: list[
         app, ["ingest", "nse_index", str(nifty_files[0]), "--lake", str(lake_dir)]
     )
     assert missing.exit_code == 9 and "--dataset" in missing.output
+
+
+def test_lake_ingest_accepts_pandas_frames_and_files(
+    lake: ticklake.Lake, nifty_files: list[Path]
+) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {
+            "ts": pd.to_datetime(["2024-01-02 10:00:00", "2024-01-02 10:00:01"], utc=True),
+            "instrument": ["X", "X"],
+            "trade_id": ["1", "2"],
+            "price": [101.5, -1.0],
+            "size": [2.0, 1.0],
+        }
+    )
+    summary = lake.ingest(frame, "pandas_trades", schema="trades")
+    assert (summary.rows_committed, summary.rows_quarantined) == (1, 1)
+    assert lake.read("pandas_trades")["price"].to_list() == [101.5]
+    files = lake.ingest(nifty_files[:1], "nifty", format="nse_index")
+    assert files.rows_committed == len(_raw_rows(nifty_files[0]))
+    with pytest.raises(ticklake.TicklakeError, match="needs schema="):
+        lake.ingest(frame, "x")
