@@ -18,6 +18,8 @@ short tasks ``process`` is faster; Ray pays off on a cluster (``address="auto"``
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -40,6 +42,22 @@ def _import_ray() -> Any:
             executor="ray",
         ) from None
     return ray
+
+
+def _catch_ctrl_c(pressed: threading.Event) -> Any:
+    """Record Ctrl+C in ``pressed``; return the handler to restore (None: not main thread).
+
+    Ray checks for signals inside ``ray.wait`` and can consume the KeyboardInterrupt
+    there, so a plain ``except KeyboardInterrupt`` around it misses some presses (seen
+    in the tests); a flag checked after every wait does not.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        pressed.set()
+
+    return signal.signal(signal.SIGINT, handler)
 
 
 def _call(task: Callable[[Any], Any], item: Any) -> Any:
@@ -151,12 +169,16 @@ class RayExecutor:
         results: list[Any] = [None] * len(items)
         index_of: dict[Any, int] = {}
         done = 0
+        pressed = threading.Event()
+        previous = _catch_ctrl_c(pressed)
         try:
             for index, item in enumerate(items):
                 index_of[remote.remote(task_ref, item)] = index
             pending = list(index_of)
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1, timeout=_WAIT_SECONDS)
+                if pressed.is_set():
+                    raise KeyboardInterrupt
                 for ref in ready:
                     index = index_of.pop(ref)
                     results[index] = self._result(ref, items[index])
@@ -169,6 +191,9 @@ class RayExecutor:
         except BaseException:
             self._cancel(index_of)
             raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
         return results
 
     def _result(self, ref: Any, item: Any) -> Any:
