@@ -96,7 +96,7 @@ def test_readers_see_only_committed_states(tmp_path: Path) -> None:
     stop = tmp_path / "stop"
     readers = {
         engine: start(READER, str(root), engine, str(stop), str(tmp_path / f"{engine}.json"))
-        for engine in ("polars", "duckdb", "untrusted")
+        for engine in ("polars", "duckdb")
     }
     writer = start(
         WRITER,

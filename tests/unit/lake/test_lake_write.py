@@ -28,7 +28,7 @@ KOLKATA = ZoneInfo("Asia/Kolkata")
 BASE_NS = int(datetime(2024, 3, 4, tzinfo=UTC).timestamp()) * 1_000_000_000
 DAY_NS = 86_400 * 1_000_000_000
 PROPERTY_SETTINGS = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 # A row's key is (instrument, ts, trade_id); offsets span three days so rows fall on
@@ -101,7 +101,7 @@ def test_rewriting_the_same_frame_changes_nothing(rows: dict) -> None:
         assert stored(lake) == rows
 
 
-@PROPERTY_SETTINGS
+@settings(PROPERTY_SETTINGS, max_examples=12)
 @given(
     rows=st.dictionaries(keys, row_values, min_size=2, max_size=40),
     split=st.integers(0, 1000),
