@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 
 from ticklake._version import __version__
-from ticklake.cli import analytics_cmds, backtest_cmds, generate_cmds, ingest_cmds, lake_cmds
+from ticklake.cli import (
+    analytics_cmds,
+    backtest_cmds,
+    generate_cmds,
+    ingest_cmds,
+    lake_cmds,
+    quality_cmds,
+)
 from ticklake.cli._common import console, handle_errors, setup_logging, state
 
 app = typer.Typer(
@@ -43,6 +50,7 @@ lake_cmds.register(app)
 ingest_cmds.register(app)
 generate_cmds.register(app)
 backtest_cmds.register(app)
+quality_cmds.register(app)
 analytics_cmds.register(app)
 
 

@@ -100,6 +100,19 @@ def status_cmd(lake_path: LakeOption = None) -> None:
     console.print(table)
     quarantine = lake.root / QUARANTINE_DIR
     if quarantine.is_dir():
+        from ticklake.quality.quarantine import quarantined_days
+
+        for days_file in sorted(quarantine.glob("*/_days.json")):
+            held = quarantined_days(lake, days_file.parent.name)
+            if held:
+                console.print(
+                    f"quarantined days of {days_file.parent.name} (excluded from silver): "
+                    + ", ".join(
+                        f"{day} ({','.join(entry.get('rules', []))})"
+                        for day, entry in list(held.items())[:10]
+                    )
+                    + (f" ... {len(held)} in all" if len(held) > 10 else "")
+                )
         days = sorted(p.relative_to(quarantine) for p in quarantine.glob("*/date=*"))
         if days:
             console.print(

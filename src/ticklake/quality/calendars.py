@@ -1,0 +1,76 @@
+"""Exchange calendars for the session rules: which days trade, and when.
+
+The calendar of a dataset defaults from its time zone (:data:`DEFAULT_CALENDARS`);
+rules take the calendar name as a parameter to override it. Sessions come from
+``exchange_calendars`` (holidays, early closes), so NSE's 2022-10-24 Muhurat session
+or a CME half day are what the exchange published, not a guess.
+
+Examples:
+    >>> default_calendar("Asia/Kolkata")
+    'XBOM'
+    >>> import warnings
+from datetime import date
+    >>> sorted(session_bounds_ns("XBOM", date(2022, 8, 26), date(2022, 8, 29)))
+    [datetime.date(2022, 8, 26), datetime.date(2022, 8, 29)]
+"""
+
+from __future__ import annotations
+
+import warnings
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+from ticklake.errors import ConfigError
+
+#: Time zone of a dataset -> exchange_calendars name used unless a rule says otherwise.
+DEFAULT_CALENDARS: dict[str, str] = {
+    "Asia/Kolkata": "XBOM",  # NSE and BSE share the trading holiday list
+    "America/New_York": "XNYS",
+    "America/Chicago": "CMES",
+    "UTC": "24/7",
+}
+#: First day the calendars are built from (exchange_calendars defaults to 20 years back).
+CALENDAR_START = "2000-01-03"
+
+
+def default_calendar(timezone: str) -> str:
+    """The calendar for a dataset time zone; unknown zones trade 24/7."""
+    return DEFAULT_CALENDARS.get(timezone, "24/7")
+
+
+@lru_cache(maxsize=8)
+def _calendar(name: str) -> Any:
+    import exchange_calendars
+
+    try:
+        with warnings.catch_warnings():
+            # exchange_calendars 4.13 trips a pandas deprecation while building sessions;
+            # it is the library's to fix and says nothing about our data.
+            warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+            return exchange_calendars.get_calendar(name, start=CALENDAR_START)
+    except exchange_calendars.errors.InvalidCalendarName:
+        raise ConfigError(
+            f"unknown exchange calendar {name!r}; use an exchange_calendars name such as "
+            "XBOM, XNYS, CMES or 24/7",
+            calendar=name,
+        ) from None
+
+
+def calendar_range(name: str) -> tuple[date, date]:
+    """First and last session the calendar knows."""
+    cal = _calendar(name)
+    return cal.first_session.date(), cal.last_session.date()
+
+
+@lru_cache(maxsize=64)
+def session_bounds_ns(name: str, start: date, end: date) -> dict[date, tuple[int, int]]:
+    """Map each session date in [start, end] to its (open, close) in UTC epoch ns."""
+    cal = _calendar(name)
+    schedule = cal.schedule.loc[start.isoformat() : end.isoformat()]
+    return {
+        label.date(): (int(row_open.value), int(row_close.value))
+        for label, row_open, row_close in zip(
+            schedule.index, schedule["open"], schedule["close"], strict=True
+        )
+    }
