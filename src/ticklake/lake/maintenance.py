@@ -6,6 +6,8 @@ never mistaken for damage, and a temp file being written is never deleted.
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -206,6 +208,16 @@ def verify_lake(lake: Lake, *, repair: bool = False) -> VerifyReport:
     return report
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def vacuum_lake(lake: Lake) -> list[str]:
     """Remove orphan temp files, pending records and empty partition directories."""
     actions: list[str] = []
@@ -221,6 +233,13 @@ def vacuum_lake(lake: Lake) -> list[str]:
                 if not any(entry.iterdir()):
                     entry.rmdir()
                     actions.append(f"{ref.relative}: removed empty partition directory")
+    snapshots = lake.root / "cache" / "sql"
+    if snapshots.is_dir():
+        for entry in sorted(snapshots.iterdir()):
+            pid_text = entry.name.split("-", 1)[0]
+            if pid_text.isdigit() and not _alive(int(pid_text)):
+                shutil.rmtree(entry, ignore_errors=True)
+                actions.append(f"removed SQL snapshot {entry.name} of a reader that is gone")
     stale = lake.root / "warehouse.duckdb.tmp"
     if stale.exists():
         stale.unlink()

@@ -129,7 +129,8 @@ def snapshot(lake: Lake) -> Iterator[Path]:
 
     Falls back to the live lake when the file system cannot hard-link.
     """
-    root = lake.root / SNAPSHOT_DIR / uuid.uuid4().hex
+    # The pid in the name lets vacuum remove snapshots of readers that were killed.
+    root = lake.root / SNAPSHOT_DIR / f"{os.getpid()}-{uuid.uuid4().hex}"
     try:
         for info in lake.datasets():
             base = Path(info.layer) / info.name

@@ -236,3 +236,22 @@ def test_unreadable_dataset_descriptor_is_reported(lake: Lake) -> None:
     report = lake.verify()
     assert [(p.kind, p.path) for p in report.problems] == [("unreadable_file", str(descriptor))]
     assert report.partitions_checked == 1  # the other dataset is still checked
+
+
+def test_vacuum_removes_sql_snapshots_of_dead_readers(lake: ticklake.Lake) -> None:
+    import os
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    gone = lake.root / "cache" / "sql" / f"{dead_pid}-abc"
+    live = lake.root / "cache" / "sql" / f"{os.getpid()}-def"
+    for path in (gone, live):
+        (path / "bronze").mkdir(parents=True)
+    actions = lake.vacuum()
+    assert any(f"{dead_pid}-abc" in a for a in actions)
+    assert not gone.exists() and live.exists()
