@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.panel import Panel
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from ticklake.cli._common import console, handle_errors
+from ticklake.cli._common import LakeOption, console, err_console, get_lake, handle_errors
 
 analytics_app = typer.Typer(
     help="The metric catalogue and analytics pipelines.", no_args_is_help=True
@@ -61,3 +69,83 @@ def explain_cmd(name: Annotated[str, typer.Argument(help="Metric name.")]) -> No
     if m.example:
         body += ["", "[bold]example:[/]", m.example]
     console.print(Panel("\n".join(body), title=m.name, expand=False), highlight=False)
+
+
+@analytics_app.command("run")
+@handle_errors
+def run_cmd(
+    pipeline: Annotated[str, typer.Argument(help="Pipeline: .yml/.yaml/.json, .py or module.")],
+    lake: LakeOption = None,
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD (inclusive).")] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="serial, process or ray (default: pipeline, lake).")
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    batch_frequency: Annotated[
+        str | None, typer.Option("--batch-frequency", help="auto, D, W, M or Y.")
+    ] = None,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Write a VizTracer trace (opens in Perfetto).")
+    ] = False,
+) -> None:
+    """Run an analytics pipeline: every pass, batch by batch, into gold and its targets."""
+    from datetime import date
+
+    from ticklake.analytics.pipeline import load_pipeline
+    from ticklake.analytics.run import run_pipeline
+    from ticklake.errors import ConfigError
+
+    def day(value: str | None, flag: str) -> date | None:
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(f"{flag} {value!r} is not a date as YYYY-MM-DD") from None
+
+    spec = load_pipeline(pipeline)
+    opened = get_lake(lake)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=err_console,
+        disable=not err_console.is_terminal,
+    )
+    with bar:
+        task = bar.add_task(f"pipeline {spec.name}", total=None, note="")
+
+        def on_progress(event: dict[str, Any]) -> None:
+            days = event["days"]
+            note = f"batch {days[0]}..{days[-1]} done" if days else "starting"
+            bar.update(task, total=event["total"], completed=event["done"], note=note)
+
+        run = run_pipeline(
+            opened,
+            spec,
+            start=day(start, "--start"),
+            end=day(end, "--end"),
+            executor=executor,
+            workers=workers,
+            batch_frequency=batch_frequency,
+            profile=profile,
+            progress=on_progress,
+        )
+    table = Table("pass", "gold dataset", "rows", title=f"run {run.run_id}")
+    rows = run.rows_out
+    for p in run.spec.passes:
+        table.add_row(p.name, f"gold.{run.spec.output_dataset(p)}", str(rows.get(p.name, 0)))
+    console.print(table)
+    console.print(
+        f"{len(run.batches)} batch(es) ({run.frequency}) from {run.spec.start} to "
+        f"{run.spec.end}; ledger {run.run_dir / 'run.json'}",
+        highlight=False,
+    )
+    if run.profile_path is not None:
+        console.print(
+            f"profile: {run.profile_path} (open it in https://ui.perfetto.dev)", highlight=False
+        )
