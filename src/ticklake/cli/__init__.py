@@ -11,6 +11,7 @@ from ticklake._version import __version__
 from ticklake.cli import (
     analytics_cmds,
     backtest_cmds,
+    bars_cmds,
     generate_cmds,
     ingest_cmds,
     lake_cmds,
@@ -52,6 +53,7 @@ generate_cmds.register(app)
 backtest_cmds.register(app)
 quality_cmds.register(app)
 analytics_cmds.register(app)
+bars_cmds.register(app)
 
 
 @app.command("demo")
