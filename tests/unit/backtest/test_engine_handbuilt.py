@@ -9,11 +9,15 @@ Default spec: sell the CE and PE legs, entry window 09:16-09:20, exit 09:25, cro
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pytest
 from _engine_fixtures import (
     HAND_DAY,
@@ -622,3 +626,45 @@ def test_session_times_are_exchange_local(tmp_path: Path) -> None:
     first = outcome.trades["ts"][0]
     assert first == ist("09:16:00")
     assert first - timedelta(minutes=1) == ist("09:15:00")
+
+
+_PURE_PYTHON_RUN = """
+import sys
+from ticklake.backtest.engine import run_day
+from ticklake.lake import open_lake
+sys.path.insert(0, sys.argv[2])
+from _engine_fixtures import HAND_DAY, hand_spec
+
+spec = hand_spec(rebalance={"kind": "every", "minutes": 2}, exits={"trailing_stop": {"money": 300}})
+outcome = run_day(open_lake(sys.argv[1]), spec, HAND_DAY)
+outcome.trades.write_parquet(sys.argv[3])
+"""
+
+
+def test_kernel_gives_the_same_fills_without_numba_jit(tmp_path: Path) -> None:
+    """The kernel's pure-Python path (NUMBA_DISABLE_JIT=1) trades exactly like the compiled one."""
+    chain = _chain()
+    chain.set_spot("09:17:30", 48_130.0)
+    chain.set_quote(48000, "PE", "09:17:00", 150.00, 150.40)
+    chain.set_quote(48100, "CE", "09:19:00", 179.50, 180.00)
+    lake = write_hand_lake(tmp_path / "lake", chain)
+    spec = hand_spec(
+        rebalance={"kind": "every", "minutes": 2}, exits={"trailing_stop": {"money": 300}}
+    )
+    compiled = run_day(lake, spec, HAND_DAY).trades
+    out = tmp_path / "pure.parquet"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            _PURE_PYTHON_RUN,
+            str(lake.root),
+            str(Path(__file__).parent),
+            str(out),
+        ],
+        check=True,
+        env={**os.environ, "NUMBA_DISABLE_JIT": "1"},
+        timeout=300,
+    )
+    assert compiled.height >= 6
+    assert pl.read_parquet(out).equals(compiled)
