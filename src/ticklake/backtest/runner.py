@@ -98,9 +98,30 @@ def _input_hashes(lake: Lake, spec: StrategySpec, day: date) -> dict[str, str]:
     return hashes
 
 
+def _table_hashes(spec: StrategySpec) -> dict[str, str]:
+    """Hashes of the editable tables a day's result depends on besides the data."""
+    from ticklake.backtest.costs import DATA_DIR
+    from ticklake.market.rules import DEFAULT_RULES_PATH
+
+    table = spec.costs.table
+    shipped = "/" not in table and not table.endswith(".csv")
+    cost_path = DATA_DIR / f"costs_{table}.csv" if shipped else Path(table)
+    out = {"market_rules": sha256_file(DEFAULT_RULES_PATH)}
+    if spec.costs.enabled and cost_path.is_file():
+        out["costs"] = sha256_file(cost_path)
+    return out
+
+
 def cache_key(spec: StrategySpec, day: date, inputs: dict[str, str]) -> str:
+    """Hash of everything a day's result depends on: spec, data, tables, version."""
     body = json.dumps(
-        {"spec": spec_hash(spec), "day": day.isoformat(), "inputs": inputs, "v": __version__},
+        {
+            "spec": spec_hash(spec),
+            "day": day.isoformat(),
+            "inputs": inputs,
+            "tables": _table_hashes(spec),
+            "v": __version__,
+        },
         sort_keys=True,
     )
     return hashlib.sha256(body.encode()).hexdigest()
