@@ -144,7 +144,7 @@ def aggressor_side(frame: pl.DataFrame, spec: AggressorSideSpec, ctx: PassContex
         .filter(pl.col(bid).is_not_null() & pl.col(ask).is_not_null())
         .select(
             "instrument",
-            pl.col("ts").alias("__quote_ts"),
+            pl.col("ts").cast(frame.schema["ts"]).alias("__quote_ts"),
             ((pl.col(bid) + pl.col(ask)) / 2).alias("__mid"),
         )
         .sort("__quote_ts")
@@ -160,6 +160,7 @@ def aggressor_side(frame: pl.DataFrame, spec: AggressorSideSpec, ctx: PassContex
         tolerance=spec.max_quote_age,
         # A quote stamped with the trade's own time may already include the trade.
         allow_exact_matches=False,
+        check_sortedness=False,  # both sides are sorted by time
     )
     over = ("instrument", DAY) if DAY in frame.columns else ("instrument",)
     quote_sign = (

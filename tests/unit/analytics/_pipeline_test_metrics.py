@@ -160,3 +160,25 @@ def slow_count(frame: pl.DataFrame, params: SlowParams, buckets: BucketSpec) -> 
         .agg(pl.len().cast(pl.Int64).alias("pipeline_test_slow_count"))
         .sort("instrument", "ts")
     )
+
+
+@metric(
+    name="pipeline_test_buy_volume",
+    family=FAMILY,
+    title="Buyer-initiated volume (test)",
+    unit="shares",
+    inputs=("trades.size", "trades.side"),
+)
+def buy_volume(params: NoParams) -> pl.Expr:
+    """Sum of sizes of trades whose aggressor side is 'buy', for the pipeline tests.
+
+    Formula:
+        sum(size where side = 'buy')
+
+    Examples:
+        >>> import polars as pl
+        >>> df = pl.DataFrame({"size": [1.0, 2.0], "side": ["buy", "sell"]})
+        >>> df.select(buy_volume(NoParams())).item()
+        1.0
+    """
+    return pl.col("size").filter(pl.col("side") == "buy").sum()
