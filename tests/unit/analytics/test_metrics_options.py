@@ -1,0 +1,209 @@
+"""Implied volatility and greeks against py_vollib (Black–Scholes–Merton, lets-be-rational)."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import polars as pl
+import pytest
+
+from ticklake.analytics.registry import get_metric
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)  # py_vollib points at 'vollib'
+    from py_vollib.black_scholes_merton import black_scholes_merton
+    from py_vollib.black_scholes_merton.greeks import analytical
+    from py_vollib.black_scholes_merton.implied_volatility import implied_volatility
+
+SPOT = 22_000.0
+MONEYNESS = (0.7, 0.85, 0.95, 1.0, 1.05, 1.2, 1.4)  # spot / strike
+EXPIRY_DAYS = (1, 7, 30, 91, 365)
+VOLATILITIES = (0.05, 0.15, 0.3, 0.6, 1.2)
+RATES = ((0.0, 0.0), (0.065, 0.0), (0.05, 0.02))
+
+
+def _reference_grid(informative_only: bool = True) -> pl.DataFrame:
+    """Options priced by py_vollib, with py_vollib's own IV and greeks at that IV.
+
+    ``informative_only`` drops the cases whose float price does not pin the volatility
+    down (vega below 1e-6 per volatility point: py_vollib itself then returns another
+    volatility than it priced with, or zero, for deep ITM/OTM one-day options).
+    """
+    rows = []
+    for moneyness, days, vol, (rate, dividend), flag in itertools.product(
+        MONEYNESS, EXPIRY_DAYS, VOLATILITIES, RATES, "cp"
+    ):
+        strike, years = SPOT / moneyness, days / 365
+        price = black_scholes_merton(flag, SPOT, strike, years, rate, vol, dividend)
+        vega = analytical.vega(flag, SPOT, strike, years, rate, vol, dividend)
+        if informative_only and vega < 1e-6:
+            continue
+        iv = implied_volatility(price, SPOT, strike, years, rate, dividend, flag)
+        args = (flag, SPOT, strike, years, rate, iv, dividend)
+        rows.append(
+            {
+                "price": price,
+                "spot": SPOT,
+                "strike": strike,
+                "years_to_expiry": years,
+                "is_call": flag == "c",
+                "rate": rate,
+                "dividend_yield": dividend,
+                "true_volatility": vol,
+                "implied_volatility": iv,
+                "delta": analytical.delta(*args),
+                "gamma": analytical.gamma(*args),
+                "vega_per_volatility_point": analytical.vega(*args),
+                "theta_per_day": analytical.theta(*args),
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def reference() -> pl.DataFrame:
+    return _reference_grid()
+
+
+def _evaluate(frame: pl.DataFrame, name: str, **params: object) -> pl.Series:
+    m = get_metric(name)
+    return frame.select(m.series(m.parse_params(params))).to_series()
+
+
+GREEKS = ("implied_volatility", "delta", "gamma", "vega_per_volatility_point", "theta_per_day")
+
+
+@pytest.mark.parametrize("name", GREEKS)
+def test_matches_py_vollib_to_1e_6(reference: pl.DataFrame, name: str) -> None:
+    assert reference.height >= 780  # most of the 1,050 cases are informative
+    for (rate, dividend), group in reference.group_by(["rate", "dividend_yield"]):
+        ours = _evaluate(group, name, price_source="last", rate=rate, dividend_yield=dividend)
+        assert ours.null_count() == 0, name
+        error = (ours - group[name]).abs() / np.maximum(1.0, group[name].abs())
+        worst = int(error.arg_max())
+        assert error.max() < 1e-6, (name, group.row(worst, named=True), ours[worst])
+
+
+def test_implied_volatility_recovers_the_pricing_volatility(reference: pl.DataFrame) -> None:
+    for (rate, dividend), group in reference.group_by(["rate", "dividend_yield"]):
+        ours = _evaluate(group, "iv", price_source="last", rate=rate, dividend_yield=dividend)
+        assert ((ours - group["true_volatility"]).abs() < 1e-6).all()
+
+
+def test_never_a_wrong_number_on_the_whole_grid() -> None:
+    """Deep ITM/OTM one-day options: either null or the pricing volatility to 1e-6."""
+    whole = _reference_grid(informative_only=False)
+    assert whole.height == 7 * 5 * 5 * 3 * 2
+    for (rate, dividend), group in whole.group_by(["rate", "dividend_yield"]):
+        ours = _evaluate(group, "iv", price_source="last", rate=rate, dividend_yield=dividend)
+        answered = ours.is_not_null()
+        assert ((ours - group["true_volatility"]).abs().filter(answered) < 1e-6).all()
+        assert answered.sum() >= 0.7 * group.height
+
+
+def test_mid_is_the_default_price_and_bad_quotes_give_null() -> None:
+    call_price = black_scholes_merton("c", 100.0, 100.0, 0.5, 0.0, 0.25, 0.0)
+    frame = pl.DataFrame(
+        {
+            "bid": [call_price - 0.05, 0.0, 5.0, None],
+            "ask": [call_price + 0.05, call_price, 4.0, 8.0],
+            "price": [1.0, call_price, call_price, call_price],
+            "spot": [100.0] * 4,
+            "strike": [100.0] * 4,
+            "years_to_expiry": [0.5] * 4,
+            "is_call": [True] * 4,
+        }
+    )
+    mid = _evaluate(frame, "implied_volatility").to_list()
+    assert mid[0] == pytest.approx(0.25, abs=1e-9)
+    assert mid[1:] == [None, None, None]  # zero bid, crossed quote, missing bid
+    last = _evaluate(frame, "implied_volatility", price_source="last").to_list()
+    assert last[1:] == pytest.approx([0.25] * 3, abs=1e-9)
+
+
+def test_prices_outside_no_arbitrage_bounds_give_null_never_a_number() -> None:
+    spot, strike, years, rate = 100.0, 90.0, 0.25, 0.065
+    discounted_strike = strike * np.exp(-rate * years)
+    call_floor = spot - discounted_strike
+    put_floor = 120.0 * np.exp(-rate * years) - spot  # a put struck at 120
+    rows = [
+        (call_floor - 0.01, strike, True),  # below intrinsic
+        (call_floor, strike, True),  # at the floor: volatility zero, not identifiable
+        (spot - strike - 0.5, strike, True),  # below spot intrinsic too
+        (spot, strike, True),  # at the call's upper bound
+        (put_floor - 0.01, 120.0, False),
+        (120.0, 120.0, False),  # above the discounted strike
+        (-1.0, strike, True),
+        (0.0, strike, True),
+        (float("nan"), strike, True),
+    ]
+    frame = pl.DataFrame(
+        {
+            "price": [r[0] for r in rows],
+            "spot": spot,
+            "strike": [r[1] for r in rows],
+            "years_to_expiry": years,
+            "is_call": [r[2] for r in rows],
+        }
+    )
+    for name in GREEKS:
+        values = _evaluate(frame, name, price_source="last", rate=rate)
+        assert values.null_count() == len(rows), (name, values.to_list())
+    # just above the floor there is an answer again, and py_vollib agrees
+    tiny = pl.DataFrame(
+        {
+            "price": [call_floor + 0.5],
+            "spot": [spot],
+            "strike": [strike],
+            "years_to_expiry": [years],
+            "is_call": [True],
+        }
+    )
+    ours = _evaluate(tiny, "iv", price_source="last", rate=rate).item()
+    theirs = implied_volatility(call_floor + 0.5, spot, strike, years, rate, 0.0, "c")
+    assert ours == pytest.approx(theirs, abs=1e-6)
+
+
+def test_missing_inputs_and_expired_contracts_give_null() -> None:
+    frame = pl.DataFrame(
+        {
+            "price": [5.0, 5.0, 5.0, 5.0, None],
+            "spot": [100.0, None, 100.0, 100.0, 100.0],
+            "strike": [100.0, 100.0, 100.0, 100.0, 100.0],
+            "years_to_expiry": [0.0, 0.1, -0.01, 0.1, 0.1],
+            "is_call": [True, True, True, None, True],
+        },
+        schema_overrides={"is_call": pl.Boolean},
+    )
+    assert _evaluate(frame, "delta", price_source="last").to_list() == [None] * 5
+
+
+def test_vectorised_over_instruments_and_integer_columns() -> None:
+    strikes = [21_800, 22_000, 22_200]
+    rows = []
+    for strike in strikes:
+        for second, spot in enumerate((22_010.0, 22_020.0, 21_990.0)):
+            price = black_scholes_merton("p", spot, strike, 3 / 365, 0.0, 0.14, 0.0)
+            rows.append(
+                {
+                    "symbol": f"NIFTY{strike}PE",
+                    "second": second,
+                    "price": price,
+                    "spot": spot,
+                    "strike": strike,
+                    "years_to_expiry": 3 / 365,
+                    "is_call": False,
+                }
+            )
+    frame = pl.DataFrame(rows)
+    m = get_metric("delta")
+    out = frame.with_columns(m.series(m.parse_params({"price_source": "last"})).over("symbol"))
+    expected = [
+        analytical.delta("p", r["spot"], r["strike"], 3 / 365, 0.0, 0.14, 0.0) for r in rows
+    ]
+    assert out["delta_last"].to_list() == pytest.approx(expected, abs=1e-6)
+    assert get_metric("theta").name == "theta_per_day" and get_metric("vega").name.startswith(
+        "vega"
+    )
