@@ -1,0 +1,1 @@
+"""Numba kernels behind path-dependent metrics (thin Python wrappers live in ``metrics``)."""

@@ -1,0 +1,165 @@
+"""Numba kernel for path-dependent order-book work: top-N book replay from L3 events.
+
+The book kernel keeps the **top ``levels`` price levels per side** and nothing deeper,
+because that is all a LOBSTER level-N message file describes: it omits every event
+outside the top N levels, so a level deeper than N is unknown to it and becomes stale
+the moment it leaves the window. Per side the kernel tracks ``count`` known levels and
+whether the window is ``complete`` (the side has no further level within the window, or
+the window is full). Removing a level from a full window makes a level enter from
+outside: its price and size are not in the messages, so the side becomes incomplete —
+unless an aligned snapshot is given, whose row then supplies exactly the entering
+levels (and nothing else; :func:`replay_top_levels` counts these refills).
+
+Action codes (see :data:`ACTION_CODES`): 1 add, 2 cancel (partial), 3 delete, 4 fill,
+5 fill_hidden, 6 trade (cross), 7 halt, 8 clear, 9 modify. Hidden executions, cross
+trades and halts leave the book unchanged (LOBSTER writes a duplicate book row for a
+halt). Sizes of cancel / delete / fill are the shares removed at the message's price.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+ACTION_CODES = {
+    "add": 1,
+    "cancel": 2,
+    "delete": 3,
+    "fill": 4,
+    "fill_hidden": 5,
+    "trade": 6,
+    "halt": 7,
+    "clear": 8,
+    "modify": 9,
+}
+SIDE_CODES = {"bid": 0, "ask": 1}
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+
+@numba.njit(cache=True)
+def _better(side: int, a: int, b: int) -> bool:
+    # bids: higher is better; asks: lower is better
+    return a > b if side == 0 else a < b
+
+
+@numba.njit(cache=True)
+def _insert(keys, prices, sizes, count, levels, position, key, price, size):
+    last = count if count < levels else levels - 1
+    for j in range(last, position, -1):
+        keys[j] = keys[j - 1]
+        prices[j] = prices[j - 1]
+        sizes[j] = sizes[j - 1]
+    keys[position] = key
+    prices[position] = price
+    sizes[position] = size
+    return count + 1 if count < levels else levels
+
+
+@numba.njit(cache=True)
+def _remove(keys, prices, sizes, count, position):
+    for j in range(position, count - 1):
+        keys[j] = keys[j + 1]
+        prices[j] = prices[j + 1]
+        sizes[j] = sizes[j + 1]
+    return count - 1
+
+
+@numba.njit(cache=True)
+def replay_top_levels(
+    action: I64,
+    side: I64,
+    price_key: I64,
+    price: F64,
+    size: F64,
+    levels: int,
+    out_levels: int,
+    init_key: I64,
+    init_price: F64,
+    init_size: F64,
+    init_count: I64,
+    init_complete: npt.NDArray[np.bool_],
+    snap_key: I64,
+    snap_price: F64,
+    snap_size: F64,
+    has_snapshots: bool,
+) -> tuple[F64, F64, I64, npt.NDArray[np.bool_]]:
+    """Replay one instrument's events; return the book after each event.
+
+    ``init_*`` have shape (2, levels) / (2,) (side 0 bid, 1 ask); ``snap_*`` shape
+    (n, 2, levels) with key -1 for an empty level (ignored unless ``has_snapshots``).
+    ``levels`` is the tracked depth (the message file's window); the first
+    ``out_levels`` of it are returned: prices and sizes of shape (n, 2, out_levels) (NaN
+    where a level is empty or unknown), the number of known output levels per side
+    (n, 2) and whether the event's book took levels from its snapshot.
+    """
+    n = action.shape[0]
+    keys = init_key.copy()
+    prices = init_price.copy()
+    sizes = init_size.copy()
+    count = init_count.copy()
+    complete = init_complete.copy()
+    out_price = np.full((n, 2, out_levels), np.nan)
+    out_size = np.full((n, 2, out_levels), np.nan)
+    out_known = np.zeros((n, 2), dtype=np.int64)
+    refilled = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        a = action[i]
+        s = side[i]
+        if a == 8:
+            count[0] = 0
+            count[1] = 0
+            complete[0] = True
+            complete[1] = True
+        elif (a == 1 or a == 2 or a == 3 or a == 4) and (s == 0 or s == 1):
+            k = price_key[i]
+            c = count[s]
+            found = -1
+            position = c
+            for j in range(c):
+                if keys[s, j] == k:
+                    found = j
+                    break
+                if _better(s, k, keys[s, j]):
+                    position = j
+                    break
+            if a == 1:
+                if found >= 0:
+                    sizes[s, found] += size[i]
+                elif position < c or (c < levels and complete[s]):
+                    # inside the known window, or appended to a complete short side
+                    count[s] = _insert(
+                        keys[s], prices[s], sizes[s], c, levels, position, k, price[i], size[i]
+                    )
+                    if count[s] == levels:
+                        complete[s] = True
+                # else: deeper than every known level of an incomplete or full side
+            elif found >= 0:
+                sizes[s, found] -= size[i]
+                if sizes[s, found] <= 0:
+                    count[s] = _remove(keys[s], prices[s], sizes[s], c, found)
+                    if c == levels:
+                        complete[s] = False  # a level enters from outside the window
+            if not complete[s] and has_snapshots:
+                # take only the levels beyond the known ones from the snapshot row
+                refilled[i] = True
+                for j in range(count[s], levels):
+                    sk = snap_key[i, s, j]
+                    if sk < 0:
+                        break
+                    if count[s] > 0 and not _better(s, keys[s, count[s] - 1], sk):
+                        continue
+                    c2 = count[s]
+                    keys[s, c2] = sk
+                    prices[s, c2] = snap_price[i, s, j]
+                    sizes[s, c2] = snap_size[i, s, j]
+                    count[s] = c2 + 1
+                complete[s] = True
+        for s2 in range(2):
+            for j in range(min(count[s2], out_levels)):
+                out_price[i, s2, j] = prices[s2, j]
+                out_size[i, s2, j] = sizes[s2, j]
+            out_known[i, s2] = out_levels if complete[s2] else min(count[s2], out_levels)
+    return out_price, out_size, out_known, refilled
