@@ -13,7 +13,13 @@ from ticklake.cli._common import LakeOption, console, get_lake, handle_errors
 from ticklake.errors import ConfigError
 
 _VERDICT_STYLE = {"PASS": "bold green", "INVESTIGATE": "bold yellow", "FAIL": "bold red"}
-_STATUS_STYLE = {"fail": "red", "tolerated": "yellow", "noted": "cyan", "skipped": "dim"}
+_STATUS_STYLE = {
+    "fail": "red",
+    "tolerated": "yellow",
+    "noted": "cyan",
+    "skipped": "dim",
+    "not checked": "dim",
+}
 
 
 def register(app: typer.Typer) -> None:

@@ -2,14 +2,14 @@
 
 The calendar of a dataset defaults from its time zone (:data:`DEFAULT_CALENDARS`);
 rules take the calendar name as a parameter to override it. Sessions come from
-``exchange_calendars`` (holidays, early closes), so NSE's 2022-10-24 Muhurat session
-or a CME half day are what the exchange published, not a guess.
+``exchange_calendars`` (holidays, early closes), so a CME half day is what the calendar
+publishes, not a guess. Special one-hour sessions (NSE's Diwali Muhurat trading) are not
+regular sessions there, so data on them shows up under S2.
 
 Examples:
     >>> default_calendar("Asia/Kolkata")
     'XBOM'
-    >>> import warnings
-from datetime import date
+    >>> from datetime import date
     >>> sorted(session_bounds_ns("XBOM", date(2022, 8, 26), date(2022, 8, 29)))
     [datetime.date(2022, 8, 26), datetime.date(2022, 8, 29)]
 """

@@ -48,7 +48,7 @@ class RuleSummary:
     parameters: dict[str, Any]
     checked: int = 0
     violations: int = 0
-    status: str = "pass"  # pass | tolerated | fail | noted (info rules) | skipped
+    status: str = "pass"  # pass | tolerated | fail | noted (info) | not checked | skipped
     statistics: dict[str, float] = field(default_factory=dict)
     offending: pl.DataFrame = field(default_factory=pl.DataFrame)
     failed_days: list[date] = field(default_factory=list)
@@ -296,7 +296,9 @@ def build_report(
             day_results.setdefault(f.day, {})[rule.id] = (f.checked, f.violations)
             if f.violations and f.share > allowed:
                 summary.failed_days.append(f.day)
-        if summary.violations == 0:
+        if summary.checked == 0:
+            summary.status = "not checked"  # nothing it applies to (e.g. bars without quotes)
+        elif summary.violations == 0:
             summary.status = "pass"
         elif summary.share > allowed:
             # An info rule only notes what it saw; it cannot fail.

@@ -10,6 +10,8 @@ that time.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import polars as pl
 from pydantic import Field
 
@@ -141,7 +143,7 @@ class NegativeTimeValueRule(Rule):
         mids = _mids(frame).sort("ts")
         if underlying is None or mids.height == 0:
             return RuleFinding(context.day, 0, 0)
-        tolerance = pl.duration(nanoseconds=int(params.max_underlying_age_seconds * 1e9))
+        tolerance = timedelta(seconds=params.max_underlying_age_seconds)
         if underlying["instrument"].n_unique() == 1:
             joined = mids.join_asof(
                 underlying.drop("instrument"),
@@ -158,6 +160,7 @@ class NegativeTimeValueRule(Rule):
                 by="underlying",
                 strategy="backward",
                 tolerance=tolerance,
+                check_sortedness=False,  # both sorted by time, so per underlying too
             )
         checked = joined.filter(pl.col("underlying_price").is_not_null())
         spot, strike = pl.col("underlying_price"), pl.col("strike")

@@ -39,7 +39,15 @@ def _roll_up(ours: pl.DataFrame, reference: pl.DataFrame) -> pl.DataFrame:
     ).sort("window")
     assigned = (
         ours.sort("ts")
-        .join_asof(windows, left_on="ts", right_on="window", by="instrument", strategy="backward")
+        # Both sides are sorted by time, so each instrument's rows are too.
+        .join_asof(
+            windows,
+            left_on="ts",
+            right_on="window",
+            by="instrument",
+            strategy="backward",
+            check_sortedness=False,
+        )
         .filter(pl.col("window").is_not_null() & (pl.col("ts") < pl.col("window_end")))
     )
     # first/last are taken in time order explicitly (never an unordered first()).

@@ -347,7 +347,7 @@ class OutsideSessionRule(Rule):
         before = ts.filter(ts_ns < open_ns)
         after = ts.filter(ts_ns >= close_ns)
         outside = before.len() + after.len()
-        stats = {"pre_open_rows": before.len(), "post_close_rows": after.len()}
+        stats: dict[str, float] = {"pre_open_rows": before.len(), "post_close_rows": after.len()}
         if not outside:
             return RuleFinding(context.day, frame.height, 0, statistics=stats)
         offending = pl.DataFrame(

@@ -121,6 +121,6 @@ class StaleQuoteRule(Rule):
         ).drop("score")
         stats = {
             "contracts": float(per_contract.height),
-            "max_stale_seconds": float(per_contract["stale_seconds"].max()),
-        }  # type: ignore[arg-type]
+            "max_stale_seconds": float(per_contract["stale_seconds"].max()),  # type: ignore[arg-type]
+        }
         return RuleFinding(context.day, checked, missing, offending, stats)
