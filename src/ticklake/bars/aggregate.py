@@ -17,8 +17,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
+import numpy as np
 import polars as pl
 
+from ticklake.bars._kernels import trade_bars_kernel, uniform_opens
 from ticklake.bars.alignment import BarGrid, DayTable
 from ticklake.errors import ConfigError
 from ticklake.schemas import get_schema
@@ -127,48 +129,100 @@ def trades_to_bars(
     """
     if trades.height == 0:
         return empty_bars()
-    trades = order_trades(trades)
     table = _day_table(trades, grid)
-    price, size = pl.col("price"), pl.col("size")
-    aggregations = [
-        price.first().alias("open"),
-        price.max().alias("high"),
-        price.min().alias("low"),
-        price.last().alias("close"),
-        size.sum().alias("volume"),
-        (price * size).sum().alias("quote_volume"),
-        pl.len().cast(pl.Int64).alias("trade_count"),
-    ]
-    if "side" in trades.columns and trades["side"].null_count() < trades.height:
-        side = pl.col("side")
-        known = side.is_not_null().any()
-        aggregations += [
-            pl.when(known).then(size.filter(side == "buy").sum()).alias("buy_volume"),
-            pl.when(known).then(size.filter(side == "sell").sum()).alias("sell_volume"),
-        ]
-    aggregated = (
-        trades.lazy()
-        .select(
-            "instrument",
-            "price",
-            "size",
-            *(["side"] if "side" in trades.columns else []),
-            grid.open_ns_expr(_TS_NS, table).alias(_OPEN),
-        )
-        .group_by(["instrument", _OPEN])
-        .agg(aggregations)
-        .with_columns(
-            pl.when(pl.col("volume") > 0)
-            .then(pl.col("quote_volume") / pl.col("volume"))
-            .alias("vwap")
-        )
-    )
-    bars = _finish(aggregated, grid, table)
+    bars = _kernel_bars(trades, grid, table, check_ties=True)
+    if bars is None:  # out of order: sort once, then the pass cannot fail
+        trades = order_trades(trades)
+        bars = _kernel_bars(trades, grid, table, check_ties=False)
+        assert bars is not None
     if fill == "forward":
         bars = forward_fill(bars, grid)
     if quotes is not None:
         bars = attach_quotes(bars, quotes, max_age_ns=quote_max_age_ns)
     return bars
+
+
+def _opens(ts: np.ndarray, grid: BarGrid, table: DayTable) -> np.ndarray:
+    """Bar open per row (int64 ns); integer arithmetic when no DST change is in range."""
+    if not table.is_uniform:
+        series = pl.Series("ts", ts)
+        return (
+            series.to_frame().select(grid.open_ns_expr(pl.col("ts"), table)).to_series().to_numpy()
+        )
+    start0 = int(table.starts_ns[0])
+    offset = int(table.origins_ns[0] - start0)
+    return uniform_opens(ts, start0, offset, grid.interval.nanoseconds, grid.interval.is_daily)
+
+
+def _kernel_bars(
+    trades: pl.DataFrame, grid: BarGrid, table: DayTable, *, check_ties: bool
+) -> pl.DataFrame | None:
+    """Run the one-pass kernel; ``None`` when the rows are not in (ts, trade id) order."""
+    ts = trades["ts"].dt.epoch("ns").to_numpy()
+    if check_ties and ts.shape[0] > 1 and bool(np.any(ts[1:] < ts[:-1])):
+        return None
+    instrument = trades["instrument"]
+    if bool((instrument == instrument[0]).all()):  # one symbol: skip the string hashing
+        codes = np.zeros(ts.shape[0], dtype=np.int64)
+    else:
+        codes = instrument.cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    if "side" in trades.columns and trades["side"].null_count() < trades.height:
+        side = (
+            trades.select(
+                pl.when(pl.col("side") == "buy")
+                .then(pl.lit(0, pl.Int8))
+                .when(pl.col("side") == "sell")
+                .then(pl.lit(1, pl.Int8))
+                .otherwise(pl.lit(-1, pl.Int8))
+            )
+            .to_series()
+            .to_numpy()
+        )
+        sides_known = True
+    else:
+        side = np.full(ts.shape[0], -1, dtype=np.int8)
+        sides_known = False
+    (opens, first_row, o, h, lo, c, volume, quote_volume, count, buy, sell, known,
+     tie_first, tie_second) = trade_bars_kernel(
+        _opens(ts, grid, table), ts, codes, int(codes.max()) + 1,
+        trades["price"].to_numpy(), trades["size"].to_numpy(), side,
+    )  # fmt: skip
+    if (
+        check_ties
+        and tie_first.shape[0]
+        and not _ids_ascending(trades["trade_id"], tie_first, tie_second)
+    ):
+        return None
+    side_volume = {"buy_volume": buy, "sell_volume": sell}
+    frame = pl.DataFrame(
+        {
+            "instrument": instrument.gather(first_row),
+            _OPEN: opens,
+            "open": o,
+            "high": h,
+            "low": lo,
+            "close": c,
+            "volume": volume,
+            "quote_volume": quote_volume,
+            "trade_count": count,
+            **side_volume,
+        }
+    ).with_columns(
+        *(
+            (pl.when(pl.Series(known)).then(pl.col(n)) if sides_known else pl.lit(None)).alias(n)
+            for n in side_volume
+        ),
+        pl.when(pl.col("volume") > 0).then(pl.col("quote_volume") / pl.col("volume")).alias("vwap"),
+    )
+    return _finish(frame.lazy(), grid, table)
+
+
+def _ids_ascending(ids: pl.Series, first: np.ndarray, second: np.ndarray) -> bool:
+    """True when each tie pair's ids are in numeric-aware order (shorter first, then text)."""
+    a, b = ids.gather(first), ids.gather(second)
+    a_length, b_length = a.str.len_bytes(), b.str.len_bytes()
+    ordered = (a_length < b_length) | ((a_length == b_length) & (a < b))
+    return bool(ordered.all())
 
 
 def attach_quotes(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -11,8 +11,11 @@ import pandas as pd
 import polars as pl
 import pytest
 from _bars_data import make_quotes, make_trades
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ticklake.bars import BarGrid, trades_to_bars
+from ticklake.bars._kernels import trade_bars_kernel, uniform_opens
 
 _EXACT = ["open", "high", "low", "close", "trade_count"]
 
@@ -249,3 +252,68 @@ def test_binance_sample_trades_and_quotes(shared_data: Path) -> None:
     assert bar["open"] == float(first_second[0]["price"])
     assert bar["close"] == float(first_second[-1]["price"])
     assert bar["trade_count"] == len(first_second)
+
+
+def test_kernel_runs_the_same_compiled_and_as_plain_python(trades: pl.DataFrame) -> None:
+    small = trades.head(400)
+    ts = small["ts"].dt.epoch("ns").to_numpy()
+    grid = BarGrid.create("1s")
+    table = grid.day_table(int(ts.min()), int(ts.max()))
+    opens = uniform_opens.py_func(ts, int(table.starts_ns[0]), 0, grid.interval.nanoseconds, False)
+    assert (opens == uniform_opens(ts, int(table.starts_ns[0]), 0, 1_000_000_000, False)).all()
+    codes = (small["instrument"] == "BBB").cast(pl.Int64).to_numpy()
+    side = np.where(small["side"].to_numpy() == "buy", 0, 1).astype(np.int8)
+    args = (opens, ts, codes, 2, small["price"].to_numpy(), small["size"].to_numpy(), side)
+    for compiled, plain in zip(
+        trade_bars_kernel(*args), trade_bars_kernel.py_func(*args), strict=True
+    ):
+        np.testing.assert_array_equal(compiled, plain)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.integers(0, 5_000),  # ms after the start: many shared timestamps
+            st.sampled_from(["X", "Y"]),
+            st.integers(1, 120),  # price ticks
+            st.sampled_from(["buy", "sell", None]),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_bars_equal_a_plain_python_fold_for_any_order(rows: list[tuple]) -> None:
+    start = datetime(2024, 1, 2, 23, 59, 58, tzinfo=UTC)
+    frame = pl.DataFrame(
+        {
+            "ts": [start + timedelta(milliseconds=ms) for ms, *_ in rows],
+            "instrument": [r[1] for r in rows],
+            "trade_id": [str(1000 - i) for i in range(len(rows))],  # reversed id order
+            "price": [r[2] / 4 for r in rows],
+            "size": [1.0 + i % 3 for i in range(len(rows))],
+            "side": [r[3] for r in rows],
+        },
+        schema_overrides={"side": pl.String},
+    ).with_columns(pl.col("ts").dt.cast_time_unit("ns"))
+    ours = trades_to_bars(frame, BarGrid.create("1s"))
+    expected: dict[tuple[str, datetime], list] = {}
+    ordered = sorted(frame.iter_rows(named=True), key=lambda r: (r["ts"], int(r["trade_id"])))
+    for row in ordered:
+        second = row["ts"].replace(microsecond=0)
+        bar = expected.setdefault(
+            (row["instrument"], second), [row["price"], row["price"], row["price"], 0.0, 0, None]
+        )
+        bar[1], bar[2] = max(bar[1], row["price"]), min(bar[2], row["price"])
+        bar[3] += row["size"]
+        bar[4] += 1
+        bar.append(row["price"])
+        if row["side"] == "buy":
+            bar[5] = (bar[5] or 0.0) + row["size"]
+        elif row["side"] == "sell":
+            bar[5] = bar[5] or 0.0
+    assert ours.height == len(expected)
+    for bar in ours.iter_rows(named=True):
+        o, h, low, volume, count, buy, *prices = expected[(bar["instrument"], bar["ts"])]
+        assert (bar["open"], bar["high"], bar["low"], bar["close"]) == (o, h, low, prices[-1])
+        assert (bar["volume"], bar["trade_count"], bar["buy_volume"]) == (volume, count, buy)
