@@ -146,7 +146,9 @@ def test_pipeline_writes_all_four_targets_idempotently(
     spec = _spec(tmp_path)
     for attempt in range(2):  # the second run must not add a single row anywhere
         if attempt == 1:  # ... and must update rows whose values changed
-            late = lake.read("trades").filter(pl.col("ts") > pl.datetime(2024, 3, 5, 18, time_zone="UTC"))
+            late = lake.read("trades").filter(
+                pl.col("ts") > pl.datetime(2024, 3, 5, 18, time_zone="UTC")
+            )
             lake.write("trades", late.with_columns(pl.col("size") + 100_000))
         with registered_test_metrics():
             run_pipeline(lake, spec, executor="serial")  # type: ignore[arg-type]

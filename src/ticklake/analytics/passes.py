@@ -112,15 +112,13 @@ def load_input(
             start=start - slack,
             end=end + slack,
             columns=columns,
-            filters=ctx.universe_filter(),
+            filters=ctx.universe_filter(info.dataset_schema.column_names),
         ).collect()
         source_bucket = None
-    for column in ("ts", "instrument"):
-        if column not in frame.columns:
-            raise ConfigError(
-                f"pass {spec.name!r}: input {spec.input!r} has no {column!r} column",
-                pass_name=spec.name,
-            )
+    if "ts" not in frame.columns:
+        raise ConfigError(
+            f"pass {spec.name!r}: input {spec.input!r} has no 'ts' column", pass_name=spec.name
+        )
     frame = frame.with_columns(_row_label(ctx, source_bucket).alias(LABEL))
     frame = frame.with_columns(label_day_expr(pl.col(LABEL), ctx.bucket, ctx.timezone).alias(DAY))
     frame = frame.filter(pl.col(DAY).is_between(ctx.first_day, ctx.days[-1]))
@@ -186,6 +184,8 @@ def compute_modules(
     """Evaluate every module; one row per instrument and bucket label of the batch."""
     in_batch = pl.col(DAY).is_between(ctx.days[0], ctx.days[-1])
     labels = frame.filter(in_batch).select("instrument", LABEL, DAY).unique().sort(LABEL)
+    if "session_date" not in frame.columns:  # the technical metrics restart each session
+        frame = frame.with_columns(pl.col(DAY).alias("session_date"))
     bucket_exprs: list[pl.Expr] = []
     series_exprs: list[pl.Expr] = []
     series_names: list[str] = []
@@ -224,7 +224,7 @@ def compute_modules(
                 by=["instrument", DAY],
                 strategy="backward",
                 allow_exact_matches=exact,
-            check_sortedness=False,  # both sides were sorted by time just above
+                check_sortedness=False,  # both sides were sorted by time just above
             )
         )
         out = out.join(
@@ -290,6 +290,12 @@ def run_pass(
             frame = frame.with_columns(
                 label_day_expr(pl.col(LABEL), ctx.bucket, ctx.timezone).alias(DAY)
             )
+    if "instrument" not in frame.columns:
+        raise ConfigError(
+            f"pass {spec.name!r}: its rows have no 'instrument' column (input {spec.input!r}); "
+            "option snapshots need the option_grid pre-processor, others a rename",
+            pass_name=spec.name,
+        )
     if modules:
         out = compute_modules(frame, modules, ctx)
     else:

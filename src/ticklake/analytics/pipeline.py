@@ -103,6 +103,22 @@ class BookFromOrdersSpec(_Spec):
     levels: int = Field(10, ge=1, le=50)
 
 
+class OptionGridSpec(_Spec):
+    """Prepare option snapshots for the option metrics: one row per contract snapshot.
+
+    Adds ``instrument`` (the contract symbol), ``bid``/``ask`` (level 0), ``price``
+    (last traded), ``spot`` (the underlying's last price at or before the snapshot,
+    as-of backward, at most ``max_spot_age`` old), ``is_call`` and ``years_to_expiry``
+    (to ``expiry_time`` on the expiry date in the run's zone, 365-day years; null at or
+    after expiry).
+    """
+
+    kind: Literal["option_grid"]
+    underlying: str = Field(description="lake dataset of the underlying (prices schema)")
+    expiry_time: str = Field("15:30", pattern=r"^\d{2}:\d{2}$", description="local HH:MM")
+    max_spot_age: str | None = Field("1m", description="older spot prices are not used")
+
+
 class RenameSpec(_Spec):
     """Rename columns, e.g. ``bid_price: bid`` so L1 metrics run on quotes."""
 
@@ -111,7 +127,7 @@ class RenameSpec(_Spec):
 
 
 PreprocessSpec = Annotated[
-    AggressorSideSpec | ConsolidatedBboSpec | BookFromOrdersSpec | RenameSpec,
+    AggressorSideSpec | ConsolidatedBboSpec | BookFromOrdersSpec | OptionGridSpec | RenameSpec,
     Field(discriminator="kind"),
 ]
 
@@ -472,6 +488,7 @@ __all__ = [
     "DuckdbTargetSpec",
     "LakeTargetSpec",
     "ModuleSpec",
+    "OptionGridSpec",
     "PassSpec",
     "PipelineSpec",
     "PostgresTargetSpec",

@@ -28,6 +28,7 @@ from ticklake.analytics.pipeline import (
     BookFromOrdersSpec,
     ConsolidatedBboSpec,
     CrossSectionSpec,
+    OptionGridSpec,
     PassSpec,
     PipelineSpec,
     ReaggregateSpec,
@@ -91,9 +92,19 @@ class PassContext:
         local = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(self.timezone))
         return local.astimezone(ZoneInfo("UTC"))
 
-    def universe_filter(self) -> dict[str, Any] | None:
+    def universe_filter(self, columns: tuple[str, ...] = ("instrument",)) -> dict[str, Any] | None:
+        """Rows of the universe: by ``instrument``, or ``underlying`` for option chains."""
         universe = self.pipeline.universe
-        return None if universe == "all" else {"instrument": list(universe)}
+        if universe == "all":
+            return None
+        column = "instrument" if "instrument" in columns else "underlying"
+        if column not in columns:
+            raise ConfigError(
+                f"pass {self.spec.name!r}: its input has neither 'instrument' nor 'underlying' "
+                "to select the universe by",
+                pass_name=self.spec.name,
+            )
+        return {column: list(universe)}
 
 
 def _ts_local(ctx: PassContext, column: str = "ts") -> pl.Expr:
@@ -295,6 +306,73 @@ def book_from_orders(
     return pl.concat(parts, how="vertical_relaxed") if parts else frame
 
 
+def option_grid(frame: pl.DataFrame, spec: OptionGridSpec, ctx: PassContext) -> pl.DataFrame:
+    """Option snapshots joined to their underlying, in the option metrics' columns."""
+    needed = ["ts", "symbol", "underlying", "expiry", "strike", "opt_type", "last_price"]
+    missing = [c for c in [*needed, "bid_price_0", "ask_price_0"] if c not in frame.columns]
+    if missing:
+        raise ConfigError(
+            f"pass {ctx.spec.name!r}: option_grid needs option snapshots; missing {missing}",
+            pass_name=ctx.spec.name,
+        )
+    lookback = timedelta(days=1)
+    if spec.max_spot_age is not None:
+        lookback = timedelta(microseconds=duration_ns(spec.max_spot_age) // 1000 + 1)
+    spot = (
+        ctx.lake.scan(
+            spec.underlying,
+            start=ctx.day_start_utc(ctx.first_day) - lookback,
+            end=ctx.day_start_utc(ctx.days[-1] + timedelta(days=1)) + timedelta(seconds=1),
+            columns=["ts", "instrument", "price"],
+        )
+        .select(
+            pl.col("instrument").alias("underlying"),
+            pl.col("ts").cast(frame.schema["ts"]).alias("__spot_ts"),
+            pl.col("price").alias("spot"),
+        )
+        .sort("__spot_ts")
+        .collect()
+    )
+    hour, minute = (int(x) for x in spec.expiry_time.split(":"))
+    expiry_at = (
+        pl.col("expiry")
+        .cast(pl.Datetime("ns"))
+        .dt.offset_by(f"{hour}h{minute}m")
+        .dt.replace_time_zone(ctx.timezone)
+        .dt.convert_time_zone("UTC")
+    )
+    seconds_left = (expiry_at - pl.col("ts").dt.convert_time_zone("UTC")).dt.total_nanoseconds()
+    years = seconds_left.cast(pl.Float64) / (365 * 86_400 * 1e9)
+    # Zero means "no price / no level" in the vendor format.
+    positive = lambda name: pl.when(pl.col(name) > 0).then(pl.col(name))  # noqa: E731
+    out = (
+        frame.with_row_index("__row")
+        .sort("ts", maintain_order=True)
+        .join_asof(
+            spot,
+            left_on="ts",
+            right_on="__spot_ts",
+            by="underlying",
+            strategy="backward",
+            tolerance=spec.max_spot_age,
+            allow_exact_matches=True,  # snapshots of one second describe the same state
+            check_sortedness=False,
+        )
+        .sort("__row")
+        .with_columns(
+            pl.col("symbol").alias("instrument"),
+            positive("bid_price_0").alias("bid"),
+            positive("ask_price_0").alias("ask"),
+            positive("last_price").alias("price"),
+            pl.col("opt_type")
+            .replace_strict({"CE": True, "PE": False}, default=None)
+            .alias("is_call"),
+            pl.when(years > 0).then(years).alias("years_to_expiry"),
+        )
+    )
+    return out.drop("__row", "__spot_ts")
+
+
 def rename_columns(frame: pl.DataFrame, spec: RenameSpec, ctx: PassContext) -> pl.DataFrame:
     missing = [c for c in spec.columns if c not in frame.columns]
     if missing:
@@ -314,6 +392,8 @@ def apply_preprocess(frame: pl.DataFrame, spec: Any, ctx: PassContext) -> pl.Dat
         return consolidated_bbo(frame, spec, ctx)
     if isinstance(spec, BookFromOrdersSpec):
         return book_from_orders(frame, spec, ctx)
+    if isinstance(spec, OptionGridSpec):
+        return option_grid(frame, spec, ctx)
     if isinstance(spec, RenameSpec):
         return rename_columns(frame, spec, ctx)
     raise ConfigError(f"unknown pre-processor {spec!r}")

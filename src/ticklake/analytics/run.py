@@ -128,9 +128,9 @@ def estimate_rows_per_day(lake: Lake, spec: PipelineSpec, start: date, end: date
         ]
         per_day = sum(rows) / len(parts)
         if spec.universe != "all":
-            sample = pl.scan_parquet(parts[len(parts) // 2].path).select(
-                pl.col("instrument").n_unique()
-            )
+            names = lake.dataset_info(dataset).dataset_schema.column_names
+            by = "instrument" if "instrument" in names else "underlying"  # option chains
+            sample = pl.scan_parquet(parts[len(parts) // 2].path).select(pl.col(by).n_unique())
             instruments = max(1, int(sample.collect().item()))
             per_day *= min(1.0, len(spec.universe) / instruments)
         total += per_day
