@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from ticklake.bars._kernels import trade_bars_kernel, uniform_opens
+from ticklake.bars._kernels import dense_codes, trade_bars_kernel, uniform_opens
 from ticklake.bars.alignment import BarGrid, DayTable
 from ticklake.errors import ConfigError
 from ticklake.schemas import get_schema
@@ -162,10 +162,9 @@ def _kernel_bars(
     if check_ties and ts.shape[0] > 1 and bool(np.any(ts[1:] < ts[:-1])):
         return None
     instrument = trades["instrument"]
-    if bool((instrument == instrument[0]).all()):  # one symbol: skip the string hashing
-        codes = np.zeros(ts.shape[0], dtype=np.int64)
-    else:
-        codes = instrument.cast(pl.Categorical).to_physical().to_numpy().astype(np.int64)
+    codes, distinct = dense_codes(
+        instrument.hash(0x5EED).to_numpy(), instrument.hash(0xB0A7).to_numpy()
+    )
     if "side" in trades.columns and trades["side"].null_count() < trades.height:
         side = (
             trades.select(
@@ -184,7 +183,7 @@ def _kernel_bars(
         sides_known = False
     (opens, first_row, o, h, lo, c, volume, quote_volume, count, buy, sell, known,
      tie_first, tie_second) = trade_bars_kernel(
-        _opens(ts, grid, table), ts, codes, int(codes.max()) + 1,
+        _opens(ts, grid, table), ts, codes, distinct,
         trades["price"].to_numpy(), trades["size"].to_numpy(), side,
     )  # fmt: skip
     if (
