@@ -434,3 +434,29 @@ def test_hourly_buckets_match_pandas_in_the_exchange_zone(trades_lake: Lake, met
     pd.testing.assert_series_equal(
         got["pipeline_test_volume"].sort_index(), want.sort_index(), check_names=False
     )
+
+
+def test_cli_runs_a_pipeline_and_reports_errors(
+    tmp_path: Path, trades_lake: Lake, metrics: None
+) -> None:
+    from typer.testing import CliRunner
+
+    from ticklake.cli import app
+
+    path = tmp_path / "cli.yml"
+    path.write_text(
+        "name: cli\nmetric_modules: [_pipeline_test_metrics]\npasses:\n"
+        "  - {name: hourly, input: trades, bucket: {width: 1h},\n"
+        "     modules: [{metric: pipeline_test_volume}]}\n"
+    )
+    runner = CliRunner()
+    args = ["analytics", "run", str(path), "--lake", str(trades_lake.root), "--executor", "serial"]
+    result = runner.invoke(app, [*args, "--start", "2024-03-05", "--end", "2024-03-05"])
+    assert result.exit_code == 0, result.output
+    rows = trades_lake.read("gold.cli_hourly").height
+    assert "gold.cli_hourly" in result.output and f" {rows} " in result.output
+    assert "1 batch(es) (Y) from 2024-03-05 to 2024-03-05" in result.output
+    path.write_text(path.read_text().replace("pipeline_test_volume", "pipeline_test_volum"))
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert "pass 'hourly', module 1 (metric 'pipeline_test_volum'): unknown metric" in result.output
