@@ -33,6 +33,8 @@ from ticklake.market.rules import MarketRules, market_rules
 NS = 1_000_000_000
 MISSING = np.int64(-1)
 OPTION_COLUMNS = ("ts", "strike", "opt_type", "expiry", "symbol", "bid_price_0", "ask_price_0")
+#: Loaded as well when a condition reads a leg's market data (last price, volume).
+MARKET_COLUMNS = ("last_price", "volume")
 
 
 @dataclass
@@ -53,6 +55,10 @@ class DayData:
     age: np.ndarray  # int64 [C, T] seconds, -1 = no quote within tolerance
     years_to_expiry: np.ndarray  # float64 [T]
     input_hashes: dict[str, str] = field(default_factory=dict)
+    # With ``market_fields``: as-of last traded price (paise, 0 = none) and the volume
+    # traded in each grid second (the as-of cumulative day volume differenced; NaN = none).
+    last_price: np.ndarray | None = None  # int64 [C, T]
+    volume: np.ndarray | None = None  # float64 [C, T]
 
     @property
     def seconds(self) -> int:
@@ -129,8 +135,14 @@ def _partition_hash(lake: Lake, dataset: str, day: date) -> str | None:
     return None
 
 
-def load_day(lake: Lake, spec: StrategySpec, day: date) -> DayData | DaySkip:
-    """Load and align one trading day, or say why it cannot be traded."""
+def load_day(
+    lake: Lake, spec: StrategySpec, day: date, *, market_fields: bool = False
+) -> DayData | DaySkip:
+    """Load and align one trading day, or say why it cannot be traded.
+
+    ``market_fields`` also loads each contract's last price and volume (conditions on
+    legs read them); they are aligned with the same as-of rule and tolerance.
+    """
     universe = spec.universe
     try:
         rules = market_rules(universe.underlying, day)
@@ -163,7 +175,8 @@ def load_day(lake: Lake, spec: StrategySpec, day: date) -> DayData | DaySkip:
             spot_paise = np.where(idx >= 0, prices[np.clip(idx, 0, None)], 0)
             source = "spot"
 
-    options = lake.scan(universe.options_dataset, start=day, end=day, columns=list(OPTION_COLUMNS))
+    columns = list(OPTION_COLUMNS) + (list(MARKET_COLUMNS) if market_fields else [])
+    options = lake.scan(universe.options_dataset, start=day, end=day, columns=columns)
     expiries = (
         options.select(pl.col("expiry").unique()).collect()["expiry"].drop_nulls().to_list()
     )
@@ -189,6 +202,11 @@ def load_day(lake: Lake, spec: StrategySpec, day: date) -> DayData | DaySkip:
     bid = np.zeros((count, grid.size), dtype=np.int64)
     ask = np.zeros((count, grid.size), dtype=np.int64)
     age = np.full((count, grid.size), MISSING, dtype=np.int64)
+    last = np.zeros((count, grid.size), dtype=np.int64) if market_fields else None
+    volume = np.full((count, grid.size), np.nan) if market_fields else None
+    if market_fields:
+        lasts_all = _to_paise(frame["last_price"].cast(pl.Float64).to_numpy())
+        cumulative_all = frame["volume"].cast(pl.Float64).to_numpy()
     ts_all = frame["ts"].dt.epoch("ns").to_numpy()
     bids_all = _to_paise(frame["bid_price_0"].to_numpy())
     asks_all = _to_paise(frame["ask_price_0"].to_numpy())
@@ -204,6 +222,14 @@ def load_day(lake: Lake, spec: StrategySpec, day: date) -> DayData | DaySkip:
         bid[c] = np.where(ok, bids_all[take], 0)
         ask[c] = np.where(ok, asks_all[take], 0)
         age[c] = a
+        if last is not None and volume is not None:
+            last[c] = np.where(ok, lasts_all[take], 0)
+            cumulative = np.where(ok, cumulative_all[take], np.nan)
+            before = np.concatenate([[0.0], cumulative[:-1]])
+            # Traded in this second = cumulative now minus a second ago (a reset or a
+            # missing second before counts from zero; a decrease is a vendor glitch: 0).
+            before = np.where(np.isnan(before), 0.0, before)
+            volume[c] = np.clip(cumulative - before, 0.0, None)
     strikes = np.rint(contracts["strike"].to_numpy() * 100).astype(np.int64)
     is_call = (contracts["opt_type"] == "CE").to_numpy()
 
@@ -234,6 +260,8 @@ def load_day(lake: Lake, spec: StrategySpec, day: date) -> DayData | DaySkip:
         age=age,
         years_to_expiry=np.maximum(years, 1e-6),
         input_hashes=hashes,
+        last_price=last,
+        volume=volume,
     )
 
 
@@ -264,3 +292,47 @@ def _parity_spot(
         best = np.where(better, gap, best)
         spot = np.where(better, strike + mid[i] - mid[j], spot)
     return spot
+
+
+def previous_underlying_day(lake: Lake, spec: StrategySpec, day: date) -> date | None:
+    """The last date before ``day`` with a partition of the underlying dataset."""
+    dataset = spec.universe.underlying_dataset
+    if not dataset:
+        return None
+    try:
+        earlier = [p.date for p in lake.partitions(dataset) if p.date < day]
+    except DatasetNotFoundError:
+        return None
+    return max(earlier) if earlier else None
+
+
+def underlying_grid(
+    lake: Lake, spec: StrategySpec, day: date
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The underlying dataset's day on the grid: (grid ns, price paise, volume per second).
+
+    Price is as-of joined like ``load_day`` (0 = none); volume per second sums the
+    dataset's ``volume`` of the rows in ``(g - 1 s, g]`` (NaN when it has none).
+    """
+    dataset = spec.universe.underlying_dataset
+    if not dataset:
+        return None
+    grid = session_grid(day, spec)
+    rows = (
+        lake.scan(dataset, start=day, end=day, columns=["ts", "price", "volume"])
+        .sort("ts")
+        .collect()
+    )
+    if rows.height == 0:
+        return None
+    ts = rows["ts"].dt.epoch("ns").to_numpy()
+    idx, _ = _asof_indices(ts, grid, spec.fills.as_of_tolerance_seconds * NS)
+    prices = _to_paise(rows["price"].to_numpy())
+    price = np.where(idx >= 0, prices[np.clip(idx, 0, None)], 0)
+    volumes = rows["volume"].cast(pl.Float64)
+    if volumes.null_count() == rows.height:
+        return grid, price, np.full(grid.size, np.nan)
+    cumulative = np.concatenate([[0.0], np.cumsum(volumes.fill_null(0.0).to_numpy())])
+    upper = np.searchsorted(ts, grid, side="right")
+    lower = np.searchsorted(ts, grid - NS, side="right")
+    return grid, price, cumulative[upper] - cumulative[lower]

@@ -15,6 +15,15 @@ import numpy as np
 import polars as pl
 
 from ticklake.backtest import kernel as k
+from ticklake.backtest.conditions import SpecPlans, compile_spec_conditions
+from ticklake.backtest.conditions.runtime import (
+    DayMarket,
+    ExitArrays,
+    condition_mask,
+    evaluate_day_filter,
+    exit_arrays,
+    exit_from_second,
+)
 from ticklake.backtest.costs import load_cost_table, order_costs_paise
 from ticklake.backtest.data import DayData, DaySkip, grid_index_of, load_day
 from ticklake.backtest.spec import StrategySpec, parse_hhmm
@@ -97,8 +106,16 @@ def _thresholds(spec: StrategySpec) -> np.ndarray:
     return out
 
 
-def simulate(spec: StrategySpec, data: DayData, mask: np.ndarray | None = None) -> tuple[Any, ...]:
-    """Run the kernel on a loaded day (``mask`` overrides the entry windows)."""
+def simulate(
+    spec: StrategySpec,
+    data: DayData,
+    mask: np.ndarray | None = None,
+    exits: ExitArrays | None = None,
+) -> tuple[Any, ...]:
+    """Run the kernel on a loaded day (``mask`` overrides the entry windows; ``exits``
+    carries a compiled ``exits.when`` condition)."""
+    if exits is None:
+        exits = ExitArrays.empty(data.seconds, data.strikes_paise.size)
     legs = spec.legs
     rules = data.rules
     if mask is None:
@@ -142,6 +159,11 @@ def simulate(spec: StrategySpec, data: DayData, mask: np.ndarray | None = None) 
         fills.volatility_beta,
         fills.max_quote_age_seconds,
         spec.max_entries_per_day,
+        exits.program,
+        exits.constants,
+        exits.series,
+        exits.contract_values,
+        exits.contract_slot,
     )
 
 
@@ -181,10 +203,45 @@ def run_day(
     """Backtest one trading day."""
     if WEEKDAY_NAMES[day.weekday()] not in spec.time.weekdays:
         return _skipped(day, f"weekday {WEEKDAY_NAMES[day.weekday()]} not selected")
-    loaded = load_day(lake, spec, day)
+    plans = compile_spec_conditions(spec)
+    loaded = load_day(lake, spec, day, market_fields=plans.needs_contracts)
     if isinstance(loaded, DaySkip):
         return _skipped(day, loaded.reason)
-    return outcome_from_kernel(spec, loaded, simulate(spec, loaded), keep_pnl_path=keep_pnl_path)
+    if not plans.any:
+        return outcome_from_kernel(
+            spec, loaded, simulate(spec, loaded), keep_pnl_path=keep_pnl_path
+        )
+    return run_loaded_day(spec, loaded, DayMarket(lake, spec, loaded), plans, keep_pnl_path)
+
+
+def run_loaded_day(
+    spec: StrategySpec,
+    data: DayData,
+    market: DayMarket,
+    plans: SpecPlans,
+    keep_pnl_path: bool = False,
+) -> DayOutcome:
+    """Backtest a loaded day with its conditions (the day filter, entry and exit).
+
+    ``market`` caches the day's metric series, so the variants of a sweep that share a
+    day share one ``DayMarket``.
+    """
+    if plans.day_filter is not None:
+        verdict = evaluate_day_filter(plans.day_filter, market, spec)
+        if not verdict.passed:
+            return _skipped(data.day, verdict.reason or "day_filter false")
+    mask = entry_mask(spec, data.day, data.seconds)
+    if plans.entry is not None:
+        mask &= condition_mask(plans.entry, market, spec, np.flatnonzero(mask))
+    exits = None
+    if plans.exit is not None:
+        exits = exit_arrays(plans.exit, market, spec, exit_from_second(spec, data))
+    outcome = outcome_from_kernel(
+        spec, data, simulate(spec, data, mask, exits), keep_pnl_path=keep_pnl_path
+    )
+    if plans.entry is not None and not mask.any() and outcome.summary["status"] == "no_trade":
+        outcome.summary["skip_reason"] = "no entry: entry.when never held in the entry windows"
+    return outcome
 
 
 def outcome_from_kernel(

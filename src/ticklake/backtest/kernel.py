@@ -30,9 +30,10 @@ REASONS = (
     "rebalance_close",
     "rebalance_open",
     "forced_end_of_day",
+    "exit_condition",
 )
 ENTRY, EXIT_TIME, LEG_STOP, LEG_TARGET, STOP_LOSS, TARGET, TRAILING = 0, 1, 2, 3, 4, 5, 6
-REBALANCE_CLOSE, REBALANCE_OPEN, FORCED_EOD = 7, 8, 9
+REBALANCE_CLOSE, REBALANCE_OPEN, FORCED_EOD, EXIT_CONDITION = 7, 8, 9, 10
 
 # Why an order could not trade.
 ATTEMPT_REASONS = ("no_underlying", "no_contract", "missing_quote", "stale_quote", "no_candidate")
@@ -42,6 +43,18 @@ SELECTORS = ("atm", "otm", "itm", "delta", "premium")
 FILL_MODES = ("cross", "mid", "mid_slippage")
 THRESHOLD_KINDS = ("none", "points", "pct", "money")
 REBALANCE_KINDS = ("none", "every", "underlying_move")
+
+# Exit-condition programs (compiled by ticklake.backtest.conditions): rows of
+# (opcode, a, b, c), evaluated in postfix order with a float stack for operands and a
+# Kleene stack (0 false, 1 true, 2 unknown) for conditions. NaN is a missing value.
+COND_OPCODE_NAMES = (
+    "const", "series", "leg", "pnl", "drawdown", "add", "sub", "mul", "div", "compare", "all",
+    "any", "not",
+)
+COND_CONST, COND_SERIES, COND_LEG, COND_PNL, COND_DRAWDOWN = 0, 1, 2, 3, 4
+COND_ADD, COND_SUB, COND_MUL, COND_DIV, COND_CMP, COND_ALL, COND_ANY, COND_NOT = range(5, 13)
+COND_COMPARISONS = (">", ">=", "<", "<=", "==", "!=")
+COND_MAX_PROGRAM = 512
 
 MAX_FILLS = 20_000
 MAX_ATTEMPTS = 5_000
@@ -174,6 +187,99 @@ def _threshold_hit(kind, value, points, pct_base, money_paise):  # type: ignore[
 
 
 @numba.njit(cache=True)
+def _eval_condition(  # type: ignore[no-untyped-def]  # noqa: PLR0912
+    program, constants, series, contract_values, contract_slot, pos_c, t, pnl, drawdown,
+    pnl_prev, drawdown_prev,
+):
+    """Run an exit-condition program at second ``t``; 1 = true, 0 = false, 2 = unknown.
+
+    ``pnl``/``drawdown`` are rupees of the current entry; ``*_prev`` the previous second's
+    (NaN on the entry's first second). A leg operand reads the leg's *held* contract.
+    """
+    n = program.shape[0]
+    values = np.empty(n, np.float64)
+    truth = np.empty(n, np.int8)
+    nv = 0
+    nt = 0
+    for i in range(n):
+        op, a, b, c = program[i, 0], program[i, 1], program[i, 2], program[i, 3]
+        if op <= COND_DRAWDOWN:
+            at = t - b
+            value = math.nan
+            if op == COND_CONST:
+                value = constants[a]
+            elif op == COND_SERIES:
+                if at >= 0:
+                    value = series[a, at]
+            elif op == COND_LEG:
+                held = pos_c[c]
+                if at >= 0 and held >= 0 and contract_slot[held] >= 0:
+                    value = contract_values[a, contract_slot[held], at]
+            elif op == COND_PNL:
+                value = pnl_prev if b else pnl
+            else:
+                value = drawdown_prev if b else drawdown
+            values[nv] = value
+            nv += 1
+        elif op <= COND_DIV:
+            right = values[nv - 1]
+            left = values[nv - 2]
+            nv -= 2
+            if op == COND_ADD:
+                out = left + right
+            elif op == COND_SUB:
+                out = left - right
+            elif op == COND_MUL:
+                out = left * right
+            else:
+                out = left / right if right != 0.0 else math.nan
+            values[nv] = out
+            nv += 1
+        elif op == COND_CMP:
+            right = values[nv - 1]
+            left = values[nv - 2]
+            nv -= 2
+            if math.isnan(left) or math.isnan(right):
+                truth[nt] = 2
+            else:
+                if a == 0:
+                    hit = left > right
+                elif a == 1:
+                    hit = left >= right
+                elif a == 2:
+                    hit = left < right
+                elif a == 3:
+                    hit = left <= right
+                elif a == 4:
+                    hit = left == right
+                else:
+                    hit = left != right
+                truth[nt] = 1 if hit else 0
+            nt += 1
+        elif op == COND_NOT:
+            v = truth[nt - 1]
+            truth[nt - 1] = 2 if v == 2 else 1 - v
+        else:  # all / any of the last a results, Kleene logic
+            all_of = op == COND_ALL
+            result = 1 if all_of else 0
+            for j in range(nt - a, nt):
+                v = truth[j]
+                if all_of:
+                    if v == 0:
+                        result = 0
+                    elif v == 2 and result == 1:
+                        result = 2
+                elif v == 1:
+                    result = 1
+                elif v == 2 and result == 0:
+                    result = 2
+            nt -= a
+            truth[nt] = result
+            nt += 1
+    return truth[nt - 1] if nt > 0 else 0
+
+
+@numba.njit(cache=True)
 def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
     spot,
     strikes,
@@ -203,9 +309,17 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
     beta,
     max_age,
     max_entries,
+    exit_program,
+    exit_constants,
+    exit_series,
+    exit_contract_values,
+    exit_contract_slot,
 ):
     """Simulate one day. ``thresholds`` is float64[5, 2]: (kind, value) for leg stop, leg
-    target, combined stop, combined target, trailing stop."""
+    target, combined stop, combined target, trailing stop. ``exit_program`` (int64[N, 4],
+    N = 0 for none) is the compiled ``exits.when`` condition; ``exit_series`` float64[S, T]
+    the underlying series it reads, ``exit_contract_values`` float64[P, K, T] per-contract
+    series for the contracts mapped by ``exit_contract_slot`` int64[C] (-1 = not kept)."""
     T = spot.shape[0]
     L = leg_call.shape[0]
     f_t = np.zeros(MAX_FILLS, np.int64)
@@ -247,6 +361,9 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
     # must not move again while another leg waits for a tradeable quote.
     rebalance_pending = np.zeros(L, np.bool_)
     candidate = np.full(L, -1, np.int64)
+    has_exit_condition = exit_program.shape[0] > 0
+    condition_pnl_prev = math.nan
+    condition_drawdown_prev = math.nan
 
     for t in range(T):
         # --- marks for open legs (price to close now; last known if untradeable)
@@ -313,6 +430,8 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                 anchor_t = t
                 anchor_spot = spot[t]
                 rebalance_due = False
+                condition_pnl_prev = math.nan
+                condition_drawdown_prev = math.nan
 
         if state == 1:
             # --- P&L of the current entry cycle
@@ -352,6 +471,20 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                         for leg in range(L):
                             if pos_c[leg] >= 0 and closing[leg] < 0:
                                 closing[leg] = TRAILING
+                if has_exit_condition:
+                    pnl_rupees = cycle_pnl / 100.0
+                    drawdown_rupees = (peak - cycle_pnl) / 100.0
+                    fired = _eval_condition(
+                        exit_program, exit_constants, exit_series, exit_contract_values,
+                        exit_contract_slot, pos_c, t, pnl_rupees, drawdown_rupees,
+                        condition_pnl_prev, condition_drawdown_prev,
+                    )
+                    condition_pnl_prev = pnl_rupees
+                    condition_drawdown_prev = drawdown_rupees
+                    if fired == 1:
+                        for leg in range(L):
+                            if pos_c[leg] >= 0 and closing[leg] < 0:
+                                closing[leg] = EXIT_CONDITION
                 for leg in range(L):
                     if pos_c[leg] < 0 or closing[leg] >= 0:
                         continue

@@ -29,6 +29,8 @@ from typing import Any
 import polars as pl
 
 from ticklake._version import __version__
+from ticklake.backtest.conditions import compile_spec_conditions
+from ticklake.backtest.data import previous_underlying_day
 from ticklake.backtest.engine import ATTEMPT_SCHEMA, TRADE_SCHEMA, run_day
 from ticklake.backtest.spec import StrategySpec, parse_spec, spec_hash
 from ticklake.backtest.stats import compute_statistics, session_seconds_from_spec
@@ -95,6 +97,15 @@ def _input_hashes(lake: Lake, spec: StrategySpec, day: date) -> dict[str, str]:
             parts = []
         for part in parts:
             hashes[f"{dataset}/{day}"] = part.manifest.file_sha256 if part.manifest else "?"
+    if compile_spec_conditions(spec).needs_underlying:
+        # Conditions on the underlying also read the previous day (previous_close).
+        previous = previous_underlying_day(lake, spec, day)
+        dataset = spec.universe.underlying_dataset
+        if previous is not None and dataset:
+            for part in lake.partitions(dataset):
+                if part.date == previous:
+                    key = f"{dataset}/{previous}"
+                    hashes[key] = part.manifest.file_sha256 if part.manifest else "?"
     return hashes
 
 

@@ -189,6 +189,18 @@ class Threshold(_Spec):
         return self
 
 
+ConditionInput = str | dict[str, Any]
+"""A condition: text (``ema(1) > ema(5)``) or its JSON tree (see docs/conditions.md)."""
+
+
+class EntrySpec(_Spec):
+    """Extra entry rule: enter only at seconds of an entry window where ``when`` holds."""
+
+    when: ConditionInput | None = Field(
+        None, description="condition AND-ed with the entry windows, e.g. 'ema(1) > ema(5)'"
+    )
+
+
 class ExitSpec(_Spec):
     """Exits besides the time exit. Leg thresholds apply to each leg's own premium."""
 
@@ -198,6 +210,11 @@ class ExitSpec(_Spec):
     target: Threshold | None = Field(None, description="on the combined position")
     trailing_stop: Threshold | None = Field(
         None, description="combined P&L falling this far from its peak"
+    )
+    when: ConditionInput | None = Field(
+        None,
+        description="close everything when this holds, e.g. 'position.pnl < -3000 or "
+        "ce.ltp > 2 * ce.open_of_day'",
     )
 
 
@@ -239,6 +256,12 @@ class StrategySpec(_Spec):
     universe: UniverseSpec
     time: TimeSpec
     legs: tuple[LegSpec, ...] = Field(min_length=1, max_length=16)
+    entry: EntrySpec = EntrySpec()
+    day_filter: ConditionInput | None = Field(
+        None,
+        description="trade the day only if this holds one second before the first entry "
+        "window, e.g. 'open_of_day > previous_close'",
+    )
     rebalance: RebalanceSpec = RebalanceSpec()
     exits: ExitSpec = ExitSpec()
     fills: FillSpec = FillSpec()
@@ -254,6 +277,16 @@ class StrategySpec(_Spec):
         if dupes:
             raise ValueError(f"leg names must be unique, repeated: {dupes}")
         return legs
+
+    @model_validator(mode="after")
+    def _conditions(self) -> StrategySpec:
+        if self.entry.when is None and self.exits.when is None and self.day_filter is None:
+            return self
+        # Compile now so a bad condition fails when the spec is loaded, naming its key.
+        from ticklake.backtest.conditions import compile_spec_conditions
+
+        compile_spec_conditions(self)
+        return self
 
 
 def spec_hash(spec: StrategySpec) -> str:
@@ -294,6 +327,9 @@ def parse_spec(data: dict[str, Any], *, source: str = "strategy") -> StrategySpe
             loc = ".".join(str(p) for p in err["loc"])
             if err["type"] == "extra_forbidden":
                 problems.append(f"{loc}: unknown key")
+            elif err["type"] == "value_error" and not loc:
+                # Condition errors already name their key and carry a caret line.
+                problems.append(str(err["ctx"]["error"]) if "ctx" in err else err["msg"])
             else:
                 problems.append(f"{loc}: {err['msg']}")
         raise ConfigError(

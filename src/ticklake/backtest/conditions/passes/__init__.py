@@ -1,0 +1,1 @@
+"""Compiler passes, one module each; ``compile.RULES`` runs them in order."""

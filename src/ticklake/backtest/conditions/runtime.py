@@ -1,0 +1,344 @@
+"""Evaluate compiled conditions on one loaded day.
+
+:class:`DayMarket` builds, once per day task, the grid frames the metrics read and
+caches every computed series, so the variants of a sweep share them:
+
+- the **underlying** frame: ``ts``, ``price`` = ``spot`` (the day's underlying, from the
+  spot dataset or parity), ``volume`` (per second, from the spot dataset when it has
+  volume), ``session_date``; the previous day of the spot dataset is prepended as its
+  own session so ``previous_close`` (and any cross-session metric) has its history;
+- one frame per **contract**: ``ts``, ``price`` (as-of last traded price), ``volume``
+  (per second), ``bid``, ``ask``, ``spot``, ``strike``, ``years_to_expiry``, ``is_call``,
+  ``session_date`` — a metric of a leg is computed over the contract's own history;
+- the **selection** of each leg per second: the contract the leg's selector picks at
+  ``t`` (entry conditions and day filters read that contract; exits read the held one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import time
+from typing import Any
+
+import numba
+import numpy as np
+import polars as pl
+
+from ticklake.backtest import kernel as k
+from ticklake.backtest.conditions.plan import Atom, Plan
+from ticklake.backtest.data import (
+    DayData,
+    grid_index_of,
+    previous_underlying_day,
+    underlying_grid,
+)
+from ticklake.backtest.spec import LegSpec, StrategySpec, parse_hhmm
+from ticklake.lake import Lake
+
+SELECTOR_KINDS = {"atm": 0, "otm": 1, "itm": 2, "delta": 3, "premium": 4}
+
+
+@numba.njit(cache=True)
+def _selections(  # type: ignore[no-untyped-def]
+    spot, strikes, is_call, bid, ask, age, years, seconds, call, kind, param, step, candidates,
+    max_age,
+):
+    out = np.full(spot.shape[0], -1, np.int64)
+    for t in seconds:
+        c, why = k._select(
+            spot, strikes, is_call, bid, ask, age, years, t, call, kind, param, step,
+            candidates, max_age,
+        )
+        if why < 0:
+            out[t] = c
+    return out
+
+
+def selector_key(leg: LegSpec) -> tuple[bool, int, float]:
+    selector = leg.selector
+    param = float(getattr(selector, "steps", None) or getattr(selector, "target", None) or 0.0)
+    return leg.opt_type == "CE", SELECTOR_KINDS[selector.kind], param
+
+
+def _nan_array(series: pl.Series) -> np.ndarray:
+    return series.cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64, copy=False)
+
+
+class DayMarket:
+    """Per-day series for conditions, computed on demand and cached."""
+
+    def __init__(self, lake: Lake, spec: StrategySpec, data: DayData) -> None:
+        self.lake = lake
+        self.spec = spec
+        self.data = data
+        self.seconds = data.seconds
+        self._underlying_frame: pl.DataFrame | None = None
+        self._history_rows = 0
+        self._underlying: dict[str, np.ndarray] = {}
+        self._contract: dict[tuple[str, int], np.ndarray] = {}
+        self._selection: dict[tuple[Any, ...], np.ndarray] = {}
+
+    # ------------------------------------------------------------------ underlying
+    def underlying_frame(self) -> pl.DataFrame:
+        if self._underlying_frame is None:
+            data = self.data
+            today = underlying_grid(self.lake, self.spec, data.day)
+            volume = today[2] if today is not None else np.full(self.seconds, np.nan)
+            frame = self._grid_frame(data.grid_ns, data.spot_paise, volume, data.day)
+            previous_day = previous_underlying_day(self.lake, self.spec, data.day)
+            previous = (
+                underlying_grid(self.lake, self.spec, previous_day) if previous_day else None
+            )
+            if previous is not None and previous_day is not None:
+                before = self._grid_frame(*previous, previous_day)
+                self._history_rows = before.height
+                frame = pl.concat([before, frame], how="vertical")
+            self._underlying_frame = frame
+        return self._underlying_frame
+
+    @staticmethod
+    def _grid_frame(
+        grid: np.ndarray, price_paise: np.ndarray, volume: np.ndarray, day: Any
+    ) -> pl.DataFrame:
+        price = pl.Series(np.where(price_paise > 0, price_paise / 100.0, np.nan)).fill_nan(None)
+        return pl.DataFrame(
+            {
+                "ts": pl.Series(grid).cast(pl.Datetime("ns", "UTC")),
+                "price": price,
+                "volume": pl.Series(volume).fill_nan(None),
+                "session_date": [day] * grid.size,
+            }
+        ).with_columns(pl.col("price").alias("spot"))
+
+    def underlying_values(self, atoms: Iterable[Atom]) -> dict[str, np.ndarray]:
+        wanted = {a.column: a for a in atoms if a.source == "underlying"}
+        missing = [a for c, a in wanted.items() if c not in self._underlying]
+        if missing:
+            frame = self.underlying_frame()
+            out = frame.select([a.expression().alias(a.column) for a in missing])
+            for atom in missing:
+                self._underlying[atom.column] = _nan_array(out[atom.column])[self._history_rows :]
+        return {c: self._underlying[c] for c in wanted}
+
+    # ------------------------------------------------------------------ contracts
+    def contract_frame(self, c: int) -> pl.LazyFrame:
+        data = self.data
+        if data.last_price is None or data.volume is None:
+            raise RuntimeError("load_day(..., market_fields=True) is needed for leg conditions")
+
+        def rupees(values: np.ndarray) -> pl.Series:
+            return pl.Series(np.where(values > 0, values / 100.0, np.nan)).fill_nan(None)
+
+        return pl.DataFrame(
+            {
+                "ts": pl.Series(data.grid_ns).cast(pl.Datetime("ns", "UTC")),
+                "price": rupees(data.last_price[c]),
+                "volume": pl.Series(data.volume[c]).fill_nan(None),
+                "bid": rupees(data.bid[c]),
+                "ask": rupees(data.ask[c]),
+                "spot": rupees(data.spot_paise),
+                "strike": np.full(self.seconds, data.strikes_paise[c] / 100.0),
+                "years_to_expiry": data.years_to_expiry,
+                "is_call": np.full(self.seconds, bool(data.is_call[c])),
+                "session_date": [data.day] * self.seconds,
+            }
+        ).lazy()
+
+    def require_contracts(self, atoms: Iterable[Atom], contracts: Iterable[int]) -> None:
+        """Compute the per-contract series of ``atoms`` for ``contracts`` (cached)."""
+        by_output = {a.output: a for a in atoms if a.source not in ("underlying", "position")}
+        jobs: list[tuple[int, list[Atom]]] = []
+        for c in sorted(set(int(x) for x in contracts)):
+            todo = [a for o, a in by_output.items() if (o, c) not in self._contract]
+            if todo:
+                jobs.append((c, todo))
+        if not jobs:
+            return
+        frames = [
+            self.contract_frame(c).select([a.expression().alias(a.output) for a in todo])
+            for c, todo in jobs
+        ]
+        for (c, todo), out in zip(jobs, pl.collect_all(frames), strict=True):
+            for atom in todo:
+                self._contract[(atom.output, c)] = _nan_array(out[atom.output])
+
+    def contract_series(self, output: str, c: int) -> np.ndarray:
+        return self._contract[(output, c)]
+
+    # ------------------------------------------------------------------ selection
+    def selection(self, leg: LegSpec, seconds: np.ndarray) -> np.ndarray:
+        """The contract the leg's selector picks at each of ``seconds`` (-1 elsewhere)."""
+        seconds = np.asarray(seconds, dtype=np.int64)
+        key = (*selector_key(leg), seconds.tobytes())
+        found = self._selection.get(key)
+        if found is None:
+            data, spec = self.data, self.spec
+            call, kind, param = selector_key(leg)
+            found = _selections(
+                data.spot_paise, data.strikes_paise, data.is_call, data.bid, data.ask,
+                data.age, data.years_to_expiry, seconds, call, kind, param,
+                int(round(data.rules.strike_step * 100)), spec.universe.strike_candidates,
+                spec.fills.max_quote_age_seconds,
+            )
+            self._selection[key] = found
+        return found
+
+    def possible_contracts(self, leg: LegSpec, from_second: int) -> np.ndarray:
+        """Contracts the leg may hold from ``from_second`` on (exits read the held one)."""
+        call, kind, _ = selector_key(leg)
+        if kind >= 3:  # delta / premium: any contract of the type may be chosen
+            return np.flatnonzero(self.data.is_call == call)
+        chosen = self.selection(leg, np.arange(from_second, self.seconds))
+        return np.unique(chosen[chosen >= 0])
+
+
+# ---------------------------------------------------------------------- evaluation
+def _legs(spec: StrategySpec) -> dict[str, LegSpec]:
+    return {leg.name: leg for leg in spec.legs}
+
+
+def _frame(plan: Plan, market: DayMarket, spec: StrategySpec, seconds: np.ndarray) -> pl.DataFrame:
+    """Atom columns (and ``@prev`` columns) at every grid second (NaN → null)."""
+    T = market.seconds
+    columns: dict[str, np.ndarray] = {}
+    for column, values in market.underlying_values(plan.atoms).items():
+        columns[column] = values
+        if column in plan.prev_columns:
+            columns[f"{column}@prev"] = np.concatenate([[np.nan], values[:-1]])
+    legs = _legs(spec)
+    leg_atoms = [a for a in plan.atoms if a.source not in ("underlying", "position")]
+    if leg_atoms:
+        selections = {name: market.selection(legs[name], seconds) for name in {a.source for a in leg_atoms}}
+        contracts = np.unique(np.concatenate([s[s >= 0] for s in selections.values()]))
+        market.require_contracts(leg_atoms, contracts)
+        for atom in leg_atoms:
+            chosen = selections[atom.source]
+            now = np.full(T, np.nan)
+            before = np.full(T, np.nan)
+            for c in np.unique(chosen[chosen >= 0]):
+                at = np.flatnonzero(chosen == c)
+                values = market.contract_series(atom.output, int(c))
+                now[at] = values[at]
+                earlier = at[at > 0]
+                # The previous second of the *same* contract: a change of the selected
+                # contract is not a crossing.
+                before[earlier] = values[earlier - 1]
+            columns[atom.column] = now
+            if atom.column in plan.prev_columns:
+                columns[f"{atom.column}@prev"] = before
+    return pl.DataFrame({name: pl.Series(v).fill_nan(None) for name, v in columns.items()})
+
+
+def condition_mask(plan: Plan, market: DayMarket, spec: StrategySpec, seconds: np.ndarray) -> np.ndarray:
+    """Where an entry condition holds (null = unknown = false), at ``seconds`` only."""
+    assert plan.expression is not None
+    frame = _frame(plan, market, spec, seconds)
+    values = frame.select(plan.expression.fill_null(False).alias("hit"))["hit"].to_numpy()
+    mask = np.zeros(market.seconds, dtype=np.bool_)
+    mask[seconds] = values[seconds]
+    return mask
+
+
+def day_filter_second(spec: StrategySpec, data: DayData) -> int:
+    """The grid second a day filter is evaluated at: one second before the first entry
+    window opens (09:19:59 for 09:20-09:25), or the session's first second."""
+    first: time = min(start for start, _ in spec.time.windows())
+    return max(grid_index_of(data.day, spec, first) - 1, 0)
+
+
+@dataclass(frozen=True)
+class DayFilterResult:
+    passed: bool
+    reason: str | None
+    second: int
+    values: dict[str, float | None]
+
+
+def evaluate_day_filter(plan: Plan, market: DayMarket, spec: StrategySpec) -> DayFilterResult:
+    second = day_filter_second(spec, market.data)
+    at = np.array([second], dtype=np.int64)
+    assert plan.expression is not None
+    frame = _frame(plan, market, spec, at)
+    row = frame.row(second, named=True)
+    hit = frame.select(plan.expression.alias("hit"))["hit"][second]
+    values = {a.column: row.get(a.column) for a in plan.atoms}
+    if hit is None:
+        return DayFilterResult(False, "day_filter unknown (missing data)", second, values)
+    return DayFilterResult(bool(hit), None if hit else "day_filter false", second, values)
+
+
+@dataclass
+class ExitArrays:
+    """The kernel's exit-condition inputs (empty arrays when there is no condition)."""
+
+    program: np.ndarray
+    constants: np.ndarray
+    series: np.ndarray
+    contract_values: np.ndarray
+    contract_slot: np.ndarray
+
+    @classmethod
+    def empty(cls, seconds: int, contracts: int) -> ExitArrays:
+        return cls(
+            np.zeros((0, 4), np.int64),
+            np.zeros(0, np.float64),
+            np.zeros((0, seconds), np.float64),
+            np.zeros((0, 0, seconds), np.float64),
+            np.full(contracts, -1, np.int64),
+        )
+
+
+def exit_arrays(plan: Plan, market: DayMarket, spec: StrategySpec, from_second: int) -> ExitArrays:
+    T = market.seconds
+    data = market.data
+    values = market.underlying_values(plan.atoms)
+    series = np.stack([values[c] for c in plan.series_columns]) if plan.series_columns else np.zeros((0, T))
+    slot = np.full(data.strikes_paise.size, -1, np.int64)
+    contract_values = np.zeros((len(plan.contract_outputs), 0, T))
+    if plan.contract_outputs:
+        legs = _legs(spec)
+        used = {a.source for a in plan.atoms if a.source not in ("underlying", "position")}
+        contracts = np.unique(
+            np.concatenate([market.possible_contracts(legs[name], from_second) for name in used])
+        ).astype(np.int64)
+        atoms = plan.contract_atoms()
+        market.require_contracts(atoms.values(), contracts)
+        slot[contracts] = np.arange(contracts.size)
+        contract_values = np.full((len(plan.contract_outputs), contracts.size, T), np.nan)
+        for p, output in enumerate(plan.contract_outputs):
+            for j, c in enumerate(contracts):
+                contract_values[p, j] = market.contract_series(output, int(c))
+    return ExitArrays(
+        plan.program,
+        plan.constants,
+        np.ascontiguousarray(series, dtype=np.float64),
+        contract_values,
+        slot,
+    )
+
+
+def entry_window_seconds(spec: StrategySpec, data: DayData) -> np.ndarray:
+    """Grid seconds inside the entry windows (the only ones an entry condition needs)."""
+    from ticklake.backtest.engine import entry_mask
+
+    return np.flatnonzero(entry_mask(spec, data.day, data.seconds))
+
+
+def exit_from_second(spec: StrategySpec, data: DayData) -> int:
+    first = min(start for start, _ in spec.time.windows())
+    return max(grid_index_of(data.day, spec, first), 0)
+
+
+__all__ = [
+    "DayFilterResult",
+    "DayMarket",
+    "ExitArrays",
+    "condition_mask",
+    "day_filter_second",
+    "entry_window_seconds",
+    "evaluate_day_filter",
+    "exit_arrays",
+    "exit_from_second",
+    "parse_hhmm",
+]
