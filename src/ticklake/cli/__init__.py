@@ -16,6 +16,7 @@ from ticklake.cli import (
     ingest_cmds,
     lake_cmds,
     quality_cmds,
+    stats_cmds,
 )
 from ticklake.cli._common import console, handle_errors, setup_logging, state
 
@@ -54,6 +55,7 @@ backtest_cmds.register(app)
 quality_cmds.register(app)
 analytics_cmds.register(app)
 bars_cmds.register(app)
+stats_cmds.register(app)
 
 
 @app.command("demo")
