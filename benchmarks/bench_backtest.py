@@ -411,13 +411,12 @@ def main() -> None:
     # 1. compile cost: an empty Numba cache in a fresh process, then the cached kernels.
     cases = []
     with tempfile.TemporaryDirectory() as cache_dir:
-        if not args.quick:  # compiling takes ~20 s: not in a quick run
-            cold = run_child(
-                [str(lake_root), str(days[0]), "compile"], {"NUMBA_CACHE_DIR": cache_dir}
-            )
+        fresh_cache = {"NUMBA_CACHE_DIR": cache_dir}
+        cold = run_child([str(lake_root), str(days[0]), "compile"], fresh_cache)
+        if not args.quick:
             cases.append({"case": "new process, empty Numba cache (compiles)", **cold})
-    cached = run_child([str(lake_root), str(days[0]), "compile"])
-    cases.append({"case": "new process, Numba cache on disk", **cached})
+        cached = run_child([str(lake_root), str(days[0]), "compile"], fresh_cache)
+        cases.append({"case": "new process, Numba cache on disk", **cached})
     print("## First vs second run (day " + str(days[0]) + ")\n")
     print(
         table(
