@@ -31,6 +31,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -224,7 +225,8 @@ def stage_file(item: tuple[IngestRequest, int, SourceFile]) -> FileResult:
                 continue
             day_of_row = valid.select(trading_day_expr(dschema.ts_column, info))[:, 0]
             first, last = day_of_row.min(), day_of_row.max()
-            if first == last:  # the common case: a batch within one trading day
+            groups: list[tuple[date, pl.DataFrame]]
+            if first == last and isinstance(first, date):  # the common case: one trading day
                 groups = [(first, valid)]
             else:
                 split = valid.with_columns(day_of_row.alias("__day"))
