@@ -118,3 +118,29 @@ def test_rollup_forward_fill_inserts_flat_bars() -> None:
     previous_close = rolled["close"].shift(1).filter(rolled["trade_count"] == 0)
     assert filled["open"].to_list() == previous_close.to_list()
     assert (filled["volume"] == 0).all()
+
+
+def test_cme_daily_rollup_follows_the_globex_trading_day(shared_data: Path, lake: Lake) -> None:
+    """6E 1m bars (close-stamped) to 1d: each day opens 17:00 Chicago the evening before."""
+    path = shared_data / "cme-6e-1min" / "6EH4.XCME_1min_bars_20240101_20240131.csv.gz"
+    ingest_files(lake, "cme_bars", [path], "six_e")
+    summary = rollup_bars(lake, "six_e", "1d")
+    daily = lake.read("silver.bars_1d")
+    assert summary.bars == daily.height
+    # January: Chicago is UTC-6, so 17:00 CT = 23:00 UTC.
+    assert {(t.hour, t.minute) for t in daily["ts"]} == {(23, 0)}
+    # Oracle from the raw file with pandas: stamp - 1 min = open; day = date(open + 1 h UTC).
+    raw = pd.read_csv(path, parse_dates=["timestamp_utc"])
+    raw["open_time"] = raw["timestamp_utc"] - pd.Timedelta(minutes=1)
+    raw["day"] = (raw["open_time"] + pd.Timedelta(hours=1)).dt.date
+    raw = raw.sort_values("open_time")
+    grouped = raw.groupby("day").agg(
+        open=("open", "first"), high=("high", "max"), low=("low", "min"),
+        close=("close", "last"), volume=("volume", "sum"),
+    )  # fmt: skip
+    assert daily.height == len(grouped)
+    for bar, (_, expected) in zip(daily.iter_rows(named=True), grouped.iterrows(), strict=True):
+        assert (bar["open"], bar["high"], bar["low"], bar["close"]) == (
+            expected["open"], expected["high"], expected["low"], expected["close"],
+        )  # fmt: skip
+        assert bar["volume"] == expected["volume"]
