@@ -109,6 +109,9 @@ def validate_cmd(
     list_rules: Annotated[
         bool, typer.Option("--list-rules", help="List the registered rules and exit.")
     ] = False,
+    strict: Annotated[
+        bool, typer.Option(help="Exit with code 11 when the verdict is FAIL (for CI).")
+    ] = False,
     lake_path: LakeOption = None,
 ) -> None:
     """Validate a dataset with the quality rules; print a summary and write reports."""
@@ -193,3 +196,5 @@ def validate_cmd(
                 else ""
             )
         )
+    if strict and result.verdict == "FAIL":
+        raise typer.Exit(11)
