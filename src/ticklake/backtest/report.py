@@ -403,3 +403,102 @@ document.querySelectorAll('script[type="application/json"][data-target]').forEac
                    {responsive: true, displaylogo: false});
   });
 """
+
+
+# ---------------------------------------------------------------------- sweeps
+SWEEP_HEATMAP_TITLE = "Sweep: {statistic} by {y} × {x} (best over the other axes)"
+
+
+def sweep_heatmap_figure(
+    variants: pl.DataFrame, x_axis: str, y_axis: str, statistic: str = "total_net_pnl_paise"
+) -> go.Figure:
+    """Heatmap of a statistic over two sweep axes; other axes take their best variant.
+
+    Money statistics (``*_paise``) are shown in ₹. A cell without a variant (pruned by a
+    constraint) is empty.
+    """
+    for name in (x_axis, y_axis, statistic):
+        if name not in variants.columns:
+            raise ValueError(f"{name!r} is not a column of the variant table: {variants.columns}")
+    descending = statistic not in ("max_drawdown_paise", "total_costs_paise")
+    value = pl.col(statistic).cast(pl.Float64)
+    best = variants.group_by(x_axis, y_axis).agg(
+        (value.max() if descending else value.min()).alias("value")
+    )
+    xs = sorted(best[x_axis].unique().to_list())
+    ys = sorted(best[y_axis].unique().to_list())
+    scale = 0.01 if statistic.endswith("_paise") else 1.0
+    lookup = {(r[x_axis], r[y_axis]): r["value"] for r in best.iter_rows(named=True)}
+    z = [
+        [None if lookup.get((x, y)) is None else lookup[(x, y)] * scale for x in xs] for y in ys
+    ]
+    label = statistic.replace("_paise", " (₹)").replace("_", " ")
+    title = SWEEP_HEATMAP_TITLE.format(statistic=label, x=x_axis, y=y_axis)
+    figure = go.Figure(
+        go.Heatmap(
+            x=[str(x) for x in xs],
+            y=[str(y) for y in ys],
+            z=z,
+            colorscale="RdYlGn" if descending else "RdYlGn_r",
+            hovertemplate=f"{x_axis}=%{{x}}<br>{y_axis}=%{{y}}<br>%{{z:,.2f}}<extra></extra>",
+        )
+    )
+    figure.update_layout(
+        title=title, xaxis_title=x_axis, yaxis_title=y_axis, xaxis_type="category",
+        yaxis_type="category", **_LAYOUT,
+    )
+    return figure
+
+
+def write_sweep_report(
+    run_dir: Path, *, x_axis: str | None = None, y_axis: str | None = None,
+    statistic: str | None = None,
+) -> Path:
+    """Write ``<run_dir>/report.html`` for a sweep: heatmap and the ranked variant table."""
+    run_dir = Path(run_dir)
+    info = json.loads((run_dir / "sweep.json").read_text())
+    run = json.loads((run_dir / "run.json").read_text())
+    variants = pl.read_parquet(run_dir / "variants.parquet")
+    axes = list(info["axes"])
+    statistic = statistic or str(info.get("rank_by") or "total_net_pnl_paise")
+    blocks = []
+    if len(axes) >= 2 or (x_axis and y_axis):
+        x_axis = x_axis or axes[0]
+        y_axis = y_axis or next(a for a in axes if a != x_axis)
+        figure = sweep_heatmap_figure(variants, x_axis, y_axis, statistic)
+        blocks.append(_figure_block("sweep-heatmap", figure.layout.title.text, figure))
+    shown = variants.with_columns(
+        (pl.col(c) / 100).round(2).alias(c.replace("_paise", "_rupees"))
+        for c in variants.columns
+        if c.endswith("_paise")
+    ).drop([c for c in variants.columns if c.endswith("_paise")])
+    name = str(run.get("name") or "sweep")
+    header = (
+        f"<h1>{html.escape(name)} — sweep</h1><table class='header'>"
+        f"<tr><th>Run id</th><td>{html.escape(str(run.get('run_id')))}</td></tr>"
+        f"<tr><th>Grid</th><td>{info['grid_size']} combinations, {len(info['variants'])} "
+        f"variants after constraints {html.escape(json.dumps(info['constraints']))}</td></tr>"
+        f"<tr><th>Ranked by</th><td>{html.escape(statistic)}</td></tr></table>"
+    )
+    body = "\n".join(
+        [header, *blocks, "<h2>Variants</h2>", _frame_table(shown, "variants")]
+    )
+    document = f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{html.escape(name)} sweep</title>
+<style>{_CSS}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head>
+<body>
+{body}
+<script type="text/javascript">{_DRAW_FIGURES}</script>
+</body>
+</html>
+"""
+    target = run_dir / "report.html"
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.write_text(document, encoding="utf-8")
+    os.replace(temporary, target)
+    return target

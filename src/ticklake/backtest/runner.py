@@ -306,6 +306,12 @@ def resume_backtest(
 ) -> RunResult:
     """Finish an interrupted run without redoing days whose outputs are intact."""
     run_dir = resolve_run(lake, run)
+    if (run_dir / "sweep.json").is_file():
+        from ticklake.backtest.sweep import resume_sweep
+
+        return resume_sweep(  # type: ignore[return-value]
+            lake, str(run_dir), executor=executor, workers=workers, progress=progress
+        )
     ledger = load_ledger(run_dir)
     spec = parse_spec(json.loads((run_dir / "spec.json").read_text()), source=str(run_dir))
     for day, entry in ledger["days"].items():

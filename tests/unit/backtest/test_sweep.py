@@ -1,0 +1,223 @@
+"""Parameter sweeps: grid and constraints, shared loading = separate runs, ranking,
+resume, out-of-sample choice, heatmap."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _engine_fixtures import (  # type: ignore[import-not-found]  # noqa: E402
+    GENERATED_DAYS,
+    OPTIONS,
+    SPOT,
+    copy_lake,
+    generated_lake_root,  # noqa: F401 - fixture
+)
+
+from ticklake.backtest.engine import run_day  # noqa: E402
+from ticklake.backtest.report import sweep_heatmap_figure, write_sweep_report  # noqa: E402
+from ticklake.backtest.runner import resume_backtest  # noqa: E402
+from ticklake.backtest.sweep import (  # noqa: E402
+    constraint_holds,
+    expand,
+    grid_values,
+    out_of_sample,
+    read_sweep,
+    run_sweep,
+    substitute,
+    sweep_from_data,
+    walk_forward,
+)
+from ticklake.errors import ConfigError  # noqa: E402
+
+TEMPLATE: dict[str, Any] = {
+    "name": "momentum",
+    "universe": {"underlying": "BANKNIFTY", "options_dataset": OPTIONS, "underlying_dataset": SPOT},
+    "time": {"start": "2024-01-08", "end": "2024-01-10", "entry_windows": ["09:20-15:00"],
+             "exit_time": "15:20"},
+    "legs": [{"name": "ce", "opt_type": "CE", "side": "buy", "lots": "${lots}"}],
+    "entry": {"when": "ce.volume_${volume_lookback_min}m > ${min_volume} and "
+                      "ema(${ema_fast}) > ema(${ema_slow})"},
+    "exits": {"when": "position.pnl < -400 or position.pnl > 800"},
+    "max_entries_per_day": 3,
+}
+AXES = {"volume_lookback_min": [1, 2, 3, 4], "ema_fast": [1, 2], "ema_slow": [5, 10]}
+
+
+def _sweep_data(**axes: Any) -> dict[str, Any]:
+    template = json.loads(json.dumps(TEMPLATE))
+    template["legs"][0]["lots"] = 1
+    template["entry"]["when"] = template["entry"]["when"].replace("${min_volume}", "2000")
+    return {**template, "sweep": axes or AXES, "constraints": ["ema_slow - ema_fast >= 4"]}
+
+
+def test_grid_is_the_product_in_axis_order_pruned_by_constraints() -> None:
+    sweep = sweep_from_data(_sweep_data())
+    assert sweep.grid_size == 16
+    values = grid_values(sweep)
+    # (ema_fast, ema_slow) = (2, 5) fails 5 - 2 >= 4: 4 x 3 variants remain.
+    assert len(values) == 12
+    assert values[:3] == [
+        {"volume_lookback_min": 1, "ema_fast": 1, "ema_slow": 5},
+        {"volume_lookback_min": 1, "ema_fast": 1, "ema_slow": 10},
+        {"volume_lookback_min": 1, "ema_fast": 2, "ema_slow": 10},
+    ]
+    variants = expand(sweep)
+    assert variants[2].spec.entry.when == "ce.volume_1m > 2000 and ema(2) > ema(10)"
+
+
+def test_substitution_keeps_types_for_whole_placeholders() -> None:
+    out = substitute({"lots": "${lots}", "when": "ema(${f}) > ${level}", "x": ["${f}"]},
+                     {"lots": 3, "f": 2, "level": 1.5})
+    assert out == {"lots": 3, "when": "ema(2) > 1.5", "x": [2]}
+    with pytest.raises(ConfigError, match=r"spec.when: unknown sweep variable \$\{g\}; axes: f"):
+        substitute({"when": "ema(${g}) > 1"}, {"f": 1})
+
+
+@pytest.mark.parametrize(
+    ("text", "values", "expected"),
+    [
+        ("a < b", {"a": 1, "b": 2}, True),
+        ("a * 2 >= b and not a == 3", {"a": 1, "b": 2}, True),
+        ("a + 1 > b or b / a == 4", {"a": 1, "b": 4}, True),
+        ("a != b", {"a": 2, "b": 2}, False),
+    ],
+)
+def test_constraints_are_evaluated_by_the_parser(text: str, values: dict[str, Any], expected: bool) -> None:
+    assert constraint_holds(text, values) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("__import__('os') > 0", "only axis names, numbers and + - * /"),
+        ("__import__('os').system('true') > 0", "column 17: expected a comparison"),
+        ("c < 1", "unknown axis 'c'; axes: a"),
+        ("a crosses_above 1", "has no meaning"),
+        ("a < ; 1", "unexpected character ';'"),
+    ],
+)
+def test_constraints_never_evaluate_python(text: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        constraint_holds(text, {"a": 1})
+    assert fragment in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(generated_lake_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:  # noqa: F811
+    lake = copy_lake(generated_lake_root, tmp_path_factory.mktemp("sweep") / "lake")
+    result = run_sweep(lake, sweep_from_data(_sweep_data()), executor="serial",
+                       rank_by="total_net_pnl_paise", run_id="sweep-under-test")
+    return lake, result
+
+
+def test_every_variant_equals_its_own_separate_backtest(finished_sweep: Any) -> None:
+    lake, result = finished_sweep
+    info, _, daily, trades = read_sweep(result.run_dir)
+    assert result.status == "complete" and len(info["variants"]) == 12
+    assert daily.height == 12 * len(GENERATED_DAYS)
+    variants = expand(sweep_from_data(_sweep_data()))
+    # The shared-load path must give exactly the frames of a plain one-spec day task.
+    for index in (0, 5, 11):
+        for day in GENERATED_DAYS:
+            alone = run_day(lake, variants[index].spec, day)
+            mine = trades.filter((pl.col("variant") == index) & (pl.col("date") == day)).drop("variant")
+            assert mine.equals(alone.trades), (index, day)
+            row = daily.filter((pl.col("variant") == index) & (pl.col("date") == day)).row(0, named=True)
+            assert row["net_pnl_paise"] == alone.summary["net_pnl_paise"]
+            assert row["status"] == alone.summary["status"]
+    assert trades["variant"].n_unique() > 1
+    # Variants differ: the volume look-back changes which seconds qualify.
+    totals = daily.group_by("variant").agg(pl.col("net_pnl_paise").sum())
+    assert totals["net_pnl_paise"].n_unique() > 1
+
+
+def test_variant_table_is_ranked_by_the_chosen_statistic(finished_sweep: Any) -> None:
+    _, result = finished_sweep
+    _, variants, daily, _ = read_sweep(result.run_dir)
+    by_hand = (
+        daily.filter(pl.col("status") == "traded")
+        .group_by("variant")
+        .agg(pl.col("net_pnl_paise").sum().alias("net"))
+        .join(pl.DataFrame({"variant": list(range(12))}), on="variant", how="right")
+        .with_columns(pl.col("net").fill_null(0))
+        .sort(["net", "variant"], descending=[True, False])
+    )
+    assert variants["variant"].to_list() == by_hand["variant"].to_list()
+    assert variants["total_net_pnl_paise"].to_list() == by_hand["net"].to_list()
+    assert variants["rank"].to_list() == list(range(1, 13))
+    assert set(AXES) <= set(variants.columns)
+
+
+def test_resume_redoes_only_the_days_without_verified_outputs(finished_sweep: Any) -> None:
+    lake, result = finished_sweep
+    ledger = json.loads((result.run_dir / "run.json").read_text())
+    before = (result.run_dir / "variants.parquet").read_bytes()
+    broken = GENERATED_DAYS[1].isoformat()
+    (result.run_dir / "days" / broken / "daily.parquet").unlink()
+    kept = {d: e["seconds"] for d, e in ledger["days"].items() if d != broken}
+    resumed = resume_backtest(lake, result.run_id, executor="serial")
+    after = json.loads((resumed.run_dir / "run.json").read_text())
+    assert after["status"] == "complete" and after["resumed_at"]
+    assert {d: e["seconds"] for d, e in after["days"].items() if d != broken} == kept
+    assert after["days"][broken]["cached"] is True  # recomputed from the day cache
+    assert (resumed.run_dir / "variants.parquet").read_bytes() == before
+
+
+def test_out_of_sample_chooses_on_training_days_and_reports_later_ones(finished_sweep: Any) -> None:
+    _, result = finished_sweep
+    info, _, daily, trades = read_sweep(result.run_dir)
+    from ticklake.backtest.spec import parse_spec
+
+    spec = parse_spec(info["specs"][0])
+    train_end = GENERATED_DAYS[1]
+    report = out_of_sample(daily, trades, info["variants"], spec, train_end=train_end)
+
+    def totals(rows: pl.DataFrame) -> dict[int, int]:
+        sums = rows.filter(pl.col("status") == "traded").group_by("variant").agg(pl.col("net_pnl_paise").sum())
+        out = dict.fromkeys(range(12), 0)
+        out.update(dict(zip(sums["variant"], sums["net_pnl_paise"], strict=True)))
+        return out
+
+    train = totals(daily.filter(pl.col("date") <= train_end))
+    test = totals(daily.filter(pl.col("date") > train_end))
+    best = max(sorted(train), key=lambda v: (train[v], -v))
+    assert report["chosen_variant"] == best
+    assert report["train_statistic"] == train[best]
+    assert report["test_statistic"] == test[best]
+    assert report["test_rank"] == 1 + sum(
+        1 for v in test if (test[v], -v) > (test[best], -best)
+    )
+    windows = walk_forward(daily, trades, info["variants"], spec, train_days=1, test_days=1)
+    assert windows["test_start"].to_list() == list(GENERATED_DAYS[1:])
+    assert windows["train_end"].to_list() == list(GENERATED_DAYS[:-1])
+
+
+def test_heatmap_shows_the_best_variant_per_cell(finished_sweep: Any) -> None:
+    _, result = finished_sweep
+    _, variants, _, _ = read_sweep(result.run_dir)
+    figure = sweep_heatmap_figure(variants, "ema_slow", "volume_lookback_min")
+    heat = figure.data[0]
+    assert list(heat.x) == ["5", "10"] and list(heat.y) == ["1", "2", "3", "4"]
+    for row, lookback in enumerate((1, 2, 3, 4)):
+        for column, slow in enumerate((5, 10)):
+            cell = variants.filter((pl.col("volume_lookback_min") == lookback) & (pl.col("ema_slow") == slow))
+            assert heat.z[row][column] == pytest.approx(cell["total_net_pnl_paise"].max() / 100)
+    path = write_sweep_report(result.run_dir, x_axis="ema_slow", y_axis="volume_lookback_min")
+    text = path.read_text()
+    assert "id='figure-sweep-heatmap'" in text and "total net pnl (₹)" in text
+
+
+def test_no_variant_left_is_an_error() -> None:
+    data = _sweep_data()
+    data["constraints"] = ["ema_fast > ema_slow"]
+    with pytest.raises(ConfigError, match="the constraints leave no variant"):
+        expand(sweep_from_data(data))
+    assert date(2024, 1, 8) == GENERATED_DAYS[0]
