@@ -3,9 +3,10 @@
 1. generate a realistic Bank Nifty option chain (1-second snapshots, the users'
    52-column vendor files) and its underlying;
 2. ingest both into the lake (atomic day partitions), then ingest again (a no-op);
-3. query the chain with DuckDB SQL;
-4. run an ATM short straddle backtest with hourly re-targeting and write its report;
-5. verify every file's hash.
+3. validate the underlying with the quality rules and build 1-minute bars;
+4. query the chain with DuckDB SQL;
+5. run an ATM short straddle backtest with hourly re-targeting and write its report;
+6. verify every file's hash.
 
 It stays well under a minute on 2 cores.
 """
@@ -95,6 +96,19 @@ def run_demo(directory: Path, *, log: Callable[[str], None] = print, days: int =
     report.steps.append(("ingest", time.perf_counter() - t0))
 
     t0 = time.perf_counter()
+    quality = lake.validate("banknifty_spot")
+    counts = ", ".join(
+        f"{rule.id} {rule.violations}" for rule in quality.rules if rule.violations
+    )
+    log(
+        f"3. validated bronze.banknifty_spot with {len(quality.rules)} rules: verdict "
+        f"{quality.verdict}" + (f" (violations: {counts})" if counts else "")
+    )
+    bars = lake.bars("banknifty_spot", "1m", out="banknifty_spot_1m", anchor="09:15")
+    log(f"   {bars.line()}")
+    report.steps.append(("quality+bars", time.perf_counter() - t0))
+
+    t0 = time.perf_counter()
     chain = lake.sql(
         """
         WITH s AS (
@@ -109,7 +123,7 @@ def run_demo(directory: Path, *, log: Callable[[str], None] = print, days: int =
         """
     )
     report.tables["chain"] = chain
-    log("3. the chain nearest the money at 10:00:00 IST on 2024-01-08 (DuckDB SQL):")
+    log("4. the chain nearest the money at 10:00:00 IST on 2024-01-08 (DuckDB SQL):")
     with pl.Config(tbl_width_chars=160, tbl_cols=12, tbl_hide_dataframe_shape=True):
         log(str(chain))
     report.steps.append(("query", time.perf_counter() - t0))
@@ -128,7 +142,7 @@ def run_demo(directory: Path, *, log: Callable[[str], None] = print, days: int =
     )
     report.tables["daily"] = daily
     log(
-        f"4. backtest {spec.name}: {totals['fills']} fills over {totals['traded_days']} days, "
+        f"5. backtest {spec.name}: {totals['fills']} fills over {totals['traded_days']} days, "
         f"net P&L ₹{totals['net_pnl_paise'] / 100:,.2f} after ₹{totals['costs_paise'] / 100:,.2f}"
         " costs (exact paise):"
     )
@@ -140,7 +154,7 @@ def run_demo(directory: Path, *, log: Callable[[str], None] = print, days: int =
     t0 = time.perf_counter()
     check = lake.verify()
     log(
-        f"5. verified {check.partitions_checked} partitions (sha256 of every file): "
+        f"6. verified {check.partitions_checked} partitions (sha256 of every file): "
         + ("no problems" if check.ok else f"{len(check.problems)} problem(s)")
     )
     report.steps.append(("verify", time.perf_counter() - t0))

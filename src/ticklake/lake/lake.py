@@ -528,6 +528,18 @@ class Lake:
             )
         return ingest_frame(self, source, dataset, schema=schema, mapping=mapping, **kwargs)
 
+    def validate(self, dataset: str, **kwargs: Any) -> Any:
+        """Run the quality rules on a dataset (see ``ticklake.quality.validate_dataset``)."""
+        from ticklake.quality import validate_dataset
+
+        return validate_dataset(self, dataset, **kwargs)
+
+    def bars(self, dataset: str, interval: str, **kwargs: Any) -> Any:
+        """Build silver bars from a dataset (see ``ticklake.bars.build_bars``)."""
+        from ticklake.bars import build_bars
+
+        return build_bars(self, dataset, interval, **kwargs)
+
     # -------------------------------------------------------------- SQL, admin
     def sql(self, query: str) -> pl.DataFrame:
         """Run trusted SQL (DuckDB) over views of every dataset; see ``ticklake.lake.sql``."""
