@@ -24,13 +24,20 @@ install: $(UV) ## install ticklake (runtime only) into .venv
 install-dev: $(UV) ## install ticklake with every extra the tests need
 	$(UV) pip install -q --python $(PY) -e '.[dev]'
 
-system-deps: ## apt packages the tests need: PostgreSQL server binaries (skipped when present)
+system-deps: ## apt packages the tests need: PostgreSQL server binaries, Chromium for the browser tests (skipped when present)
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || dpkg -s postgresql >/dev/null 2>&1; then \
 		echo "postgresql: installed"; \
 	elif command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
 	else \
 		echo "install PostgreSQL server binaries (initdb, pg_ctl) for the analytics target tests" >&2; \
+	fi
+	@if [ -x /usr/bin/chromium ]; then \
+		echo "chromium: installed"; \
+	elif command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "install Chromium at /usr/bin/chromium for the browser tests (tests/e2e)" >&2; \
 	fi
 
 demo: install ## install and run `ticklake demo`

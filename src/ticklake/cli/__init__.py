@@ -16,6 +16,7 @@ from ticklake.cli import (
     ingest_cmds,
     lake_cmds,
     quality_cmds,
+    serve_cmd,
     stats_cmds,
 )
 from ticklake.cli._common import console, handle_errors, setup_logging, state
@@ -55,6 +56,7 @@ backtest_cmds.register(app)
 quality_cmds.register(app)
 analytics_cmds.register(app)
 bars_cmds.register(app)
+serve_cmd.register(app)
 stats_cmds.register(app)
 
 

@@ -1,0 +1,259 @@
+"""Run endpoints: list, ledger and statistics, paged tables, equity, day drill-down,
+downloads (CSV, Parquet) and comparing two runs."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import polars as pl
+from fastapi import APIRouter, BackgroundTasks, Depends, Query
+from fastapi.responses import FileResponse
+
+from ticklake.backtest.runner import RUNS_DIR
+from ticklake.lake import Lake
+from ticklake.web.api.deps import get_lake, run_directory
+from ticklake.web.errors import ResourceNotFoundError, json_safe
+from ticklake.web.results import RUN_TABLES, Filter, page_of, read_table
+from ticklake.web.security import resolve_inside
+
+router = APIRouter(tags=["runs"])
+LakeDep = Annotated[Lake, Depends(get_lake)]
+TableName = Literal["trades", "daily", "attempts", "samples", "variants"]
+
+
+def _ledger(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / "run.json").read_text())  # type: ignore[no-any-return]
+
+
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    ledger = _ledger(run_dir)
+    days = ledger.get("days") or {}
+    return {
+        "run_id": ledger.get("run_id", run_dir.name),
+        "name": ledger.get("name"),
+        "kind": ledger.get("kind", "backtest"),
+        "variants": ledger.get("variants"),
+        "status": ledger.get("status"),
+        "created_at": ledger.get("created_at"),
+        "finished_at": ledger.get("finished_at"),
+        "days_total": len(days),
+        "days_done": sum(1 for d in days.values() if d.get("status") == "done"),
+        "totals": ledger.get("totals"),
+        "executor": ledger.get("executor"),
+    }
+
+
+def backtest_runs(lake: Lake) -> list[dict[str, Any]]:
+    """Backtest and sweep runs, newest first (analytics runs share runs/ and are left out)."""
+    out = []
+    for run_json in (lake.root / RUNS_DIR).glob("*/run.json"):
+        try:
+            ledger = json.loads(run_json.read_text())
+        except (OSError, ValueError):
+            continue
+        if ledger.get("kind", "backtest") not in ("backtest", "sweep"):
+            continue
+        out.append(run_summary(run_json.parent))
+    out.sort(key=lambda r: (r.get("created_at") or "", r["run_id"]), reverse=True)
+    return out
+
+
+@router.get("/runs", summary="Backtest runs, newest first")
+def list_runs(lake: LakeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
+    return backtest_runs(lake)[:limit]
+
+
+@router.get("/runs/compare", summary="Compare two runs: statistics side by side, spec diff")
+def compare(
+    lake: LakeDep,
+    a: Annotated[str, Query(max_length=128)],
+    b: Annotated[str, Query(max_length=128)],
+) -> dict[str, Any]:
+    from ticklake.backtest.compare import ABSENT, compare_runs
+
+    comparison = compare_runs(run_directory(lake, a), run_directory(lake, b))
+
+    def show(value: Any) -> Any:
+        return "(absent)" if value is ABSENT else json_safe(value)
+
+    return {
+        "run_a": comparison.run_id_a,
+        "run_b": comparison.run_id_b,
+        "name_a": comparison.name_a,
+        "name_b": comparison.name_b,
+        "statistics": [
+            {
+                "name": s.name,
+                "label": s.label,
+                "kind": s.kind,
+                "a": json_safe(s.value_a),
+                "b": json_safe(s.value_b),
+                "difference": json_safe(s.difference),
+            }
+            for s in comparison.statistics
+        ],
+        "spec_differences": [
+            {"path": d.path, "a": show(d.value_a), "b": show(d.value_b)}
+            for d in comparison.spec_differences
+        ],
+    }
+
+
+@router.get("/runs/{run_id}", summary="A run: ledger summary, statistics, spec, samples")
+def run_detail(lake: LakeDep, run_id: str) -> dict[str, Any]:
+    run_dir = run_directory(lake, run_id)
+    ledger = _ledger(run_dir)
+    stats_path = run_dir / "stats.json"
+    spec_path = run_dir / "spec.json"
+    return {
+        **run_summary(run_dir),
+        "statistics": json.loads(stats_path.read_text()) if stats_path.is_file() else None,
+        "spec": json.loads(spec_path.read_text()) if spec_path.is_file() else None,
+        "samples": ledger.get("samples"),
+        "days": ledger.get("days"),
+        "git_sha": ledger.get("git_sha"),
+        "ticklake_version": ledger.get("ticklake_version"),
+        "files": sorted(
+            p.name for p in run_dir.iterdir() if p.is_file() and not p.name.startswith(".")
+        ),
+    }
+
+
+@router.get("/runs/{run_id}/tables/{table}", summary="A run's table, paged/sorted/filtered")
+def run_table(
+    lake: LakeDep,
+    run_id: str,
+    table: TableName,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    sort: Annotated[str | None, Query(max_length=64)] = None,
+    descending: bool = False,
+    filters: Annotated[
+        list[str] | None,
+        Query(alias="filter", max_length=20, description="column:op:value, e.g. leg:eq:ce"),
+    ] = None,
+    facets: bool = False,
+) -> dict[str, Any]:
+    run_dir = run_directory(lake, run_id)
+    parsed = tuple(Filter.parse(f) for f in filters or [])
+    return page_of(
+        run_dir / RUN_TABLES[table],
+        offset=offset,
+        limit=limit,
+        sort=sort,
+        descending=descending,
+        filters=parsed,
+        with_facets=facets,
+    )
+
+
+@router.get("/runs/{run_id}/equity", summary="Daily P&L, equity and drawdown (paise)")
+def equity(
+    lake: LakeDep,
+    run_id: str,
+    variant: Annotated[
+        int | None, Query(ge=0, le=1_000_000, description="sweeps: default the top-ranked")
+    ] = None,
+) -> dict[str, Any]:
+    from ticklake.backtest.stats import equity_curve_paise
+
+    run_dir = run_directory(lake, run_id)
+    daily = read_table(run_dir / "daily.parquet")
+    if "variant" in daily.columns:
+        if variant is None:
+            ranked = run_dir / "variants.parquet"
+            variant = int(read_table(ranked)["variant"][0]) if ranked.is_file() else 0
+        daily = daily.filter(pl.col("variant") == variant).drop("variant")
+    curve = equity_curve_paise(daily)
+    return {
+        "variant": variant,
+        "date": [d.isoformat() for d in curve["date"].to_list()],
+        "net_pnl_paise": curve["net_pnl_paise"].to_list(),
+        "equity_paise": curve["equity_paise"].to_list(),
+        "drawdown_paise": curve["drawdown_paise"].to_list(),
+    }
+
+
+@router.get("/runs/{run_id}/days/{day}", summary="One day: summary, first N fills, attempts")
+def run_day(
+    lake: LakeDep,
+    run_id: str,
+    day: date,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+) -> dict[str, Any]:
+    run_dir = run_directory(lake, run_id)
+    day_dir = run_dir / "days" / day.isoformat()
+    if not (day_dir / "summary.json").is_file():
+        raise ResourceNotFoundError(f"run {run_id} has no finished day {day}", day=str(day))
+    trades = pl.read_parquet(day_dir / "trades.parquet")
+    attempts = pl.read_parquet(day_dir / "attempts.parquet")
+    return {
+        "date": day.isoformat(),
+        "summary": json.loads((day_dir / "summary.json").read_text()),
+        "fills_total": trades.height,
+        "fills": json_safe(trades.sort("fill_index").head(limit).to_dicts()),
+        "attempts_total": attempts.height,
+        "attempts": json_safe(attempts.head(limit).to_dicts()),
+    }
+
+
+@router.get(
+    "/runs/{run_id}/download/{table}",
+    summary="Download a run table as CSV or Parquet",
+    response_class=FileResponse,
+)
+def download_table(
+    lake: LakeDep,
+    run_id: str,
+    table: TableName,
+    background: BackgroundTasks,
+    fmt: Annotated[Literal["csv", "parquet"], Query(alias="format")] = "csv",
+) -> FileResponse:
+    run_dir = run_directory(lake, run_id)
+    source = resolve_inside(run_dir, RUN_TABLES[table])
+    filename = f"{run_id}-{table}.{fmt}"
+    if fmt == "parquet":
+        return FileResponse(source, media_type="application/octet-stream", filename=filename)
+    return _csv_response(lake, source, filename, background)
+
+
+@router.get(
+    "/runs/{run_id}/files/{path:path}",
+    summary="Download a file of a run (only inside the run's directory)",
+    response_class=FileResponse,
+)
+def run_file(
+    lake: LakeDep,
+    run_id: str,
+    path: str,
+    background: BackgroundTasks,
+    fmt: Annotated[Literal["raw", "csv"], Query(alias="format")] = "raw",
+) -> FileResponse:
+    run_dir = run_directory(lake, run_id)
+    source = resolve_inside(run_dir, path)
+    if not source.is_relative_to(lake.root.resolve()):  # belt and braces: the lake only
+        raise ResourceNotFoundError(f"no file {path!r} in run {run_id}", path=path)
+    if fmt == "csv" and source.suffix == ".parquet":
+        return _csv_response(lake, source, source.stem + ".csv", background)
+    media = {
+        ".json": "application/json",
+        ".html": "text/html; charset=utf-8",
+        ".parquet": "application/octet-stream",
+    }.get(source.suffix, "application/octet-stream")
+    # Reports are downloaded, not rendered inside our origin.
+    return FileResponse(source, media_type=media, filename=source.name)
+
+
+def _csv_response(lake: Lake, source: Path, filename: str, background: BackgroundTasks) -> FileResponse:
+    scratch = lake.root / "cache" / "web"
+    scratch.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=scratch, suffix=".csv", delete=False)  # noqa: SIM115
+    handle.close()
+    target = Path(handle.name)
+    pl.scan_parquet(source).sink_csv(target)
+    background.add_task(target.unlink, missing_ok=True)
+    return FileResponse(target, media_type="text/csv", filename=filename)

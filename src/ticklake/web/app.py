@@ -1,0 +1,116 @@
+"""The FastAPI application: REST API v1 under ``/api/v1``, dashboard pages, static files.
+
+Examples:
+    >>> import tempfile
+    >>> from ticklake.lake import init_lake
+    >>> root = init_lake(tempfile.mkdtemp() + "/lake").root
+    >>> app = create_app(root)
+    >>> app.state.lake.root == root
+    True
+    >>> app.state.jobs.shutdown()
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from ticklake._version import __version__
+from ticklake.errors import TicklakeError
+from ticklake.lake import open_lake
+from ticklake.web.api import api_router
+from ticklake.web.errors import error_body, status_for
+from ticklake.web.jobs import JobManager
+from ticklake.web.pages import pages_router
+from ticklake.web.security import (
+    DEFAULT_MAX_BODY_BYTES,
+    SecurityConfig,
+    SecurityMiddleware,
+)
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def plotly_js_path() -> Path:
+    """``plotly.min.js`` as shipped inside the ``plotly`` Python package (no CDN, no Node)."""
+    import plotly
+
+    return Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+
+def create_app(
+    lake_root: Path | str,
+    token: str | None = None,
+    *,
+    bound_host: str = "127.0.0.1",
+    allowed_hosts: Iterable[str] = (),
+    job_workers: int = 1,
+    executor: str | None = None,
+    executor_workers: int | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """Build the app over the lake at ``lake_root``.
+
+    ``token`` (default ``$TICKLAKE_TOKEN``) is required on every request when set;
+    ``bound_host`` and ``allowed_hosts`` are accepted in the ``Host`` header besides
+    localhost; jobs run ``job_workers`` at a time with ``executor`` (default: the
+    lake's setting).
+    """
+    lake = open_lake(lake_root)
+    token = token if token is not None else (os.environ.get("TICKLAKE_TOKEN") or None)
+    jobs = JobManager(
+        lake, workers=job_workers, executor=executor, executor_workers=executor_workers
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        jobs.shutdown(wait=False)
+
+    app = FastAPI(
+        title="ticklake",
+        version=__version__,
+        description="REST API of a ticklake lake: data, SQL, quality, metrics, strategies, "
+        "jobs and backtest runs. State-changing requests need the CSRF header or a token "
+        "(see docs/web.md).",
+        lifespan=lifespan,
+    )
+    app.state.lake = lake
+    app.state.jobs = jobs
+    app.state.token_required = token is not None
+
+    @app.exception_handler(TicklakeError)
+    async def ticklake_error(request: Request, exc: TicklakeError) -> JSONResponse:
+        return JSONResponse(error_body(exc), status_code=status_for(exc))
+
+    app.include_router(api_router())
+    app.include_router(pages_router())
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        return FileResponse(
+            plotly_js_path(),
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    @app.get("/api/v1/health", tags=["lake"], summary="Liveness and version")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "lake": str(lake.root)}
+
+    config = SecurityConfig(
+        token=token,
+        bound_host=bound_host,
+        extra_hosts=allowed_hosts,
+        max_body_bytes=max_body_bytes,
+    )
+    app.add_middleware(SecurityMiddleware, config=config)
+    return app

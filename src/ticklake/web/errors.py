@@ -1,0 +1,98 @@
+"""One place that maps ticklake's exceptions to HTTP statuses (datasette's ``Base400``).
+
+The first class in :data:`STATUS_BY_ERROR` that an exception is an instance of decides
+its status; the body is always ``{"error": {"type", "message", "fields"}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from ticklake.errors import (
+    AmbiguousDatasetError,
+    ConfigError,
+    DatasetNotFoundError,
+    InvalidNameError,
+    LakeNotFoundError,
+    LockTimeoutError,
+    QueryError,
+    QueryRejectedError,
+    QueryTimeoutError,
+    SchemaMismatchError,
+    TicklakeError,
+)
+
+
+class ResourceNotFoundError(TicklakeError, KeyError):
+    """A run, job, report or file the request names does not exist."""
+
+    exit_code = 4
+
+
+class JobStateError(TicklakeError, RuntimeError):
+    """The job cannot do that in its current state (e.g. resume a running job)."""
+
+
+def _status_table() -> list[tuple[type[BaseException], int]]:
+    from ticklake.analytics.registry import UnknownMetricError
+    from ticklake.web.security import BodyTooLargeError, UnsafePathError
+
+    return [
+        (ResourceNotFoundError, 404),
+        (DatasetNotFoundError, 404),
+        (LakeNotFoundError, 404),
+        (UnknownMetricError, 404),
+        (UnsafePathError, 403),
+        (BodyTooLargeError, 413),
+        (AmbiguousDatasetError, 409),
+        (JobStateError, 409),
+        (QueryRejectedError, 400),
+        (QueryTimeoutError, 400),
+        (QueryError, 400),
+        (InvalidNameError, 422),
+        (SchemaMismatchError, 422),
+        (ConfigError, 422),
+        (LockTimeoutError, 503),
+        (TicklakeError, 500),
+    ]
+
+
+def status_for(error: BaseException) -> int:
+    """The HTTP status of a ticklake exception.
+
+    Examples:
+        >>> status_for(DatasetNotFoundError("x")), status_for(QueryRejectedError("no"))
+        (404, 400)
+    """
+    for cls, status in _status_table():
+        if isinstance(error, cls):
+            return status
+    return 500
+
+
+def json_safe(value: Any) -> Any:
+    """Plain JSON values: dates as ISO text, paths as text, NaN/inf as null."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+def error_body(error: TicklakeError) -> dict[str, Any]:
+    fields = {k: v for k, v in error.fields.items() if k not in ("query",)}
+    body = {"type": type(error).__name__, "message": str(error), "fields": json_safe(fields)}
+    json.dumps(body)  # json_safe guarantees this; fail loudly here, not mid-response
+    return {"error": body}

@@ -1,0 +1,36 @@
+// Analytics page: filter the metric catalogue; run a pipeline as a job with live progress.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  const $ = (id) => document.getElementById(id);
+  $("metric-filter").addEventListener("input", (event) => {
+    const text = event.target.value.toLowerCase();
+    document.querySelectorAll("details.metric").forEach((node) => { node.hidden = !node.dataset.name.includes(text); });
+  });
+  document.querySelectorAll("[data-example]").forEach((link) => link.addEventListener("click", async (event) => {
+    event.preventDefault();
+    const response = await fetch(`/api/v1/pipelines/examples/${encodeURIComponent(link.dataset.example)}`);
+    $("pipeline-yaml").value = await response.text();
+  }));
+  $("pipeline-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { pipeline_yaml: $("pipeline-yaml").value };
+    if ($("pipeline-start").value) body.start = $("pipeline-start").value;
+    if ($("pipeline-end").value) body.end = $("pipeline-end").value;
+    try {
+      const job = await TL.api("POST", "/jobs/pipeline", body);
+      $("pipeline-status").textContent = `running (job ${job.job_id})…`;
+      const source = new EventSource(`/api/v1/jobs/${job.job_id}/events`);
+      const update = (message) => {
+        const state = JSON.parse(message.data);
+        const p = state.progress || {};
+        if (p.total) $("pipeline-bar").style.width = `${(100 * p.done) / p.total}%`;
+        if (state.status === "done") $("pipeline-status").textContent = `done: ${JSON.stringify(state.result)}`;
+        else if (state.status !== "running" && state.status !== "queued") $("pipeline-status").textContent = `${state.status}: ${state.error ? state.error.message : ""}`;
+        else $("pipeline-status").textContent = `running: batch ${p.done || 0} of ${p.total || "?"}`;
+      };
+      source.addEventListener("progress", update);
+      source.addEventListener("end", (message) => { update(message); source.close(); });
+    } catch (error) { TL.toast(error.message, true); }
+  });
+});

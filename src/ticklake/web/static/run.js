@@ -1,0 +1,183 @@
+// Run page: live progress (server-sent events), statistics, equity/drawdown and daily P&L
+// charts, the paged/sortable/filterable results table with facets, day drill-down, downloads.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  const { api, el, fillTable, format, toast } = TL;
+  const $ = (id) => document.getElementById(id);
+  const root = $("run");
+  const runId = root.dataset.run;
+  let jobId = root.dataset.job;
+  const rupees = (paise) => (paise === null || paise === undefined ? "-" : "₹" + (paise / 100).toLocaleString("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
+  const table = { name: "trades", offset: 0, limit: 50, sort: null, descending: false, filters: [], columns: [] };
+
+  // ------------------------------------------------------------------ progress
+  function showProgress(state) {
+    const p = state.progress || {};
+    $("progress-box").hidden = false;
+    const total = p.days_total || 0;
+    const done = p.days_done || 0;
+    $("progress-bar").style.width = total ? `${(100 * done) / total}%` : "0%";
+    $("progress-bar").className = "bar " + state.status;
+    $("progress-text").textContent = `${state.status} · ${done}/${total || "?"} days · ${p.fills || 0} fills · P&L so far ${rupees(p.net_pnl_paise || 0)}` +
+      (state.error ? ` · ${state.error.message}` : "");
+    $("run-status").textContent = state.status === "done" ? (state.result.status || "complete") : state.status;
+    $("run-status").className = "badge " + (state.status === "done" ? "complete" : state.status);
+    $("cancel-job").hidden = !["queued", "running"].includes(state.status);
+    $("resume-job").hidden = !["interrupted", "cancelled", "failed"].includes(state.status);
+  }
+  function follow(id) {
+    const source = new EventSource(`/api/v1/jobs/${encodeURIComponent(id)}/events`);
+    source.addEventListener("progress", (message) => showProgress(JSON.parse(message.data)));
+    source.addEventListener("end", (message) => {
+      source.close();
+      const state = JSON.parse(message.data);
+      showProgress(state);
+      if (state.status === "done") loadResults();
+    });
+  }
+  $("cancel-job").addEventListener("click", async () => {
+    try { showProgress(await api("POST", `/jobs/${jobId}/cancel`)); } catch (error) { toast(error.message, true); }
+  });
+  $("resume-job").addEventListener("click", async () => {
+    try {
+      const job = await api("POST", `/jobs/${jobId}/resume`);
+      jobId = job.job_id;
+      history.replaceState(null, "", `/runs/${encodeURIComponent(job.run_id)}?job=${encodeURIComponent(job.job_id)}`);
+      follow(jobId);
+    } catch (error) { toast(error.message, true); }
+  });
+
+  // ---------------------------------------------------------------- results
+  async function loadResults() {
+    let run;
+    try { run = await api("GET", `/runs/${encodeURIComponent(runId)}`); } catch (error) { toast(error.message, true); return; }
+    $("run-status").textContent = run.status;
+    $("run-status").className = "badge " + run.status;
+    if (run.status !== "complete") {
+      if (!jobId) { $("progress-box").hidden = false; $("progress-text").textContent = `${run.status}: ${run.days_done}/${run.days_total} days done`; }
+      return;
+    }
+    $("results").hidden = false;
+    $("run-spec").textContent = JSON.stringify(run.spec, null, 2);
+    const s = run.statistics || {};
+    const cards = [
+      ["net P&L", rupees(s.total_net_pnl_paise)], ["costs", rupees(s.total_costs_paise)],
+      ["days traded", `${s.days_traded ?? "-"} / ${s.days_planned ?? "-"}`], ["fills", s.fills ?? "-"],
+      ["win rate (days)", s.win_rate_traded_days === null || s.win_rate_traded_days === undefined ? "-" : (100 * s.win_rate_traded_days).toFixed(1) + "%"],
+      ["Sharpe", s.sharpe_ratio === null || s.sharpe_ratio === undefined ? "-" : Number(s.sharpe_ratio).toFixed(2)],
+      ["max drawdown", rupees(s.max_drawdown_paise)],
+      ["samples", run.samples ? `first ${run.samples.kept} of ${run.samples.of} fills` : "-"],
+    ];
+    $("stat-cards").replaceChildren(...cards.map(([label, value]) => el("div", { class: "card" }, el("div", { class: "label" }, label), el("div", { class: "value" }, value))));
+    const downloads = [];
+    for (const name of ["trades", "daily", "attempts", "samples"]) {
+      downloads.push(el("a", { href: `/api/v1/runs/${encodeURIComponent(runId)}/download/${name}?format=csv`, "data-download": `${name}-csv` }, `${name}.csv`));
+      downloads.push(el("a", { href: `/api/v1/runs/${encodeURIComponent(runId)}/download/${name}?format=parquet`, "data-download": `${name}-parquet` }, `${name}.parquet`));
+    }
+    if (run.files.includes("report.html")) downloads.push(el("a", { href: `/api/v1/runs/${encodeURIComponent(runId)}/files/report.html` }, "report.html"));
+    $("downloads").replaceChildren(...downloads);
+    drawCharts();
+    loadTable(true);
+  }
+
+  async function drawCharts() {
+    const curve = await api("GET", `/runs/${encodeURIComponent(runId)}/equity`);
+    const rs = (values) => values.map((v) => v / 100);
+    Plotly.newPlot("equity-chart", [
+      { type: "scatter", mode: "lines+markers", name: "equity (₹)", x: curve.date, y: rs(curve.equity_paise), line: { color: "#2563eb" } },
+      { type: "scatter", mode: "lines", name: "drawdown (₹)", x: curve.date, y: rs(curve.drawdown_paise).map((v) => -v), fill: "tozeroy", line: { color: "#dc2626" }, yaxis: "y2" },
+    ], {
+      title: { text: "Equity and drawdown", font: { size: 14 } }, margin: { t: 40, r: 20, b: 40, l: 70 },
+      yaxis: { domain: [0.35, 1], title: "equity ₹" }, yaxis2: { domain: [0, 0.28], title: "drawdown ₹" }, showlegend: false,
+      xaxis: { type: "category" },
+    }, { responsive: true, displaylogo: false });
+    Plotly.newPlot("daily-chart", [
+      { type: "bar", x: curve.date, y: rs(curve.net_pnl_paise), marker: { color: curve.net_pnl_paise.map((v) => (v >= 0 ? "#16a34a" : "#dc2626")) } },
+    ], { title: { text: "Daily net P&L (₹)", font: { size: 14 } }, margin: { t: 40, r: 20, b: 40, l: 60 }, xaxis: { type: "category" } }, { responsive: true, displaylogo: false });
+  }
+
+  async function loadTable(withFacets) {
+    const query = new URLSearchParams({ offset: table.offset, limit: table.limit, descending: table.descending, facets: withFacets ? "true" : "false" });
+    if (table.sort) query.set("sort", table.sort);
+    table.filters.forEach((f) => query.append("filter", f));
+    let page;
+    try { page = await api("GET", `/runs/${encodeURIComponent(runId)}/tables/${table.name}?${query}`); }
+    catch (error) { toast(error.message, true); return; }
+    table.columns = page.columns;
+    fillTable($("results-table"), page.columns, page.rows, {
+      sort: table.sort, descending: table.descending,
+      onHeader: (name) => {
+        if (table.sort === name) table.descending = !table.descending; else { table.sort = name; table.descending = false; }
+        table.offset = 0; loadTable(false);
+      },
+      onCell: (name, row, td) => {
+        if (name === "date" && row.date) {
+          td.classList.add("link");
+          td.addEventListener("click", () => loadDay(row.date));
+        }
+      },
+    });
+    const last = Math.min(page.offset + page.rows.length, page.total);
+    $("page-info").textContent = page.total ? `${page.offset + 1}–${last} of ${page.total.toLocaleString()}${page.total !== page.unfiltered_total ? ` (filtered from ${page.unfiltered_total.toLocaleString()})` : ""}` : "no rows";
+    $("page-prev").disabled = page.offset === 0;
+    $("page-next").disabled = last >= page.total;
+    const columnSelect = $("filter-column");
+    const chosen = columnSelect.value;
+    columnSelect.replaceChildren(...page.columns.map((c) => el("option", { value: c.name }, c.name)));
+    if (chosen && page.columns.some((c) => c.name === chosen)) columnSelect.value = chosen;
+    if (withFacets) renderFacets(page.facets);
+    renderFilters();
+  }
+  function renderFacets(facets) {
+    $("facets").replaceChildren(...Object.entries(facets).map(([column, values]) => el("div", { class: "facet" },
+      el("strong", {}, column + ": "),
+      values.map((v) => el("button", { type: "button", class: "chip", "data-facet": `${column}=${v.value}`, onclick: () => addFilter(`${column}:eq:${v.value}`) }, `${v.value ?? "null"} (${v.count})`)))));
+  }
+  function renderFilters() {
+    $("active-filters").replaceChildren(...table.filters.map((f) => el("span", { class: "chip on" }, f,
+      el("button", { type: "button", class: "remove", onclick: () => { table.filters = table.filters.filter((x) => x !== f); table.offset = 0; loadTable(true); } }, "×"))));
+  }
+  function addFilter(text) {
+    if (!table.filters.includes(text)) table.filters.push(text);
+    table.offset = 0;
+    loadTable(true);
+  }
+  $("filter-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    addFilter(`${$("filter-column").value}:${$("filter-op").value}:${$("filter-value").value}`);
+  });
+  $("table-tabs").querySelectorAll("[data-table]").forEach((button) => button.addEventListener("click", () => {
+    $("table-tabs").querySelectorAll("[data-table]").forEach((b) => b.classList.toggle("active", b === button));
+    Object.assign(table, { name: button.dataset.table, offset: 0, sort: null, descending: false, filters: [] });
+    loadTable(true);
+  }));
+  $("page-prev").addEventListener("click", () => { table.offset = Math.max(0, table.offset - table.limit); loadTable(false); });
+  $("page-next").addEventListener("click", () => { table.offset += table.limit; loadTable(false); });
+  $("page-size").addEventListener("change", (event) => { table.limit = Number(event.target.value); table.offset = 0; loadTable(false); });
+
+  async function loadDay(day) {
+    try {
+      const detail = await api("GET", `/runs/${encodeURIComponent(runId)}/days/${day}?limit=20`);
+      $("day-detail").hidden = false;
+      $("day-title").textContent = `${day}: first ${detail.fills.length} of ${detail.fills_total} fills`;
+      const s = detail.summary;
+      $("day-summary").textContent = `${s.status}${s.skip_reason ? " (" + s.skip_reason + ")" : ""} · net ${rupees(s.net_pnl_paise)} · costs ${rupees(s.costs_paise)} · underlying from ${s.underlying_source || "-"} · expiry ${s.expiry || "-"}`;
+      const columns = (rows) => (rows.length ? Object.keys(rows[0]).map((name) => ({ name })) : []);
+      fillTable($("day-fills"), columns(detail.fills), detail.fills);
+      fillTable($("day-attempts"), columns(detail.attempts), detail.attempts);
+      $("day-detail").scrollIntoView({ behavior: "smooth" });
+    } catch (error) { toast(error.message, true); }
+  }
+
+  if (jobId) {
+    api("GET", `/jobs/${encodeURIComponent(jobId)}`).then((state) => {
+      showProgress(state);
+      if (["queued", "running"].includes(state.status)) follow(jobId);
+      else loadResults();
+    }).catch(() => loadResults());
+  } else {
+    loadResults();
+  }
+  void format;
+});
