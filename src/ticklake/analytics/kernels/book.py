@@ -8,7 +8,7 @@ whether the window is ``complete`` (the side has no further level within the win
 the window is full). Removing a level from a full window makes a level enter from
 outside: its price and size are not in the messages, so the side becomes incomplete —
 unless an aligned snapshot is given, whose row then supplies exactly the entering
-levels (and nothing else; :func:`replay_top_levels` counts these refills).
+levels (and nothing else; :func:`replay_top_levels` flags the events that used it).
 
 Action codes (see :data:`ACTION_CODES`): 1 add, 2 cancel (partial), 3 delete, 4 fill,
 5 fill_hidden, 6 trade (cross), 7 halt, 8 clear, 9 modify. Hidden executions, cross
@@ -21,6 +21,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 import numpy.typing as npt
+import polars as pl
 
 ACTION_CODES = {
     "add": 1,
@@ -91,7 +92,7 @@ def replay_top_levels(
     ``init_*`` have shape (2, levels) / (2,) (side 0 bid, 1 ask); ``snap_*`` shape
     (n, 2, levels) with key -1 for an empty level (ignored unless ``has_snapshots``).
     ``levels`` is the tracked depth (the message file's window); the first
-    ``out_levels`` of it are returned: prices and sizes of shape (n, 2, out_levels) (NaN
+    ``out_levels`` of it are returned: prices and sizes of shape (2, out_levels, n) (NaN
     where a level is empty or unknown), the number of known output levels per side
     (n, 2) and whether the event's book took levels from its snapshot.
     """
@@ -101,8 +102,9 @@ def replay_top_levels(
     sizes = init_size.copy()
     count = init_count.copy()
     complete = init_complete.copy()
-    out_price = np.full((n, 2, out_levels), np.nan)
-    out_size = np.full((n, 2, out_levels), np.nan)
+    # (side, level, event): each output column is one contiguous row of this array
+    out_price = np.full((2, out_levels, n), np.nan)
+    out_size = np.full((2, out_levels, n), np.nan)
     out_known = np.zeros((n, 2), dtype=np.int64)
     refilled = np.zeros(n, dtype=np.bool_)
     for i in range(n):
@@ -159,7 +161,57 @@ def replay_top_levels(
                 complete[s] = True
         for s2 in range(2):
             for j in range(min(count[s2], out_levels)):
-                out_price[i, s2, j] = prices[s2, j]
-                out_size[i, s2, j] = sizes[s2, j]
+                out_price[s2, j, i] = prices[s2, j]
+                out_size[s2, j, i] = sizes[s2, j]
             out_known[i, s2] = out_levels if complete[s2] else min(count[s2], out_levels)
     return out_price, out_size, out_known, refilled
+
+
+# --- kernel inputs from frames ------------------------------------------------------
+
+
+def price_keys(values: pl.Series, price_digits: int) -> I64:
+    """Integer price keys (price x 10**digits, rounded); -1 where the price is null."""
+    scaled = (values.fill_null(np.nan).to_numpy() * 10**price_digits).round()
+    return np.where(np.isnan(scaled), -1, scaled).astype(np.int64)
+
+
+def book_arrays(row: pl.DataFrame, levels: int, price_digits: int) -> tuple[I64, F64, F64]:
+    """(rows, 2, levels) keys (-1 empty), prices and sizes of l2 rows."""
+    n = row.height
+    keys = np.full((n, 2, levels), -1, dtype=np.int64)
+    prices = np.full((n, 2, levels), np.nan)
+    sizes = np.full((n, 2, levels), np.nan)
+    for s, side in enumerate(SIDE_CODES):
+        for i in range(levels):
+            price_col, size_col = f"{side}_price_{i}", f"{side}_size_{i}"
+            if price_col not in row.columns:
+                continue
+            keys[:, s, i] = price_keys(row[price_col], price_digits)
+            prices[:, s, i] = row[price_col].fill_null(np.nan).to_numpy()
+            sizes[:, s, i] = row[size_col].fill_null(np.nan).to_numpy()
+    return keys, prices, sizes
+
+
+def initial_state(
+    initial: pl.DataFrame | None, levels: int, price_digits: int
+) -> tuple[np.ndarray, ...]:
+    """The kernel's starting state from one l2 row (default: an empty, complete book)."""
+    keys = np.full((2, levels), -1, dtype=np.int64)
+    prices = np.full((2, levels), np.nan)
+    sizes = np.full((2, levels), np.nan)
+    count = np.zeros(2, dtype=np.int64)
+    complete = np.ones(2, dtype=np.bool_)
+    if initial is None or initial.height == 0:
+        return keys, prices, sizes, count, complete
+    k, p, s = book_arrays(initial.head(1), levels, price_digits)
+    given = sum(1 for c in initial.columns if c.startswith("bid_price_"))
+    for side in range(2):
+        present = [i for i in range(levels) if k[0, side, i] >= 0]
+        count[side] = len(present)
+        # a side shorter than the snapshot's depth is exhausted; a full one may go deeper
+        complete[side] = len(present) < given or len(present) >= levels
+        keys[side, : len(present)] = k[0, side, present]
+        prices[side, : len(present)] = p[0, side, present]
+        sizes[side, : len(present)] = s[0, side, present]
+    return keys, prices, sizes, count, complete

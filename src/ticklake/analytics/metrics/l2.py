@@ -3,7 +3,8 @@
 
 Snapshot metrics compute a value per snapshot and aggregate it over the bucket's
 snapshots with ``aggregation``: ``mean`` (per snapshot, not time-weighted), ``last``
-(the state at the bucket's last snapshot), ``min`` or ``max``. Time-weighted metrics
+(the state at the bucket's last snapshot: rows are time-sorted, as ``group_by_dynamic``
+requires), ``min`` or ``max``. Time-weighted metrics
 are frame metrics: each snapshot weighs the time until the next snapshot, capped at its
 bucket's end, so no snapshot weighs time after its bucket (no look-ahead); the time
 between the bucket start and its first snapshot is not counted.
@@ -32,7 +33,7 @@ MID = (BID + ASK) / 2
 
 def _aggregate(value: pl.Expr, aggregation: Aggregation) -> pl.Expr:
     if aggregation == "last":
-        return value.sort_by("ts", maintain_order=True).last()
+        return value.last()
     method: pl.Expr = getattr(value, aggregation)()
     return method
 

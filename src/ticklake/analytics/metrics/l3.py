@@ -31,7 +31,14 @@ import polars as pl
 from pydantic import Field
 
 from ticklake.analytics.buckets import BucketSpec
-from ticklake.analytics.kernels.book import ACTION_CODES, SIDE_CODES, replay_top_levels
+from ticklake.analytics.kernels.book import (
+    ACTION_CODES,
+    SIDE_CODES,
+    book_arrays,
+    initial_state,
+    price_keys,
+    replay_top_levels,
+)
 from ticklake.analytics.registry import MetricParams, NoParams, metric
 from ticklake.errors import ConfigError
 
@@ -44,34 +51,10 @@ FULL_FEED_TRACKED_LEVELS = 256
 _SIDES = ("bid", "ask")
 
 
-def _price_key(values: pl.Series, price_digits: int) -> np.ndarray:
-    scaled = (values.fill_null(np.nan).to_numpy() * 10**price_digits).round()
-    return np.where(np.isnan(scaled), -1, scaled).astype(np.int64)
-
-
 def _level_columns(levels: int) -> list[str]:
     return [
         f"{side}_{what}_{i}" for side in _SIDES for i in range(levels) for what in ("price", "size")
     ]
-
-
-def _book_arrays(
-    row: pl.DataFrame, levels: int, price_digits: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, 2, levels) keys (-1 empty), prices and sizes of l2 rows."""
-    n = row.height
-    keys = np.full((n, 2, levels), -1, dtype=np.int64)
-    prices = np.full((n, 2, levels), np.nan)
-    sizes = np.full((n, 2, levels), np.nan)
-    for s, side in enumerate(_SIDES):
-        for i in range(levels):
-            price_col, size_col = f"{side}_price_{i}", f"{side}_size_{i}"
-            if price_col not in row.columns:
-                continue
-            keys[:, s, i] = _price_key(row[price_col], price_digits)
-            prices[:, s, i] = row[price_col].fill_null(np.nan).to_numpy()
-            sizes[:, s, i] = row[size_col].fill_null(np.nan).to_numpy()
-    return keys, prices, sizes
 
 
 def _events(frame: pl.DataFrame, price_digits: int) -> dict[str, np.ndarray]:
@@ -92,33 +75,10 @@ def _events(frame: pl.DataFrame, price_digits: int) -> dict[str, np.ndarray]:
         "side": frame["side"]
         .replace_strict(SIDE_CODES, default=-1, return_dtype=pl.Int64)
         .to_numpy(),
-        "price_key": _price_key(frame["price"], price_digits),
+        "price_key": price_keys(frame["price"], price_digits),
         "price": frame["price"].fill_null(np.nan).to_numpy(),
         "size": frame["size"].fill_null(0.0).to_numpy(),
     }
-
-
-def _initial_state(
-    initial: pl.DataFrame | None, levels: int, price_digits: int
-) -> tuple[np.ndarray, ...]:
-    keys = np.full((2, levels), -1, dtype=np.int64)
-    prices = np.full((2, levels), np.nan)
-    sizes = np.full((2, levels), np.nan)
-    count = np.zeros(2, dtype=np.int64)
-    complete = np.ones(2, dtype=np.bool_)
-    if initial is None or initial.height == 0:
-        return keys, prices, sizes, count, complete
-    k, p, s = _book_arrays(initial.head(1), levels, price_digits)
-    given = sum(1 for c in initial.columns if c.startswith("bid_price_"))
-    for side in range(2):
-        present = [i for i in range(levels) if k[0, side, i] >= 0]
-        count[side] = len(present)
-        # a side shorter than the snapshot's depth is exhausted; a full one may go deeper
-        complete[side] = len(present) < given or len(present) >= levels
-        keys[side, : len(present)] = k[0, side, present]
-        prices[side, : len(present)] = p[0, side, present]
-        sizes[side, : len(present)] = s[0, side, present]
-    return keys, prices, sizes, count, complete
 
 
 def reconstruct_book(
@@ -169,12 +129,12 @@ def reconstruct_book(
     for (instrument,), events in ordered.group_by("instrument", maintain_order=True):
         init = initial.filter(pl.col("instrument") == instrument) if initial is not None else None
         arrays = _events(events, price_digits)
-        state = _initial_state(init, tracked, price_digits)
+        state = initial_state(init, tracked, price_digits)
         if snapshots is not None:
             aligned = events.select("instrument", "seq").join(
                 snapshots, on=["instrument", "seq"], how="left", maintain_order="left"
             )
-            snap_key, snap_price, snap_size = _book_arrays(aligned, tracked, price_digits)
+            snap_key, snap_price, snap_size = book_arrays(aligned, tracked, price_digits)
         else:  # never read: has_snapshots is False
             snap_key = np.full((1, 2, tracked), -1, dtype=np.int64)
             snap_price = snap_size = np.full((1, 2, tracked), np.nan)
@@ -192,12 +152,14 @@ def reconstruct_book(
             snap_size,
             snapshots is not None,
         )
-        columns: dict[str, np.ndarray] = {}
-        for s, side in enumerate(_SIDES):
-            for i in range(levels):
-                columns[f"{side}_price_{i}"] = out_price[:, s, i]
-                columns[f"{side}_size_{i}"] = out_size[:, s, i]
-        book = pl.DataFrame(columns).fill_nan(None)
+        book = pl.DataFrame(
+            [
+                pl.Series(f"{side}_{what}_{i}", values[s, i], nan_to_null=True)
+                for s, side in enumerate(_SIDES)
+                for i in range(levels)
+                for what, values in (("price", out_price), ("size", out_size))
+            ]
+        )
         if with_coverage:
             book = book.with_columns(
                 bid_levels_known=out_known[:, 0],

@@ -374,14 +374,16 @@ def bucket_end(bucket: BucketSpec, ts: pl.Expr) -> pl.Expr:
     return label if bucket.label == "end" else label.dt.offset_by(bucket.width)
 
 
-def time_weights(bucket: BucketSpec, ts: pl.Expr = pl.col("ts")) -> pl.Expr:
+def time_weights(
+    bucket: BucketSpec, ts: pl.Expr = pl.col("ts"), end: pl.Expr | None = None
+) -> pl.Expr:
     """ns each row's state lasts: until the next row, capped at its bucket's end.
 
     Over one instrument's time-sorted rows. The cap keeps a row from weighing time after
     its bucket (no look-ahead past the bucket end); the last row of the data lasts to its
-    bucket end.
+    bucket end. ``end`` may pass the precomputed bucket end of each row.
     """
-    end = bucket_end(bucket, ts)
+    end = bucket_end(bucket, ts) if end is None else end
     following = ts.shift(-1)
     until = pl.when(following.is_null() | (following > end)).then(end).otherwise(following)
     return (until - ts).dt.total_nanoseconds()
@@ -392,18 +394,17 @@ def time_weighted_per_bucket(
 ) -> pl.DataFrame:
     """Per instrument and bucket: the time-weighted mean of ``value`` (nulls skipped)."""
     bucket = bucket or BucketSpec()
+    label = pl.col("_bucket")
+    end = label if bucket.label == "end" else label.dt.offset_by(bucket.width)
     weighted = (
         frame.sort("instrument", "ts", maintain_order=True)
-        .with_columns(
-            _value=value,
-            _weight=time_weights(bucket).over("instrument"),
-            _bucket=bucket.label_expr(pl.col("ts")),
-        )
+        .with_columns(_value=value, _bucket=bucket.label_expr(pl.col("ts")))
+        .with_columns(_weight=time_weights(bucket, end=end).over("instrument"))
         .filter(pl.col("_value").is_not_null() & pl.col("_value").is_not_nan())
     )
     weight = pl.col("_weight")
     return (
-        weighted.group_by("instrument", "_bucket", maintain_order=True)
+        weighted.group_by("instrument", "_bucket")
         .agg(
             pl.when(weight.sum() > 0)
             .then((pl.col("_value") * weight).sum() / weight.sum())
