@@ -488,3 +488,58 @@ def test_refill_count_counts_adds_right_after_a_fill_at_the_same_price() -> None
     )
     out = l3.price_level_refill_count(frame, l3.RefillParams(window_seconds=0.01))
     assert out["price_level_refill_count_0.01s"].to_list() == [1]
+
+
+@pytest.mark.shared_data
+def test_bucket_metrics_on_goog_messages_match_duckdb(lobster: dict) -> None:
+    import duckdb
+
+    messages, _ = lobster[("GOOG", 10)]
+    names = [
+        "order_add_count",
+        "order_cancel_count",
+        "visible_execution_volume",
+        "hidden_execution_count",
+        "order_to_trade_ratio",
+        "quote_to_trade_ratio",
+    ]
+    ours = _run_bucket_metrics(messages, names).with_columns(label_ns=pl.col("ts").dt.epoch("ns"))
+    width = 60_000_000_000
+    con = duckdb.connect()
+    con.register("l3", messages.to_arrow())
+    expected = con.sql(
+        f"""
+        WITH e AS (SELECT *, (epoch_ns(ts) + {width} - 1) // {width} * {width} AS label_ns
+                   FROM l3),
+        b AS (
+          SELECT label_ns,
+            count(*) FILTER (WHERE action = 'add') AS adds,
+            count(*) FILTER (WHERE action IN ('cancel', 'delete')) AS cancels,
+            count(*) FILTER (WHERE action = 'modify') AS modifies,
+            coalesce(sum(size) FILTER (WHERE action = 'fill'), 0) AS visible_volume,
+            count(*) FILTER (WHERE action = 'fill_hidden') AS hidden,
+            count(DISTINCT order_id) FILTER (WHERE action = 'fill') AS filled_orders
+          FROM e GROUP BY label_ns)
+        SELECT label_ns, adds, cancels, visible_volume, hidden,
+          CASE WHEN filled_orders + hidden > 0
+               THEN adds / (filled_orders + hidden) END AS otr,
+          CASE WHEN filled_orders + hidden > 0
+               THEN (adds + cancels + modifies) / (filled_orders + hidden) END AS qtr
+        FROM b ORDER BY label_ns
+        """
+    ).pl()
+    assert ours["label_ns"].to_list() == expected["label_ns"].to_list()
+    assert ours["order_add_count"].to_list() == expected["adds"].to_list()
+    assert ours["order_cancel_count"].to_list() == expected["cancels"].to_list()
+    assert ours["hidden_execution_count"].to_list() == expected["hidden"].to_list()
+    for column, oracle in (
+        ("visible_execution_volume", "visible_volume"),
+        ("order_to_trade_ratio", "otr"),
+        ("quote_to_trade_ratio", "qtr"),
+    ):
+        np.testing.assert_allclose(
+            ours[column].to_numpy().astype(float),
+            expected[oracle].to_numpy().astype(float),
+            rtol=1e-12,
+            err_msg=column,
+        )
