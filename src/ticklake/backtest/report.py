@@ -429,9 +429,7 @@ def sweep_heatmap_figure(
     ys = sorted(best[y_axis].unique().to_list())
     scale = 0.01 if statistic.endswith("_paise") else 1.0
     lookup = {(r[x_axis], r[y_axis]): r["value"] for r in best.iter_rows(named=True)}
-    z = [
-        [None if lookup.get((x, y)) is None else lookup[(x, y)] * scale for x in xs] for y in ys
-    ]
+    z = [[None if lookup.get((x, y)) is None else lookup[(x, y)] * scale for x in xs] for y in ys]
     label = statistic.replace("_paise", " (₹)").replace("_", " ")
     title = SWEEP_HEATMAP_TITLE.format(statistic=label, x=x_axis, y=y_axis)
     figure = go.Figure(
@@ -444,14 +442,21 @@ def sweep_heatmap_figure(
         )
     )
     figure.update_layout(
-        title=title, xaxis_title=x_axis, yaxis_title=y_axis, xaxis_type="category",
-        yaxis_type="category", **_LAYOUT,
+        title=title,
+        xaxis_title=x_axis,
+        yaxis_title=y_axis,
+        xaxis_type="category",
+        yaxis_type="category",
+        **_LAYOUT,
     )
     return figure
 
 
 def write_sweep_report(
-    run_dir: Path, *, x_axis: str | None = None, y_axis: str | None = None,
+    run_dir: Path,
+    *,
+    x_axis: str | None = None,
+    y_axis: str | None = None,
     statistic: str | None = None,
 ) -> Path:
     """Write ``<run_dir>/report.html`` for a sweep: heatmap and the ranked variant table."""
@@ -480,9 +485,7 @@ def write_sweep_report(
         f"variants after constraints {html.escape(json.dumps(info['constraints']))}</td></tr>"
         f"<tr><th>Ranked by</th><td>{html.escape(statistic)}</td></tr></table>"
     )
-    body = "\n".join(
-        [header, *blocks, "<h2>Variants</h2>", _frame_table(shown, "variants")]
-    )
+    body = "\n".join([header, *blocks, "<h2>Variants</h2>", _frame_table(shown, "variants")])
     document = f"""<!DOCTYPE html>
 <html lang="en">
 <head>

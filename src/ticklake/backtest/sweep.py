@@ -226,7 +226,9 @@ def _number(node: Operand, values: Mapping[str, Any], text: str) -> float:
             )
         value = values[node.metric]
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"constraint {text!r}: axis {node.metric!r} = {value!r} is not a number")
+            raise ConfigError(
+                f"constraint {text!r}: axis {node.metric!r} = {value!r} is not a number"
+            )
         return float(value)
     raise ConfigError(f"constraint {text!r}: only axis names, numbers and + - * / are allowed")
 
@@ -308,7 +310,9 @@ def _daily_frame(summaries: list[dict[str, Any]]) -> pl.DataFrame:
         .with_columns(
             pl.col("date").str.to_date(),
             pl.col("expiry").cast(pl.String).str.to_date(),
-            pl.col("first_entry_ts").cast(pl.String).str.to_datetime(time_zone="UTC", time_unit="ns"),
+            pl.col("first_entry_ts")
+            .cast(pl.String)
+            .str.to_datetime(time_zone="UTC", time_unit="ns"),
             pl.col("last_exit_ts").cast(pl.String).str.to_datetime(time_zone="UTC", time_unit="ns"),
             pl.col("skip_reason").cast(pl.String),
             pl.col("underlying_source").cast(pl.String),
@@ -341,7 +345,12 @@ def sweep_day_task(job: SweepDayJob) -> dict[str, Any]:
     for spec in specs:
         inputs |= _input_hashes(lake, spec, day)
     body = json.dumps(
-        {"specs": [spec_hash(s) for s in specs], "day": job.day, "inputs": inputs, "v": __version__},
+        {
+            "specs": [spec_hash(s) for s in specs],
+            "day": job.day,
+            "inputs": inputs,
+            "v": __version__,
+        },
         sort_keys=True,
     )
     key = "sweep-" + hashlib.sha256(body.encode()).hexdigest()
@@ -356,10 +365,16 @@ def sweep_day_task(job: SweepDayJob) -> dict[str, Any]:
     else:
         outcomes = run_day_variants(lake, specs, day)
         trades = pl.concat(
-            [o.trades.select(pl.lit(v, pl.Int64).alias("variant"), pl.all()) for v, o in enumerate(outcomes)]
+            [
+                o.trades.select(pl.lit(v, pl.Int64).alias("variant"), pl.all())
+                for v, o in enumerate(outcomes)
+            ]
         )
         attempts = pl.concat(
-            [o.attempts.select(pl.lit(v, pl.Int64).alias("variant"), pl.all()) for v, o in enumerate(outcomes)]
+            [
+                o.attempts.select(pl.lit(v, pl.Int64).alias("variant"), pl.all())
+                for v, o in enumerate(outcomes)
+            ]
         )
         daily = _daily_frame([{"variant": v, **o.summary} for v, o in enumerate(outcomes)])
         _write_frame(trades, out_dir / "trades.parquet")
@@ -497,7 +512,8 @@ def resume_sweep(
 def _intact(directory: Path, entry: dict[str, Any]) -> bool:
     outputs = entry.get("outputs") or {}
     return set(outputs) == set(SWEEP_DAY_FILES) and all(
-        (directory / n).is_file() and sha256_file(directory / n) == sha for n, sha in outputs.items()
+        (directory / n).is_file() and sha256_file(directory / n) == sha
+        for n, sha in outputs.items()
     )
 
 
@@ -575,7 +591,11 @@ def _finish_sweep(
     _write_frame(attempts, run_dir / "attempts.parquet")
     _write_frame(daily, run_dir / "daily.parquet")
     variants = variant_table(
-        daily, trades, info["variants"], specs[0], rank_by=str(info.get("rank_by") or RANK_STATISTICS[0])
+        daily,
+        trades,
+        info["variants"],
+        specs[0],
+        rank_by=str(info.get("rank_by") or RANK_STATISTICS[0]),
     )
     _write_frame(variants, run_dir / "variants.parquet")
     best = variants.row(0, named=True)
@@ -628,12 +648,14 @@ def variant_table(
         stats = variant_statistics(daily, trades, entry["variant"], seconds)
         rows.append({"variant": entry["variant"], **entry["values"], **stats})
     table = pl.DataFrame(rows, infer_schema_length=None).with_columns(
-        pl.col(c).cast(pl.Float64) for c in RANK_STATISTICS if c.endswith(("ratio", "factor", "days", "rupees"))
+        pl.col(c).cast(pl.Float64)
+        for c in RANK_STATISTICS
+        if c.endswith(("ratio", "factor", "days", "rupees"))
     )
     ordered = table.sort(_sort_key(rank_by), "variant", nulls_last=True)
-    return ordered.with_columns(pl.int_range(1, ordered.height + 1, dtype=pl.Int64).alias("rank")).select(
-        "rank", pl.all().exclude("rank")
-    )
+    return ordered.with_columns(
+        pl.int_range(1, ordered.height + 1, dtype=pl.Int64).alias("rank")
+    ).select("rank", pl.all().exclude("rank"))
 
 
 def out_of_sample(

@@ -48,6 +48,9 @@ def _run_with_progress(call: Any, total: int) -> Any:
 
 def _finish(result: Any) -> None:
     totals = result.ledger["totals"]
+    if result.ledger.get("kind") == "sweep":
+        _finish_sweep(result)
+        return
     samples = result.ledger.get("samples", {})
     console.print(
         f"run [bold]{result.run_id}[/] {result.status}: {totals['days']} day(s) "
@@ -70,19 +73,35 @@ def run_cmd(
     workers: Annotated[int | None, typer.Option(help="Parallel day tasks.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every day.")] = False,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+    rank_by: Annotated[
+        str, typer.Option(help="Sweeps: statistic ranking the variants.")
+    ] = "total_net_pnl_paise",
     lake_path: LakeOption = None,
 ) -> None:
-    """Run a strategy over its date range, one task per trading day."""
+    """Run a strategy over its date range, one task per trading day.
+
+    A file with a ``sweep:`` section runs every variant of its grid (the grid size is
+    printed first); each day task loads the day once for all variants.
+    """
     from ticklake.backtest.runner import plan_days, run_backtest
     from ticklake.backtest.spec import load_spec
+    from ticklake.backtest.sweep import load_sweep
 
     overrides = {k: v for k, v in (("time.start", start), ("time.end", end)) if v}
+    sweep = load_sweep(strategy)
+    if sweep is not None:
+        _run_sweep(sweep, overrides, executor, workers, not no_cache, rank_by, lake_path, report)
+        return
     spec = load_spec(strategy, overrides=overrides)
     lake = get_lake(lake_path)
     total = len(plan_days(spec))
     result = _run_with_progress(
         lambda progress: run_backtest(
-            lake, spec, executor=executor, workers=workers, use_cache=not no_cache,
+            lake,
+            spec,
+            executor=executor,
+            workers=workers,
+            use_cache=not no_cache,
             progress=progress,
         ),
         total,
@@ -92,8 +111,69 @@ def run_cmd(
         _write_report(result.run_dir)
 
 
+def _run_sweep(
+    sweep: Any,
+    overrides: dict[str, str],
+    executor: str | None,
+    workers: int | None,
+    use_cache: bool,
+    rank_by: str,
+    lake_path: Any,
+    report: bool,
+) -> None:
+    from ticklake.backtest.runner import plan_days
+    from ticklake.backtest.sweep import expand, run_sweep, sweep_from_data
+
+    data = dict(sweep.template)
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".")
+        data[section] = {**data.get(section, {}), key: value}
+    sweep = sweep_from_data(
+        {**data, "sweep": sweep.axes, "constraints": list(sweep.constraints)}, source=sweep.source
+    )
+    variants = expand(sweep)
+    axes = " × ".join(f"{name} ({len(values)})" for name, values in sweep.axes.items())
+    console.print(
+        f"sweep grid: {axes} = {sweep.grid_size} combinations; {len(variants)} variants after "
+        f"{len(sweep.constraints)} constraint(s)",
+        highlight=False,
+    )
+    lake = get_lake(lake_path)
+    total = len(plan_days(variants[0].spec))
+    result = _run_with_progress(
+        lambda progress: run_sweep(
+            lake,
+            sweep,
+            executor=executor,
+            workers=workers,
+            use_cache=use_cache,
+            rank_by=rank_by,
+            progress=progress,
+        ),
+        total,
+    )
+    _finish(result)
+    if report:
+        _write_report(result.run_dir)
+
+
+def _finish_sweep(result: Any) -> None:
+    import polars as pl
+
+    variants = pl.read_parquet(result.run_dir / "variants.parquet")
+    table = Table(*variants.columns[:10], title=f"sweep {result.run_id}: top variants")
+    for row in variants.head(10).iter_rows():
+        table.add_row(*(f"{v:,.4g}" if isinstance(v, float) else str(v) for v in row[:10]))
+    console.print(table)
+    console.print(f"results: {result.run_dir}", highlight=False)
+
+
 def _write_report(run_dir: Path) -> None:
-    from ticklake.backtest.report import print_summary, write_report
+    from ticklake.backtest.report import print_summary, write_report, write_sweep_report
+
+    if (run_dir / "sweep.json").is_file():
+        console.print(f"report: {write_sweep_report(run_dir)}", highlight=False)
+        return
 
     path = write_report(run_dir)
     print_summary(run_dir, console)
@@ -166,7 +246,7 @@ def runs_cmd(lake_path: LakeOption = None) -> None:
             ledger["status"],
             str(len(ledger.get("days", {}))),
             str(totals.get("fills", "-")),
-            f"{totals['net_pnl_paise'] / 100:,.2f}" if totals else "-",
+            f"{totals['net_pnl_paise'] / 100:,.2f}" if "net_pnl_paise" in totals else "-",
             ledger["created_at"].replace("T", " ")[:19],
         )
     console.print(table)
@@ -179,3 +259,83 @@ def schema_cmd() -> None:
     from ticklake.backtest.spec import json_schema
 
     console.print_json(json.dumps(json_schema()))
+
+
+@backtest_app.command("check")
+@handle_errors
+def check_cmd(
+    strategy: Annotated[Path, typer.Argument(help="Strategy YAML or JSON file.")],
+) -> None:
+    """Validate a strategy and print its compiled condition plans (and sweep grid)."""
+    from ticklake.backtest.conditions import compile_spec_conditions
+    from ticklake.backtest.spec import load_spec
+    from ticklake.backtest.sweep import expand, load_sweep
+
+    sweep = load_sweep(strategy)
+    if sweep is not None:
+        variants = expand(sweep)
+        console.print(
+            f"sweep grid: {sweep.grid_size} combinations, {len(variants)} variants after "
+            f"constraints; plans of variant 0 {variants[0].values}:",
+            highlight=False,
+        )
+        spec = variants[0].spec
+    else:
+        spec = load_spec(strategy)
+    console.print(compile_spec_conditions(spec).describe(), highlight=False, markup=False)
+
+
+@backtest_app.command("oos")
+@handle_errors
+def oos_cmd(
+    run: Annotated[str, typer.Argument(help="Sweep run id or directory.")],
+    train_end: Annotated[
+        str | None, typer.Option(help="Last training day (YYYY-MM-DD); later days test.")
+    ] = None,
+    walk_forward: Annotated[
+        str | None, typer.Option(help="Walk-forward windows TRAIN_DAYS,TEST_DAYS, e.g. 60,20.")
+    ] = None,
+    rank_by: Annotated[str, typer.Option(help="Statistic choosing the variant.")] = (
+        "total_net_pnl_paise"
+    ),
+    lake_path: LakeOption = None,
+) -> None:
+    """Out-of-sample check of a sweep: choose on a training period, report a later one."""
+    from datetime import date
+
+    from ticklake.backtest.runner import resolve_run
+    from ticklake.backtest.spec import parse_spec
+    from ticklake.backtest.sweep import out_of_sample, read_sweep
+    from ticklake.backtest.sweep import walk_forward as walk
+    from ticklake.errors import ConfigError
+
+    run_dir = resolve_run(get_lake(lake_path), run)
+    info, _, daily, trades = read_sweep(run_dir)
+    spec = parse_spec(info["specs"][0])
+    if walk_forward:
+        train_days, test_days = (int(x) for x in walk_forward.split(","))
+        frame = walk(
+            daily,
+            trades,
+            info["variants"],
+            spec,
+            train_days=train_days,
+            test_days=test_days,
+            rank_by=rank_by,
+        )
+        table = Table(*frame.columns, title="walk-forward")
+        for row in frame.iter_rows():
+            table.add_row(*(str(v) for v in row))
+        console.print(table)
+        return
+    if not train_end:
+        raise ConfigError("give --train-end YYYY-MM-DD or --walk-forward TRAIN,TEST")
+    result = out_of_sample(
+        daily,
+        trades,
+        info["variants"],
+        spec,
+        train_end=date.fromisoformat(train_end),
+        rank_by=rank_by,
+    )
+    console.print_json(json.dumps(result, default=str))

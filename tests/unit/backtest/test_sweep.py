@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _engine_fixtures import (  # type: ignore[import-not-found]  # noqa: E402
+from _engine_fixtures import (  # type: ignore[import-not-found]
     GENERATED_DAYS,
     OPTIONS,
     SPOT,
@@ -21,10 +21,10 @@ from _engine_fixtures import (  # type: ignore[import-not-found]  # noqa: E402
     generated_lake_root,  # noqa: F401 - fixture
 )
 
-from ticklake.backtest.engine import run_day  # noqa: E402
-from ticklake.backtest.report import sweep_heatmap_figure, write_sweep_report  # noqa: E402
-from ticklake.backtest.runner import resume_backtest  # noqa: E402
-from ticklake.backtest.sweep import (  # noqa: E402
+from ticklake.backtest.engine import run_day
+from ticklake.backtest.report import sweep_heatmap_figure, write_sweep_report
+from ticklake.backtest.runner import resume_backtest
+from ticklake.backtest.sweep import (
     constraint_holds,
     expand,
     grid_values,
@@ -35,16 +35,22 @@ from ticklake.backtest.sweep import (  # noqa: E402
     sweep_from_data,
     walk_forward,
 )
-from ticklake.errors import ConfigError  # noqa: E402
+from ticklake.errors import ConfigError
 
 TEMPLATE: dict[str, Any] = {
     "name": "momentum",
     "universe": {"underlying": "BANKNIFTY", "options_dataset": OPTIONS, "underlying_dataset": SPOT},
-    "time": {"start": "2024-01-08", "end": "2024-01-10", "entry_windows": ["09:20-15:00"],
-             "exit_time": "15:20"},
+    "time": {
+        "start": "2024-01-08",
+        "end": "2024-01-10",
+        "entry_windows": ["09:20-15:00"],
+        "exit_time": "15:20",
+    },
     "legs": [{"name": "ce", "opt_type": "CE", "side": "buy", "lots": "${lots}"}],
-    "entry": {"when": "ce.volume_${volume_lookback_min}m > ${min_volume} and "
-                      "ema(${ema_fast}) > ema(${ema_slow})"},
+    "entry": {
+        "when": "ce.volume_${volume_lookback_min}m > ${min_volume} and "
+        "ema(${ema_fast}) > ema(${ema_slow})"
+    },
     "exits": {"when": "position.pnl < -400 or position.pnl > 800"},
     "max_entries_per_day": 3,
 }
@@ -74,8 +80,10 @@ def test_grid_is_the_product_in_axis_order_pruned_by_constraints() -> None:
 
 
 def test_substitution_keeps_types_for_whole_placeholders() -> None:
-    out = substitute({"lots": "${lots}", "when": "ema(${f}) > ${level}", "x": ["${f}"]},
-                     {"lots": 3, "f": 2, "level": 1.5})
+    out = substitute(
+        {"lots": "${lots}", "when": "ema(${f}) > ${level}", "x": ["${f}"]},
+        {"lots": 3, "f": 2, "level": 1.5},
+    )
     assert out == {"lots": 3, "when": "ema(2) > 1.5", "x": [2]}
     with pytest.raises(ConfigError, match=r"spec.when: unknown sweep variable \$\{g\}; axes: f"):
         substitute({"when": "ema(${g}) > 1"}, {"f": 1})
@@ -90,7 +98,9 @@ def test_substitution_keeps_types_for_whole_placeholders() -> None:
         ("a != b", {"a": 2, "b": 2}, False),
     ],
 )
-def test_constraints_are_evaluated_by_the_parser(text: str, values: dict[str, Any], expected: bool) -> None:
+def test_constraints_are_evaluated_by_the_parser(
+    text: str, values: dict[str, Any], expected: bool
+) -> None:
     assert constraint_holds(text, values) is expected
 
 
@@ -113,8 +123,13 @@ def test_constraints_never_evaluate_python(text: str, fragment: str) -> None:
 @pytest.fixture(scope="module")
 def finished_sweep(generated_lake_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:  # noqa: F811
     lake = copy_lake(generated_lake_root, tmp_path_factory.mktemp("sweep") / "lake")
-    result = run_sweep(lake, sweep_from_data(_sweep_data()), executor="serial",
-                       rank_by="total_net_pnl_paise", run_id="sweep-under-test")
+    result = run_sweep(
+        lake,
+        sweep_from_data(_sweep_data()),
+        executor="serial",
+        rank_by="total_net_pnl_paise",
+        run_id="sweep-under-test",
+    )
     return lake, result
 
 
@@ -128,9 +143,13 @@ def test_every_variant_equals_its_own_separate_backtest(finished_sweep: Any) -> 
     for index in (0, 5, 11):
         for day in GENERATED_DAYS:
             alone = run_day(lake, variants[index].spec, day)
-            mine = trades.filter((pl.col("variant") == index) & (pl.col("date") == day)).drop("variant")
+            mine = trades.filter((pl.col("variant") == index) & (pl.col("date") == day)).drop(
+                "variant"
+            )
             assert mine.equals(alone.trades), (index, day)
-            row = daily.filter((pl.col("variant") == index) & (pl.col("date") == day)).row(0, named=True)
+            row = daily.filter((pl.col("variant") == index) & (pl.col("date") == day)).row(
+                0, named=True
+            )
             assert row["net_pnl_paise"] == alone.summary["net_pnl_paise"]
             assert row["status"] == alone.summary["status"]
     assert trades["variant"].n_unique() > 1
@@ -181,7 +200,11 @@ def test_out_of_sample_chooses_on_training_days_and_reports_later_ones(finished_
     report = out_of_sample(daily, trades, info["variants"], spec, train_end=train_end)
 
     def totals(rows: pl.DataFrame) -> dict[int, int]:
-        sums = rows.filter(pl.col("status") == "traded").group_by("variant").agg(pl.col("net_pnl_paise").sum())
+        sums = (
+            rows.filter(pl.col("status") == "traded")
+            .group_by("variant")
+            .agg(pl.col("net_pnl_paise").sum())
+        )
         out = dict.fromkeys(range(12), 0)
         out.update(dict(zip(sums["variant"], sums["net_pnl_paise"], strict=True)))
         return out
@@ -192,9 +215,7 @@ def test_out_of_sample_chooses_on_training_days_and_reports_later_ones(finished_
     assert report["chosen_variant"] == best
     assert report["train_statistic"] == train[best]
     assert report["test_statistic"] == test[best]
-    assert report["test_rank"] == 1 + sum(
-        1 for v in test if (test[v], -v) > (test[best], -best)
-    )
+    assert report["test_rank"] == 1 + sum(1 for v in test if (test[v], -v) > (test[best], -best))
     windows = walk_forward(daily, trades, info["variants"], spec, train_days=1, test_days=1)
     assert windows["test_start"].to_list() == list(GENERATED_DAYS[1:])
     assert windows["train_end"].to_list() == list(GENERATED_DAYS[:-1])
@@ -208,7 +229,9 @@ def test_heatmap_shows_the_best_variant_per_cell(finished_sweep: Any) -> None:
     assert list(heat.x) == ["5", "10"] and list(heat.y) == ["1", "2", "3", "4"]
     for row, lookback in enumerate((1, 2, 3, 4)):
         for column, slow in enumerate((5, 10)):
-            cell = variants.filter((pl.col("volume_lookback_min") == lookback) & (pl.col("ema_slow") == slow))
+            cell = variants.filter(
+                (pl.col("volume_lookback_min") == lookback) & (pl.col("ema_slow") == slow)
+            )
             assert heat.z[row][column] == pytest.approx(cell["total_net_pnl_paise"].max() / 100)
     path = write_sweep_report(result.run_dir, x_axis="ema_slow", y_axis="volume_lookback_min")
     text = path.read_text()
@@ -221,3 +244,26 @@ def test_no_variant_left_is_an_error() -> None:
     with pytest.raises(ConfigError, match="the constraints leave no variant"):
         expand(sweep_from_data(data))
     assert date(2024, 1, 8) == GENERATED_DAYS[0]
+
+
+def test_cli_check_prints_the_grid_and_the_compiled_plans(tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from ticklake.cli import app
+
+    path = tmp_path / "sweep.yml"
+    path.write_text(yaml.safe_dump(_sweep_data()))
+    result = CliRunner().invoke(app, ["backtest", "check", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "sweep grid: 16 combinations, 12 variants after constraints" in result.output
+    assert "kernel program:" in result.output and "push position.pnl" in result.output
+    assert 'col("ce.volume_1m")' in result.output
+    bad = tmp_path / "bad.yml"
+    data = _sweep_data()
+    data["entry"]["when"] = "ema(${ema_fast}) >> 1"
+    bad.write_text(yaml.safe_dump(data))
+    failed = CliRunner().invoke(app, ["backtest", "check", str(bad)])
+    assert failed.exit_code != 0
+    # The column is in the variant's text, shown under the message.
+    assert "entry.when: column 9: expected a number" in failed.output

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 COMPARISONS = (">", ">=", "<", "<=", "==", "!=", "crosses_above", "crosses_below")
 ARITHMETIC = ("+", "-", "*", "/")
@@ -63,7 +63,7 @@ class Arithmetic:
     right: Operand
 
 
-Operand = Union[Number, Parameter, MetricRef, Arithmetic]
+Operand = Number | Parameter | MetricRef | Arithmetic
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class Not:
     item: Condition
 
 
-Condition = Union[All, AnyOf, Not, Compare]
+Condition = All | AnyOf | Not | Compare
 
 
 @dataclass(frozen=True)
@@ -207,12 +207,18 @@ def condition_to_data(node: Condition) -> dict[str, Any]:
 
 def _operand_data(node: Operand) -> Any:
     from ticklake.backtest.conditions.errors import ConditionError
+
     if isinstance(node, Number):
         return node.value
     if isinstance(node, Parameter):
         return f"${{{node.name}}}"
     if isinstance(node, Arithmetic):
-        return {"arith": node.op, "left": _operand_data(node.left), "right": _operand_data(node.right)}
+        return {
+            "arith": node.op,
+            "left": _operand_data(node.left),
+            "right": _operand_data(node.right),
+        }
+
     def value(v: Any) -> Any:
         return f"${{{v.name}}}" if isinstance(v, Parameter) else v
 

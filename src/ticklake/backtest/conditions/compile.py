@@ -39,12 +39,14 @@ def compile_condition(
     where: str | None = None,
 ) -> Plan:
     """Compile a condition (text, JSON/YAML mapping or tree) for one place of use."""
-    where = where or {"entry": "entry.when", "exit": "exits.when", "day_filter": "day_filter"}[
-        usage
-    ]
+    where = (
+        where or {"entry": "entry.when", "exit": "exits.when", "day_filter": "day_filter"}[usage]
+    )
     text = condition if isinstance(condition, str) else ""
     tree = (
-        condition_from_data(dict(condition) if isinstance(condition, Mapping) else condition, where=where)
+        condition_from_data(
+            dict(condition) if isinstance(condition, Mapping) else condition, where=where
+        )
         if isinstance(condition, str | Mapping)
         else condition
     )
@@ -86,9 +88,7 @@ class SpecPlans:
 _CACHE: dict[str, SpecPlans] = {}
 
 
-def compile_conditions(
-    entry: Any, exit: Any, day_filter: Any, legs: tuple[str, ...]
-) -> SpecPlans:
+def compile_conditions(entry: Any, exit: Any, day_filter: Any, legs: tuple[str, ...]) -> SpecPlans:
     """Compile a strategy's three conditions once (cached by their content)."""
     key = json.dumps([entry, exit, day_filter, legs], sort_keys=True, default=str)
     found = _CACHE.get(key)

@@ -84,10 +84,12 @@ def tokenize(text: str) -> list[Token]:
 def _known_metrics() -> str:
     from ticklake.analytics.registry import all_metrics
 
-    return ", ".join(m.name for m in all_metrics())
+    return ", ".join(m.name for m in all_metrics() if m.kind == "series")
 
 
-def _error(text: str, column: int, message: str, *, list_metrics: bool = False) -> ConditionSyntaxError:
+def _error(
+    text: str, column: int, message: str, *, list_metrics: bool = False
+) -> ConditionSyntaxError:
     caret = " " * (column - 1) + "^"
     hint = f"\nKnown metrics: {_known_metrics()}" if list_metrics else ""
     return ConditionSyntaxError(
@@ -122,7 +124,9 @@ class _Parser:
     def fail(self, message: str, *, list_metrics: bool = False) -> ConditionSyntaxError:
         token = self.token
         found = "the end of the condition" if token.kind == "end" else repr(token.text)
-        return _error(self.text, token.column, f"{message}, found {found}", list_metrics=list_metrics)
+        return _error(
+            self.text, token.column, f"{message}, found {found}", list_metrics=list_metrics
+        )
 
     # --- boolean structure
     def condition(self) -> Condition:
@@ -247,7 +251,11 @@ class _Parser:
             self.advance()
             value = float(token.text)
             return int(value) if value.is_integer() and "." not in token.text else value
-        if token.kind == "op" and token.text == "-" and self.tokens[self.index + 1].kind == "number":
+        if (
+            token.kind == "op"
+            and token.text == "-"
+            and self.tokens[self.index + 1].kind == "number"
+        ):
             self.advance()
             return -self.argument()
         if token.kind == "parameter":
@@ -274,10 +282,17 @@ def parse_condition(text: str, *, where: str = "condition") -> Condition:
     """Parse the text form of a condition into a tree."""
     if not text or not text.strip():
         raise ConditionSyntaxError(f"{where}: the condition is empty", text=text, column=1)
-    parser = _Parser(text)
-    node = parser.condition()
-    if not parser.at("end"):
-        raise parser.fail("expected 'and', 'or' or the end of the condition")
+    try:
+        parser = _Parser(text)
+        node = parser.condition()
+        if not parser.at("end"):
+            raise parser.fail("expected 'and', 'or' or the end of the condition")
+    except ConditionSyntaxError as exc:
+        if where == "condition":
+            raise
+        raise ConditionSyntaxError(
+            f"{where}: {exc.message}", text=exc.text, column=exc.column
+        ) from None
     return node
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from ticklake.analytics.registry import get_metric
-from ticklake.backtest.kernel import COND_OPCODE_NAMES, COND_COMPARISONS
+from ticklake.backtest.kernel import COND_COMPARISONS, COND_OPCODE_NAMES
 
 
 @dataclass(frozen=True)

@@ -40,15 +40,39 @@ SELECTOR_KINDS = {"atm": 0, "otm": 1, "itm": 2, "delta": 3, "premium": 4}
 
 
 @numba.njit(cache=True)
-def _selections(  # type: ignore[no-untyped-def]
-    spot, strikes, is_call, bid, ask, age, years, seconds, call, kind, param, step, candidates,
+def _selections(
+    spot,
+    strikes,
+    is_call,
+    bid,
+    ask,
+    age,
+    years,
+    seconds,
+    call,
+    kind,
+    param,
+    step,
+    candidates,
     max_age,
 ):
     out = np.full(spot.shape[0], -1, np.int64)
     for t in seconds:
         c, why = k._select(
-            spot, strikes, is_call, bid, ask, age, years, t, call, kind, param, step,
-            candidates, max_age,
+            spot,
+            strikes,
+            is_call,
+            bid,
+            ask,
+            age,
+            years,
+            t,
+            call,
+            kind,
+            param,
+            step,
+            candidates,
+            max_age,
         )
         if why < 0:
             out[t] = c
@@ -87,9 +111,7 @@ class DayMarket:
             volume = today[2] if today is not None else np.full(self.seconds, np.nan)
             frame = self._grid_frame(data.grid_ns, data.spot_paise, volume, data.day)
             previous_day = previous_underlying_day(self.lake, self.spec, data.day)
-            previous = (
-                underlying_grid(self.lake, self.spec, previous_day) if previous_day else None
-            )
+            previous = underlying_grid(self.lake, self.spec, previous_day) if previous_day else None
             if previous is not None and previous_day is not None:
                 before = self._grid_frame(*previous, previous_day)
                 self._history_rows = before.height
@@ -176,9 +198,19 @@ class DayMarket:
             data, spec = self.data, self.spec
             call, kind, param = selector_key(leg)
             found = _selections(
-                data.spot_paise, data.strikes_paise, data.is_call, data.bid, data.ask,
-                data.age, data.years_to_expiry, seconds, call, kind, param,
-                int(round(data.rules.strike_step * 100)), spec.universe.strike_candidates,
+                data.spot_paise,
+                data.strikes_paise,
+                data.is_call,
+                data.bid,
+                data.ask,
+                data.age,
+                data.years_to_expiry,
+                seconds,
+                call,
+                kind,
+                param,
+                round(data.rules.strike_step * 100),
+                spec.universe.strike_candidates,
                 spec.fills.max_quote_age_seconds,
             )
             self._selection[key] = found
@@ -209,7 +241,9 @@ def _frame(plan: Plan, market: DayMarket, spec: StrategySpec, seconds: np.ndarra
     legs = _legs(spec)
     leg_atoms = [a for a in plan.atoms if a.source not in ("underlying", "position")]
     if leg_atoms:
-        selections = {name: market.selection(legs[name], seconds) for name in {a.source for a in leg_atoms}}
+        selections = {
+            name: market.selection(legs[name], seconds) for name in {a.source for a in leg_atoms}
+        }
         contracts = np.unique(np.concatenate([s[s >= 0] for s in selections.values()]))
         market.require_contracts(leg_atoms, contracts)
         for atom in leg_atoms:
@@ -230,7 +264,9 @@ def _frame(plan: Plan, market: DayMarket, spec: StrategySpec, seconds: np.ndarra
     return pl.DataFrame({name: pl.Series(v).fill_nan(None) for name, v in columns.items()})
 
 
-def condition_mask(plan: Plan, market: DayMarket, spec: StrategySpec, seconds: np.ndarray) -> np.ndarray:
+def condition_mask(
+    plan: Plan, market: DayMarket, spec: StrategySpec, seconds: np.ndarray
+) -> np.ndarray:
     """Where an entry condition holds (null = unknown = false), at ``seconds`` only."""
     assert plan.expression is not None
     frame = _frame(plan, market, spec, seconds)
@@ -293,7 +329,11 @@ def exit_arrays(plan: Plan, market: DayMarket, spec: StrategySpec, from_second: 
     T = market.seconds
     data = market.data
     values = market.underlying_values(plan.atoms)
-    series = np.stack([values[c] for c in plan.series_columns]) if plan.series_columns else np.zeros((0, T))
+    series = (
+        np.stack([values[c] for c in plan.series_columns])
+        if plan.series_columns
+        else np.zeros((0, T))
+    )
     slot = np.full(data.strikes_paise.size, -1, np.int64)
     contract_values = np.zeros((len(plan.contract_outputs), 0, T))
     if plan.contract_outputs:

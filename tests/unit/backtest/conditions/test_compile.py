@@ -16,23 +16,38 @@ from ticklake.backtest.conditions.passes import bind, lower, resolve, typecheck
 LEGS = ("ce", "pe")
 GOLDEN_CASES = {
     # The issue's three example conditions.
-    "issue_text_underlying": ("volume_1m > volume_2m and ema(1) > ema(5) and ltp > open_of_day", "entry"),
+    "issue_text_underlying": (
+        "volume_1m > volume_2m and ema(1) > ema(5) and ltp > open_of_day",
+        "entry",
+    ),
     "issue_text_atm_leg": (
-        "ce.volume_1m > ce.volume_2m and ema(1) > ema(5) and ce.ltp > ce.open_of_day", "entry"),
+        "ce.volume_1m > ce.volume_2m and ema(1) > ema(5) and ce.ltp > ce.open_of_day",
+        "entry",
+    ),
     "issue_json_leg_ema": (
-        {"left": {"metric": "ema", "args": {"n": 5, "field": "price"}, "of": "leg:ce"},
-         "op": ">", "right": {"metric": "ltp", "of": "leg:ce"}}, "entry"),
-    "crossing_entry": ("ema(1) crosses_above ema(5) or ce.ltp crosses_below ce.sma(3, mid)", "entry"),
+        {
+            "left": {"metric": "ema", "args": {"n": 5, "field": "price"}, "of": "leg:ce"},
+            "op": ">",
+            "right": {"metric": "ltp", "of": "leg:ce"},
+        },
+        "entry",
+    ),
+    "crossing_entry": (
+        "ema(1) crosses_above ema(5) or ce.ltp crosses_below ce.sma(3, mid)",
+        "entry",
+    ),
     "day_filter_gap": ("open_of_day > previous_close * 1.002", "day_filter"),
     "exit_program": (
         "position.pnl < -3000 or position.drawdown > 1500 or "
         "(ce.ltp + pe.ltp) crosses_above 1.5 * (ce.open_of_day + pe.open_of_day) or "
-        "not realized_volatility(5) < 0.4", "exit"),
+        "not realized_volatility(5) < 0.4",
+        "exit",
+    ),
 }
 
 
 def test_passes_run_in_the_documented_order() -> None:
-    assert RULES == (resolve.run, bind.run, typecheck.run, lower.run)
+    assert (resolve.run, bind.run, typecheck.run, lower.run) == RULES
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN_CASES))
@@ -46,7 +61,8 @@ def test_sweep_bindings_are_applied_before_parameter_validation(
     golden: Callable[[str, str], None],
 ) -> None:
     plan = compile_condition(
-        "ema(${fast}) > ema(${slow}, field=${column})", usage="entry",
+        "ema(${fast}) > ema(${slow}, field=${column})",
+        usage="entry",
         bindings={"fast": 2, "slow": 10, "column": "price"},
     )
     golden("sweep_bound", plan.describe())
@@ -54,8 +70,9 @@ def test_sweep_bindings_are_applied_before_parameter_validation(
 
 
 def test_equal_series_written_differently_share_one_atom() -> None:
-    plan = compile_condition("ema(5) > ema(minutes=5, field=price) + 1 and day_open > 0",
-                             usage="entry")
+    plan = compile_condition(
+        "ema(5) > ema(minutes=5, field=price) + 1 and day_open > 0", usage="entry"
+    )
     assert [a.column for a in plan.atoms] == ["underlying.ema_5m_price", "underlying.open_of_day"]
 
 
@@ -72,7 +89,12 @@ def test_equal_series_written_differently_share_one_atom() -> None:
         ("ema(1, minutes=2) > 1", "entry", "parameter 'minutes' given twice", 1),
         ("ema(${fast}) > 1", "entry", "unbound sweep variable ${fast}; sweep axes: none", 5),
         ("1 < 2", "entry", "compares two constants", 1),
-        ("iv > 0.2", "entry", "is an option metric; use it on a leg, e.g. ce.implied_volatility", 1),
+        (
+            "iv > 0.2",
+            "entry",
+            "is an option metric; use it on a leg, e.g. ce.implied_volatility",
+            1,
+        ),
         ("spread < 2", "entry", "spread needs ask, bid, which the underlying does not have", 1),
         ("sma(5, mid) > 1", "entry", "sma needs ask, bid", 1),
         ("ltp / 0 > 1", "entry", "division by zero", 1),
@@ -94,8 +116,15 @@ def test_a_metric_added_to_the_registry_is_usable_with_no_other_change(
     monkeypatch.setattr(registry, "_METRICS", dict(registry._METRICS))
     monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
 
-    @metric(name="price_doubled_test", family="test", title="Twice the price", unit="price",
-            inputs=("grid.price",), kind="series", aliases=("twice",))
+    @metric(
+        name="price_doubled_test",
+        family="test",
+        title="Twice the price",
+        unit="price",
+        inputs=("grid.price",),
+        kind="series",
+        aliases=("twice",),
+    )
     def price_doubled_test(params: NoParams) -> pl.Expr:
         """Twice the price.
 
@@ -109,7 +138,10 @@ def test_a_metric_added_to_the_registry_is_usable_with_no_other_change(
         return pl.col("price") * 2
 
     plan = compile_condition("twice > ltp + 10", usage="entry")
-    assert [a.column for a in plan.atoms] == ["underlying.last_price", "underlying.price_doubled_test"]
+    assert [a.column for a in plan.atoms] == [
+        "underlying.last_price",
+        "underlying.price_doubled_test",
+    ]
     # Evaluate the lowered plan on a grid: true where 2p > p + 10, i.e. p > 10.
     frame = pl.DataFrame({"price": [5.0, 10.0, 11.0, None]})
     columns = frame.select(*(a.expression().alias(a.column) for a in plan.atoms))
@@ -123,9 +155,16 @@ def test_minute_window_names_of_a_new_registered_metric(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(registry, "_METRICS", dict(registry._METRICS))
 
-    @metric(name="price_range_test", family="test", title="Range over N minutes", unit="price",
-            inputs=("grid.ts", "grid.price", "grid.session_date"), kind="series",
-            params=MinuteWindowParams, output="price_range_{minutes}m")
+    @metric(
+        name="price_range_test",
+        family="test",
+        title="Range over N minutes",
+        unit="price",
+        inputs=("grid.ts", "grid.price", "grid.session_date"),
+        kind="series",
+        params=MinuteWindowParams,
+        output="price_range_{minutes}m",
+    )
     def price_range_test(params: MinuteWindowParams) -> pl.Expr:
         """Max minus min of the price over N minutes.
 
@@ -145,8 +184,13 @@ def test_minute_window_names_of_a_new_registered_metric(monkeypatch: pytest.Monk
     assert (atom.metric, dict(atom.params)) == ("price_range_test", {"minutes": 2})
     start = datetime(2024, 1, 8, 9, 15)
     prices = [100.0, 101.0, 104.5, 102.0]
-    frame = pl.DataFrame({"ts": [start + timedelta(seconds=60 * i) for i in range(4)],
-                          "price": prices, "session_date": [date(2024, 1, 8)] * 4})
+    frame = pl.DataFrame(
+        {
+            "ts": [start + timedelta(seconds=60 * i) for i in range(4)],
+            "price": prices,
+            "session_date": [date(2024, 1, 8)] * 4,
+        }
+    )
     values = frame.select(atom.expression().alias("v"))["v"].to_list()
     # windows (t-2m, t]: [100], [100,101], [101,104.5], [104.5,102]
     assert values == [0.0, 1.0, 3.5, 2.5]

@@ -80,11 +80,15 @@ def test_text_and_json_round_trip(text: str) -> None:
 
 
 def test_json_example_of_the_issue() -> None:
-    data = {"left": {"metric": "ema", "args": {"n": 5, "field": "price"}, "of": "leg:ce"},
-            "op": ">", "right": 100}
+    data = {
+        "left": {"metric": "ema", "args": {"n": 5, "field": "price"}, "of": "leg:ce"},
+        "op": ">",
+        "right": 100,
+    }
     tree = condition_from_data(data)
-    assert tree == Compare(">", MetricRef("ema", (("n", 5), ("field", "price")), "leg:ce"),
-                           Number(100.0))
+    assert tree == Compare(
+        ">", MetricRef("ema", (("n", 5), ("field", "price")), "leg:ce"), Number(100.0)
+    )
     nested = condition_from_data({"all": [data, {"not": "ltp > open_of_day"}]})
     assert isinstance(nested, All) and isinstance(nested.items[1], Not)
 

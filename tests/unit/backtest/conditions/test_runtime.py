@@ -37,7 +37,9 @@ from ticklake.lake import init_lake
 LOT = 15
 
 
-def _hand_lake(root: Path, chain: HandChain, last_prices: dict[tuple[int, str], list[tuple[str, float]]]) -> Any:
+def _hand_lake(
+    root: Path, chain: HandChain, last_prices: dict[tuple[int, str], list[tuple[str, float]]]
+) -> Any:
     """Write the chain with ``last_price`` (piecewise from HH:MM:SS) and a cumulative volume."""
     frame = chain.option_frame()
     local = frame["ts"].dt.convert_time_zone("Asia/Kolkata").dt.strftime("%H:%M:%S")
@@ -54,7 +56,9 @@ def _hand_lake(root: Path, chain: HandChain, last_prices: dict[tuple[int, str], 
                 value = price
         values.append(value)
     last = pl.Series("last_price", values, dtype=pl.Float64)
-    frame = frame.with_columns(last, pl.int_range(pl.len()).over("symbol").cast(pl.Int64).alias("volume"))
+    frame = frame.with_columns(
+        last, pl.int_range(pl.len()).over("symbol").cast(pl.Int64).alias("volume")
+    )
     lake = init_lake(root)
     lake.write(OPTIONS, frame, schema="option_snapshots", timezone="Asia/Kolkata")
     lake.write(SPOT, chain.spot_frame(), schema="prices", timezone="Asia/Kolkata")
@@ -70,7 +74,9 @@ def _straddle_chain() -> HandChain:
     return chain
 
 
-def test_exit_on_position_pnl_closes_everything_at_the_first_second_it_holds(tmp_path: Path) -> None:
+def test_exit_on_position_pnl_closes_everything_at_the_first_second_it_holds(
+    tmp_path: Path,
+) -> None:
     chain = _straddle_chain()
     chain.set_quote(48000, "CE", "09:18:00", 130, 131)
     lake = _hand_lake(tmp_path / "lake", chain, {})
@@ -89,7 +95,9 @@ def test_exit_on_position_pnl_closes_everything_at_the_first_second_it_holds(tmp
     assert drawdown.trades.filter(pl.col("side") == "buy")["ts"].to_list() == [ist("09:18:00")] * 2
 
 
-def test_exit_conditions_read_the_held_contract_and_entries_the_selected_one(tmp_path: Path) -> None:
+def test_exit_conditions_read_the_held_contract_and_entries_the_selected_one(
+    tmp_path: Path,
+) -> None:
     chain = _straddle_chain()
     chain.set_spot("09:17:00", 48100.0)  # ATM moves to 48100 after the 09:16:00 entry
     last = {
@@ -122,7 +130,9 @@ def test_crossings_need_the_relation_to_change_between_two_seconds(tmp_path: Pat
     lake = _hand_lake(tmp_path / "lake", chain, last)
     # Above 120 from the start: no crossing until it falls below and comes back at 09:17:10.
     outcome = run_day(lake, hand_spec(entry={"when": "ce.ltp crosses_above 120"}), HAND_DAY)
-    assert outcome.trades.filter(pl.col("reason") == "entry")["ts"].to_list() == [ist("09:17:10")] * 2
+    assert (
+        outcome.trades.filter(pl.col("reason") == "entry")["ts"].to_list() == [ist("09:17:10")] * 2
+    )
     below = run_day(lake, hand_spec(entry={"when": "ce.ltp crosses_below 120"}), HAND_DAY)
     assert below.trades.filter(pl.col("reason") == "entry")["ts"].to_list() == [ist("09:16:30")] * 2
 
@@ -161,11 +171,21 @@ ISSUE_ATM = "ce.volume_1m > ce.volume_2m / 2 and ema(1) > ema(5) and ce.ltp > ce
 def _generated_spec(**overrides: Any) -> Any:
     base = {
         "name": "gen",
-        "universe": {"underlying": "BANKNIFTY", "options_dataset": OPTIONS, "underlying_dataset": SPOT},
-        "time": {"start": "2024-01-08", "end": "2024-01-10", "entry_windows": ["09:20-15:00"],
-                 "exit_time": "15:20"},
-        "legs": [{"name": "ce", "opt_type": "CE", "side": "sell"},
-                 {"name": "pe", "opt_type": "PE", "side": "sell"}],
+        "universe": {
+            "underlying": "BANKNIFTY",
+            "options_dataset": OPTIONS,
+            "underlying_dataset": SPOT,
+        },
+        "time": {
+            "start": "2024-01-08",
+            "end": "2024-01-10",
+            "entry_windows": ["09:20-15:00"],
+            "exit_time": "15:20",
+        },
+        "legs": [
+            {"name": "ce", "opt_type": "CE", "side": "sell"},
+            {"name": "pe", "opt_type": "PE", "side": "sell"},
+        ],
     }
     return parse_spec(merge(base, overrides))
 
@@ -179,8 +199,12 @@ def _asof(rows: pd.DataFrame, grid: pd.DatetimeIndex, column: str) -> np.ndarray
     right = rows[["ts", column]].sort_values("ts")
     right = right.assign(ts=right["ts"].astype("datetime64[ns, UTC]"))
     merged = pd.merge_asof(
-        pd.DataFrame({"g": grid.astype("datetime64[ns, UTC]")}), right, left_on="g",
-        right_on="ts", direction="backward", tolerance=pd.Timedelta(seconds=5),
+        pd.DataFrame({"g": grid.astype("datetime64[ns, UTC]")}),
+        right,
+        left_on="g",
+        right_on="ts",
+        direction="backward",
+        tolerance=pd.Timedelta(seconds=5),
     )
     return merged[column].to_numpy(dtype=float)
 
@@ -202,7 +226,9 @@ def _oracle_first_entry(root: Path, day: date) -> datetime | None:
     for strike, rows in calls.groupby("strike"):
         last = _asof(rows, grid, "last_price")
         cumulative = _asof(rows, grid, "volume")
-        per_second = np.clip(cumulative - np.concatenate([[0.0], np.nan_to_num(cumulative[:-1])]), 0, None)
+        per_second = np.clip(
+            cumulative - np.concatenate([[0.0], np.nan_to_num(cumulative[:-1])]), 0, None
+        )
         by_strike[float(strike)] = (last, per_second)
     for t in range(start, end):
         found = by_strike.get(float(atm[t]))
@@ -215,8 +241,12 @@ def _oracle_first_entry(root: Path, day: date) -> datetime | None:
         open_of_day = opened[0]
         volume_1m = np.nansum(per_second[max(t - 59, 0) : t + 1])
         volume_2m = np.nansum(per_second[max(t - 119, 0) : t + 1])
-        if (volume_1m > volume_2m / 2 and ema1[t] > ema5[t] and not np.isnan(last[t])
-                and last[t] > open_of_day):
+        if (
+            volume_1m > volume_2m / 2
+            and ema1[t] > ema5[t]
+            and not np.isnan(last[t])
+            and last[t] > open_of_day
+        ):
             return grid[t].to_pydatetime()
     return None
 
@@ -240,8 +270,11 @@ def test_the_three_issue_examples_run_end_to_end(
     tmp_path: Path,
 ) -> None:
     lake = copy_lake(generated_lake_root, tmp_path / "lake")
-    json_tree = {"left": {"metric": "ema", "args": {"n": 5, "field": "price"}, "of": "leg:ce"},
-                 "op": ">", "right": {"metric": "ltp", "of": "leg:ce"}}
+    json_tree = {
+        "left": {"metric": "ema", "args": {"n": 5, "field": "price"}, "of": "leg:ce"},
+        "op": ">",
+        "right": {"metric": "ltp", "of": "leg:ce"},
+    }
     text = "volume_1m > volume_2m and ema(1) > ema(5) and ltp > open_of_day"
     day = GENERATED_DAYS[1]
     with_json = run_day(lake, _generated_spec(entry={"when": json_tree}), day)
@@ -250,8 +283,13 @@ def test_the_three_issue_examples_run_end_to_end(
     # any volume a 1-minute sum cannot exceed the 2-minute sum that contains it).
     underlying = run_day(lake, _generated_spec(entry={"when": text}), day)
     assert underlying.summary["status"] == "no_trade"
-    gap = run_day(lake, _generated_spec(day_filter="open_of_day > previous_close",
-                                        exits={"when": "position.pnl < -1500"}), day)
+    gap = run_day(
+        lake,
+        _generated_spec(
+            day_filter="open_of_day > previous_close", exits={"when": "position.pnl < -1500"}
+        ),
+        day,
+    )
     days = sorted((generated_lake_root / "bronze" / SPOT).glob("date=*/data.parquet"))
     previous_close = pl.read_parquet(days[0]).sort("ts")["price"][-1]
     today_open = pl.read_parquet(days[1]).sort("ts")["price"][0]

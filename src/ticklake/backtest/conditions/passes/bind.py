@@ -40,7 +40,7 @@ def _bind(operand: Operand, context: CompileContext) -> Operand:
     if not isinstance(operand, MetricRef) or operand.of == "position":
         return operand
     values = {
-        key: (_value(v, context) if isinstance(v, Parameter) else v) for key, v in operand.args
+        str(key): (_value(v, context) if isinstance(v, Parameter) else v) for key, v in operand.args
     }
     metric = get_metric(operand.metric)
     try:

@@ -53,7 +53,8 @@ _KERNEL_ARITHMETIC = {"+": k.COND_ADD, "-": k.COND_SUB, "*": k.COND_MUL, "/": k.
 
 def atom_of(ref: MetricRef) -> Atom:
     source = "underlying" if ref.of == "underlying" else ref.of.split(":", 1)[-1]
-    return Atom(source, ref.metric, ref.args)
+    # After the resolve pass every argument is named.
+    return Atom(source, ref.metric, tuple((str(k), v) for k, v in ref.args))
 
 
 def run(node: Condition, context: CompileContext) -> Plan:
@@ -89,14 +90,14 @@ def _compare(node: Compare) -> pl.Expr:
         return (left > right) & (_side(node.left, True) <= _side(node.right, True))
     if node.op == "crosses_below":
         return (left < right) & (_side(node.left, True) >= _side(node.right, True))
-    return _POLARS_COMPARE[node.op](left, right)  # type: ignore[no-any-return]
+    return _POLARS_COMPARE[node.op](left, right)
 
 
 def _side(node: Operand, previous: bool) -> pl.Expr:
     if isinstance(node, Number):
         return pl.lit(node.value)
     if isinstance(node, Arithmetic):
-        return _ARITHMETIC[node.op](_side(node.left, previous), _side(node.right, previous))  # type: ignore[no-any-return]
+        return _ARITHMETIC[node.op](_side(node.left, previous), _side(node.right, previous))
     assert isinstance(node, MetricRef)
     column = atom_of(node).column
     return pl.col(f"{column}@prev" if previous else column)

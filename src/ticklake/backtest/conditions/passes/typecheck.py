@@ -16,8 +16,18 @@ from ticklake.backtest.conditions.passes.context import CompileContext
 
 UNDERLYING_COLUMNS = frozenset({"ts", "price", "volume", "spot", "session_date"})
 CONTRACT_COLUMNS = frozenset(
-    {"ts", "price", "volume", "bid", "ask", "spot", "strike", "years_to_expiry", "is_call",
-     "session_date"}
+    {
+        "ts",
+        "price",
+        "volume",
+        "bid",
+        "ask",
+        "spot",
+        "strike",
+        "years_to_expiry",
+        "is_call",
+        "session_date",
+    }
 )
 
 
