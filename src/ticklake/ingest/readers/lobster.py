@@ -2,10 +2,10 @@
 
 A LOBSTER download is a zip holding ``<TICKER>_<DATE>_<START>_<END>_message_<N>.csv``
 and ``..._orderbook_<N>.csv`` (no headers). Message columns: time (decimal seconds after
-midnight, exchange local time, up to 9 decimals), event type, order id, size, price
-(USD × 10000), direction (1 buy / bid, -1 sell / ask). Row i of the order-book file is
-the book after message i: per level, ask price, ask size, bid price, bid size, with
-dummy prices ±9999999999 (size 0) for empty levels.
+midnight, exchange local time, usually up to 9 decimals; more are rounded to the ns),
+event type, order id, size, price (USD × 10000), direction (1 buy / bid, -1 sell / ask).
+Row i of the order-book file is the book after message i: per level, ask price, ask size,
+bid price, bid size, with dummy prices ±9999999999 (size 0) for empty levels.
 
 Times are parsed from the decimal string into integer nanoseconds (never through a
 float: 57599.999999999 s is not representable in float64 to the ns), added to local
@@ -67,7 +67,7 @@ _NAME = re.compile(
     r"^(?P<ticker>[^_/]+)_(?P<date>\d{4}-\d{2}-\d{2})_(?P<start>\d+)_(?P<end>\d+)_"
     r"(?P<kind>message|orderbook)_(?P<levels>\d+)\.csv$"
 )
-_TIME = r"^\d+(\.\d{1,9})?$"
+_TIME = r"^\d+(\.\d+)?$"
 
 
 # --- archive access ------------------------------------------------------------------
@@ -231,9 +231,15 @@ def _parse_messages(
     midnight = datetime.combine(source.session_date, datetime.min.time())
     time_text = field("time")
     whole_seconds = time_text.str.extract(r"^(\d+)", 1).cast(pl.Int64, strict=False)
-    fraction = time_text.str.extract(r"\.(\d+)$", 1).fill_null("").str.pad_end(9, "0")
+    digits = time_text.str.extract(r"\.(\d+)$", 1).fill_null("")
+    fraction = digits.str.slice(0, 9).str.pad_end(9, "0")
+    # A few rows carry more than 9 decimals (e.g. AMZN level 5, "43002.632812672004"):
+    # round half up to the nanosecond on the tenth digit, exactly, without floats.
+    round_up = (digits.str.slice(9, 1).cast(pl.Int64, strict=False).fill_null(0) >= 5).cast(
+        pl.Int64
+    )
     nanoseconds = pl.when(time_text.str.contains(_TIME)).then(
-        whole_seconds * 1_000_000_000 + fraction.cast(pl.Int64, strict=False)
+        whole_seconds * 1_000_000_000 + fraction.cast(pl.Int64, strict=False) + round_up
     )
     event = field("event_type")
     is_halt = event == _HALT
@@ -268,7 +274,7 @@ def _parse_messages(
         (
             "ts",
             "time",
-            f"seconds after midnight with at most 9 decimals, valid in {timezone}",
+            f"seconds after midnight as a decimal number, valid in {timezone}",
             True,
         ),
         ("action", "event_type", "an event type 1-7", True),
