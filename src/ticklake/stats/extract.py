@@ -103,7 +103,7 @@ def load_points(
     source: SeriesSource,
     instrument: str,
 ) -> pl.DataFrame:
-    """Read one chunk of partitions as points sorted by day and time.
+    """Read one chunk of partitions (in date order) as points in time order.
 
     Columns: ``day`` (trading date), ``sod`` / ``start_sod`` (ns since local midnight of
     the point's time and of its start), ``ts`` (UTC, for metrics), ``open_value``,
@@ -113,15 +113,20 @@ def load_points(
     lf = lf.select(source.columns()).filter(pl.col(source.instrument_column) == instrument)
     tz = info.timezone
 
-    def of_day(column: str) -> pl.Expr:
-        local = pl.col(column).dt.convert_time_zone(tz).dt.replace_time_zone(None)
-        return local.cast(pl.Int64) % NS_PER_DAY
+    def local_ns(column: str) -> pl.Expr:
+        return pl.col(column).dt.convert_time_zone(tz).dt.replace_time_zone(None).cast(pl.Int64)
 
-    sod = of_day(source.time_column).alias("sod")
-    start_sod = (
-        sod.alias("start_sod")
+    # One time-zone conversion per column: the day and the time of day both come from it.
+    local = local_ns(source.start_time_column)
+    if info.day_offset:
+        day = trading_day_expr(source.start_time_column, info)
+    else:
+        day = (local // NS_PER_DAY).cast(pl.Int32).cast(pl.Date)
+    start_sod = (local % NS_PER_DAY).alias("start_sod")
+    sod = (
+        start_sod.alias("sod")
         if source.start_time_column == source.time_column
-        else of_day(source.start_time_column).alias("start_sod")
+        else (local_ns(source.time_column) % NS_PER_DAY).alias("sod")
     )
 
     def optional(column: str | None, name: str) -> pl.Expr:
@@ -129,7 +134,7 @@ def load_points(
 
     value = pl.col(source.value_column).cast(pl.Float64)
     frame = lf.select(
-        trading_day_expr(source.start_time_column, info).alias("day"),
+        day.alias("day"),
         sod,
         start_sod,
         pl.col(source.time_column).alias("ts"),
@@ -144,7 +149,8 @@ def load_points(
     if source.schema.startswith("option_snapshots"):
         # 0 is the vendor's "no trade yet": such rows have no price to measure.
         frame = frame.filter(pl.col("value") > 0)
-    return frame.filter(pl.col("value").is_not_null()).sort("day", "sod").collect()
+    # Partitions are sorted by time and read in date order: no sort needed.
+    return frame.filter(pl.col("value").is_not_null()).collect()
 
 
 def volume_is_cumulative(points: pl.DataFrame) -> bool | None:
@@ -184,9 +190,8 @@ def with_metrics(
         "ask",
         pl.col("day").alias("session_date"),
     )
-    values = grid.select(
-        [metric.series(params).alias(column) for column, metric, params in metrics]
-    )
+    unique = {column: (metric, params) for column, metric, params in metrics}
+    values = grid.select([m.series(p).alias(column) for column, (m, p) in unique.items()])
     return points.with_columns(values)
 
 
