@@ -39,7 +39,7 @@ class JobStateError(TicklakeError, RuntimeError):
 
 def _status_table() -> list[tuple[type[BaseException], int]]:
     from ticklake.analytics.registry import UnknownMetricError
-    from ticklake.web.security import BodyTooLargeError, UnsafePathError
+    from ticklake.web.security import UnsafePathError
 
     return [
         (ResourceNotFoundError, 404),
@@ -47,7 +47,6 @@ def _status_table() -> list[tuple[type[BaseException], int]]:
         (LakeNotFoundError, 404),
         (UnknownMetricError, 404),
         (UnsafePathError, 403),
-        (BodyTooLargeError, 413),
         (AmbiguousDatasetError, 409),
         (JobStateError, 409),
         (QueryRejectedError, 400),

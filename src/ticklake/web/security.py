@@ -16,7 +16,7 @@ matter for a local dashboard (see ``docs/web.md``):
   then carries it (``Authorization: Bearer``, or the ``ticklake_token`` cookie set by
   visiting ``/?token=...`` once), compared with :func:`hmac.compare_digest`.
 
-Request bodies are capped (``Content-Length`` and the streamed byte count); downloads
+Request bodies are capped (``Content-Length`` and the bytes actually read); downloads
 go through :func:`resolve_inside`, which refuses anything outside a root directory.
 """
 
@@ -273,7 +273,35 @@ class SecurityMiddleware:
             set_cookies.append(
                 f"{CSRF_COOKIE}={secrets.token_urlsafe(24)}; Path=/; SameSite=Strict".encode()
             )
-        await self.app(scope, self._limited(receive, send), self._decorate(send, scope, set_cookies))
+        if method not in SAFE_METHODS:
+            # Read the whole (small) body here so a streamed body over the limit gets a
+            # clean 413 instead of an error from deep inside the framework's parser.
+            body = await self._read_body(receive)
+            if body is None:
+                await _reject(
+                    send,
+                    413,
+                    f"request body larger than {config.max_body_bytes:,} bytes",
+                    "RequestTooLarge",
+                )
+                return
+            receive = _replay(body, receive)
+        await self.app(scope, receive, self._decorate(send, scope, set_cookies))
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b"".join(chunks)
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.config.max_body_bytes:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
 
     def _csrf_problem(self, headers: dict[str, str], cookies: dict[str, str]) -> str | None:
         cookie = cookies.get(CSRF_COOKIE)
@@ -289,23 +317,6 @@ class SecurityMiddleware:
             if origin_host not in self.config.allowed_hosts:
                 return f"cross-origin request from {origin!r} refused"
         return None
-
-    def _limited(self, receive: Receive, send: Send) -> Receive:
-        limit = self.config.max_body_bytes
-        seen = 0
-
-        async def wrapped() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > limit:
-                    raise BodyTooLargeError(
-                        f"request body larger than {limit:,} bytes", limit_bytes=limit
-                    )
-            return message
-
-        return wrapped
 
     @staticmethod
     def _decorate(send: Send, scope: Scope, cookies: list[bytes]) -> Send:
@@ -325,5 +336,15 @@ class SecurityMiddleware:
         return wrapped
 
 
-class BodyTooLargeError(TicklakeError, ValueError):
-    """A streamed request body passed the size limit (answered with 413)."""
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that hands out the already-read body once, then defers to the client."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
