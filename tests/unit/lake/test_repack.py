@@ -133,7 +133,7 @@ def test_repack_keeps_rows_and_applies_sort_and_row_groups(
     assert part.row_groups_after == meta.num_row_groups
     # Oracle for the probe: rows matching it, counted by DuckDB on the raw file.
     expiry, strike = _probe_values(part.probe)
-    matching = duckdb.execute(
+    matching = duckdb.connect().execute(
         f"SELECT count(*) FROM read_parquet('{path}', hive_partitioning = false) "
         f"WHERE expiry = DATE '{expiry}' AND strike = {strike}"
     ).fetchone()

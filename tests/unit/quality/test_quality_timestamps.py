@@ -34,7 +34,7 @@ def test_r5_order_follows_seq_within_an_instrument(validate: Validate) -> None:
             "size": [1.0] * 6,
         }
     )
-    expected = duckdb.sql(
+    expected = duckdb.connect().sql(
         "select count(*) from (select ts < lag(ts) over (partition by instrument order by seq) "
         "as back from frame) where back"
     ).fetchall()[0][0]

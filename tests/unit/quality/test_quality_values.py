@@ -28,7 +28,7 @@ def test_r1_counts_each_bad_bar_once_and_passes_clean_bars(validate: Validate) -
         (10.0, 10.0, 10.0, 10.0),  # flat bar is fine
     ]
     frame = _bars(rows)
-    expected = duckdb.sql(
+    expected = duckdb.connect().sql(
         "select count(*) from frame where not (low <= least(open, close) "
         "and greatest(open, close) <= high and low <= high)"
     ).fetchall()[0]
