@@ -21,8 +21,8 @@ venv: $(UV) ## create the virtual environment (.venv) with uv inside
 install: $(UV) ## install ticklake (runtime only) into .venv
 	$(UV) pip install -q --python $(PY) -e .
 
-install-dev: $(UV) ## install ticklake with every extra the tests need
-	$(UV) pip install -q --python $(PY) -e '.[dev]'
+install-dev: $(UV) ## install ticklake with every extra the tests need (dev tools, Ray)
+	$(UV) pip install -q --python $(PY) -e '.[dev,ray]'
 
 system-deps: ## apt packages the tests need: PostgreSQL server binaries, Chromium for the browser tests (skipped when present)
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || dpkg -s postgresql >/dev/null 2>&1; then \

@@ -232,7 +232,7 @@ def load_ledger(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "run.json"
     if not path.is_file():
         raise ConfigError(f"{run_dir} is not a backtest run (no run.json)", path=str(run_dir))
-    return json.loads(path.read_text())  # type: ignore[no-any-return]
+    return json.loads(path.read_text())
 
 
 def resolve_run(lake: Lake, run: str) -> Path:
