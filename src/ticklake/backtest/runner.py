@@ -332,21 +332,30 @@ def _intact(directory: Path, entry: dict[str, Any]) -> bool:
     )
 
 
-def _execute(
+def execute_day_jobs(
     lake: Lake,
     run_dir: Path,
     ledger: dict[str, Any],
-    spec: StrategySpec,
+    task: Callable[[Any], dict[str, Any]],
+    jobs: list[Any],
+    *,
     executor: str | None,
     workers: int | None,
-    use_cache: bool,
     progress: ProgressFn | None,
-) -> RunResult:
-    spec_json = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
-    pending = [d for d, e in sorted(ledger["days"].items()) if e.get("status") != "done"]
-    jobs = [DayJob(str(lake.root), str(run_dir), spec_json, d, use_cache) for d in pending]
-    totals = {"days_total": len(ledger["days"]), "days_done": len(ledger["days"]) - len(jobs)}
-    totals |= {"fills": 0, "net_pnl_paise": 0}
+    extra_totals: dict[str, Any] | None = None,
+) -> None:
+    """Run day jobs (each with a ``.day``), recording every finished day in the ledger.
+
+    The ledger is saved after each day, and marked ``interrupted`` or ``failed`` when
+    the executor stops early, so ``resume`` knows exactly what is left.
+    """
+    totals: dict[str, Any] = {
+        "days_total": len(ledger["days"]),
+        "days_done": len(ledger["days"]) - len(jobs),
+        "fills": 0,
+        "net_pnl_paise": 0,
+        **(extra_totals or {}),
+    }
     for entry in ledger["days"].values():
         if entry.get("status") == "done":
             totals["fills"] += entry.get("fills", 0)
@@ -367,7 +376,7 @@ def _execute(
         fresh_worker_per_task=lake.settings.execution.fresh_worker_per_task,
     )
     try:
-        run.map(day_task, jobs, on_result=on_result)
+        run.map(task, jobs, on_result=on_result)
     except InterruptedRunError:
         ledger["status"] = "interrupted"
         _save_ledger(run_dir, ledger)
@@ -376,6 +385,31 @@ def _execute(
         ledger["status"] = "failed"
         _save_ledger(run_dir, ledger)
         raise
+
+
+def _execute(
+    lake: Lake,
+    run_dir: Path,
+    ledger: dict[str, Any],
+    spec: StrategySpec,
+    executor: str | None,
+    workers: int | None,
+    use_cache: bool,
+    progress: ProgressFn | None,
+) -> RunResult:
+    spec_json = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+    pending = [d for d, e in sorted(ledger["days"].items()) if e.get("status") != "done"]
+    jobs = [DayJob(str(lake.root), str(run_dir), spec_json, d, use_cache) for d in pending]
+    execute_day_jobs(
+        lake,
+        run_dir,
+        ledger,
+        day_task,
+        jobs,
+        executor=executor,
+        workers=workers,
+        progress=progress,
+    )
     finish_run(run_dir, ledger, spec)
     return RunResult(str(ledger["run_id"]), run_dir, ledger)
 

@@ -79,14 +79,14 @@ from ticklake.backtest.runner import (
     _input_hashes,
     _save_ledger,
     _write_frame,
+    execute_day_jobs,
     load_ledger,
     plan_days,
     resolve_run,
 )
 from ticklake.backtest.spec import StrategySpec, parse_spec, spec_hash
 from ticklake.backtest.stats import compute_statistics, session_seconds_from_spec
-from ticklake.errors import ConfigError, ExecutionError, InterruptedRunError
-from ticklake.execution import get_executor
+from ticklake.errors import ConfigError, ExecutionError
 from ticklake.lake import Lake, open_lake
 from ticklake.lake.manifest import sha256_file, utc_now_iso
 
@@ -530,33 +530,17 @@ def _execute_sweep(
     specs_json = json.dumps([s.model_dump(mode="json") for s in specs], sort_keys=True)
     pending = [d for d, e in sorted(ledger["days"].items()) if e.get("status") != "done"]
     jobs = [SweepDayJob(str(lake.root), str(run_dir), specs_json, d, use_cache) for d in pending]
-    totals = {"days_total": len(ledger["days"]), "days_done": len(ledger["days"]) - len(jobs)}
-    totals |= {"fills": 0, "net_pnl_paise": 0, "variants": len(specs)}
-
-    def on_result(index: int, entry: dict[str, Any]) -> None:
-        ledger["days"][jobs[index].day] = entry
-        _save_ledger(run_dir, ledger)
-        totals["days_done"] += 1
-        totals["fills"] += entry["fills"]
-        totals["net_pnl_paise"] += entry["net_pnl_paise"]
-        if progress is not None:
-            progress({**totals, "day": jobs[index].day})
-
-    run = get_executor(
-        executor or lake.settings.execution.executor,
-        workers=workers or lake.settings.execution.workers,
-        fresh_worker_per_task=lake.settings.execution.fresh_worker_per_task,
+    execute_day_jobs(
+        lake,
+        run_dir,
+        ledger,
+        sweep_day_task,
+        jobs,
+        executor=executor,
+        workers=workers,
+        progress=progress,
+        extra_totals={"variants": len(specs)},
     )
-    try:
-        run.map(sweep_day_task, jobs, on_result=on_result)
-    except InterruptedRunError:
-        ledger["status"] = "interrupted"
-        _save_ledger(run_dir, ledger)
-        raise
-    except BaseException:
-        ledger["status"] = "failed"
-        _save_ledger(run_dir, ledger)
-        raise
     _finish_sweep(run_dir, ledger, info, specs)
     return SweepResult(str(ledger["run_id"]), run_dir, ledger)
 
