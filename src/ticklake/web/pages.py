@@ -29,7 +29,8 @@ NAV = (
 def _rupees(paise: Any) -> str:
     if paise is None:
         return "-"
-    return f"₹{int(paise) / 100:,.2f}"
+    value = int(paise)
+    return f"{'−' if value < 0 else ''}₹{abs(value) / 100:,.2f}"
 
 
 def _bytes(size: Any) -> str:

@@ -8,7 +8,8 @@ document.addEventListener("DOMContentLoaded", () => {
   const root = $("run");
   const runId = root.dataset.run;
   let jobId = root.dataset.job;
-  const rupees = (paise) => (paise === null || paise === undefined ? "-" : "₹" + (paise / 100).toLocaleString("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
+  const rupees = (paise) => (paise === null || paise === undefined ? "-"
+    : (paise < 0 ? "−₹" : "₹") + (Math.abs(paise) / 100).toLocaleString("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
   const table = { name: "trades", offset: 0, limit: 50, sort: null, descending: false, filters: [], columns: [] };
 
   // ------------------------------------------------------------------ progress

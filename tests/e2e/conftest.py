@@ -1,0 +1,160 @@
+"""Browser tests: Playwright (sync API) driving Debian's Chromium against a real server.
+
+The server is uvicorn in a thread on a free port, over a copy of the generated lake
+(three BANKNIFTY days) with one finished straddle run. Chromium is never downloaded
+(``playwright install`` fails here): ``/usr/bin/chromium`` is launched directly. Without
+it the tests skip with the reason — except in CI (``$CI`` set), where they fail.
+A failing test leaves a screenshot in ``tests/e2e/artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "unit" / "backtest"))
+
+from _engine_fixtures import GENERATED_DAYS, OPTIONS, SPOT, copy_lake, generated_lake_path  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = HERE / "artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+BASE_RUN = "straddle-base"
+
+
+def straddle_spec_data(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "e2e_straddle",
+        "universe": {"underlying": "BANKNIFTY", "options_dataset": OPTIONS, "underlying_dataset": SPOT},
+        "time": {
+            "start": GENERATED_DAYS[0].isoformat(),
+            "end": GENERATED_DAYS[-1].isoformat(),
+            "entry_windows": ["09:20-09:25"],
+            "exit_time": "15:20",
+        },
+        "legs": [
+            {"name": "ce", "opt_type": "CE", "side": "sell"},
+            {"name": "pe", "opt_type": "PE", "side": "sell"},
+        ],
+        "rebalance": {"kind": "every", "minutes": 60},
+    }
+    data.update(changes)
+    return data
+
+
+def _require_browser() -> None:
+    missing = None
+    if not CHROMIUM.exists():
+        missing = f"{CHROMIUM} is missing (install it with `make system-deps`)"
+    else:
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            missing = "the playwright package is missing (pip install -e '.[dev]')"
+    if missing is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"browser tests need Chromium in CI: {missing}")
+    pytest.skip(f"browser tests skipped: {missing}")
+
+
+@dataclass
+class LiveServer:
+    url: str
+    lake_root: Path
+    app: Any
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    _require_browser()
+    import uvicorn
+
+    from ticklake.backtest.report import write_report
+    from ticklake.backtest.runner import run_backtest
+    from ticklake.backtest.spec import parse_spec
+    from ticklake.web.app import create_app
+
+    pristine = generated_lake_path(tmp_path_factory.getbasetemp().parent / "ticklake-engine")
+    root = tmp_path_factory.mktemp("e2e") / "lake"
+    lake = copy_lake(pristine, root)
+    result = run_backtest(lake, parse_spec(straddle_spec_data()), run_id=BASE_RUN, executor="serial")
+    write_report(result.run_dir)
+    port = _free_port()
+    app = create_app(root, bound_host="127.0.0.1", executor="serial")
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start within 30 s")
+        time.sleep(0.05)
+    yield LiveServer(f"http://127.0.0.1:{port}", root, app)
+    server.should_exit = True
+    thread.join(timeout=10)
+    app.state.jobs.shutdown(wait=False)
+
+
+@pytest.fixture(scope="session")
+def chromium(live_server: LiveServer) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"report_{report.when}", report)
+
+
+@pytest.fixture
+def page(chromium: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """A fresh browser context and page; a screenshot is saved when the test fails."""
+    context = chromium.new_context(
+        viewport={"width": 1440, "height": 1000}, accept_downloads=True
+    )
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.js_errors = errors  # tests assert no script errors happened
+    yield page
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        name = request.node.name.replace("/", "_").replace("[", "_").replace("]", "")
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    context.close()
