@@ -44,7 +44,11 @@ BASE_RUN = "straddle-base"
 def straddle_spec_data(**changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": "e2e_straddle",
-        "universe": {"underlying": "BANKNIFTY", "options_dataset": OPTIONS, "underlying_dataset": SPOT},
+        "universe": {
+            "underlying": "BANKNIFTY",
+            "options_dataset": OPTIONS,
+            "underlying_dataset": SPOT,
+        },
         "time": {
             "start": GENERATED_DAYS[0].isoformat(),
             "end": GENERATED_DAYS[-1].isoformat(),
@@ -103,7 +107,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     pristine = generated_lake_path(tmp_path_factory.getbasetemp().parent / "ticklake-engine")
     root = tmp_path_factory.mktemp("e2e") / "lake"
     lake = copy_lake(pristine, root)
-    result = run_backtest(lake, parse_spec(straddle_spec_data()), run_id=BASE_RUN, executor="serial")
+    result = run_backtest(
+        lake, parse_spec(straddle_spec_data()), run_id=BASE_RUN, executor="serial"
+    )
     write_report(result.run_dir)
     port = _free_port()
     app = create_app(root, bound_host="127.0.0.1", executor="serial")
@@ -143,9 +149,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture
 def page(chromium: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """A fresh browser context and page; a screenshot is saved when the test fails."""
-    context = chromium.new_context(
-        viewport={"width": 1440, "height": 1000}, accept_downloads=True
-    )
+    context = chromium.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(20_000)
     errors: list[str] = []

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+
 from conftest import BASE_RUN, GENERATED_DAYS, OPTIONS, SPOT, LiveServer
 
 try:
@@ -136,8 +137,11 @@ def test_run_results_table_sorts_filters_and_downloads(page: Any, live_server: L
     page.locator('#results-table th[data-column="price_paise"]').click()
     page.wait_for_selector('#results-table th[data-column="price_paise"]:has-text("▼")')
     top = trades["price_paise"].max() / 100
-    first_price = page.locator("#results-table tbody tr").nth(0).locator("td").nth(
-        list(trades.columns).index("price_paise")
+    first_price = (
+        page.locator("#results-table tbody tr")
+        .nth(0)
+        .locator("td")
+        .nth(list(trades.columns).index("price_paise"))
     )
     assert first_price.inner_text().replace(",", "") == f"{top:.2f}"
     # Facet chip: only the PE leg.
@@ -185,8 +189,11 @@ def test_time_travel_chain_steps_through_seconds(page: Any, live_server: LiveSer
         moment -= timedelta(hours=5, minutes=30)
         seen = raw[raw["ts"] <= pd.Timestamp(moment)]
         nearest = seen[seen["expiry"] == seen["expiry"].min()]
-        return nearest.sort_values("ts").groupby(["strike", "opt_type"]).tail(1).set_index(
-            ["strike", "opt_type"]
+        return (
+            nearest.sort_values("ts")
+            .groupby(["strike", "opt_type"])
+            .tail(1)
+            .set_index(["strike", "opt_type"])
         )
 
     def shown_atm_ce_bid() -> tuple[float, float]:

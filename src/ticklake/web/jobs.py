@@ -60,7 +60,7 @@ class Job:
     title: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return json_safe(asdict(self))  # type: ignore[no-any-return]
+        return json_safe(asdict(self))
 
 
 class _Cancelled(InterruptedRunError):
@@ -241,7 +241,11 @@ class JobManager:
                 job_id=job_id,
             )
         run_dir = self.lake.root / "runs" / job.run_id if job.run_id else None
-        if job.kind in ("backtest", "sweep", "resume") and run_dir and (run_dir / "run.json").is_file():
+        if (
+            job.kind in ("backtest", "sweep", "resume")
+            and run_dir
+            and (run_dir / "run.json").is_file()
+        ):
             params = {k: job.params.get(k) for k in ("executor", "workers") if job.params.get(k)}
             return self.submit("resume", {**params, "run_id": job.run_id}, resumed_from=job_id)
         return self.submit(job.kind, job.params, resumed_from=job_id)
@@ -254,7 +258,9 @@ class JobManager:
             if job.status not in ACTIVE:
                 return job
             time.sleep(0.05)
-        raise TimeoutError(f"job {job_id} still {self.get(job_id).status} after {timeout_seconds} s")
+        raise TimeoutError(
+            f"job {job_id} still {self.get(job_id).status} after {timeout_seconds} s"
+        )
 
     def shutdown(self, *, wait: bool = True) -> None:
         """Cancel what runs (after its current day) and stop the pool."""
@@ -286,7 +292,7 @@ def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[st
 
 
 def strategy_from_request(params: dict[str, Any]) -> Any:
-    """A validated StrategySpec from ``{"spec": {...}}`` or ``{"template": NAME}``, with overrides."""
+    """A validated StrategySpec from ``{"spec": {...}}`` or ``{"template": NAME}`` + overrides."""
     import yaml
 
     from ticklake.backtest.spec import parse_spec
@@ -294,7 +300,9 @@ def strategy_from_request(params: dict[str, Any]) -> Any:
 
     overrides = params.get("overrides") or {}
     if not isinstance(overrides, dict):
-        raise ConfigError("overrides must map dotted keys to values, e.g. {'time.end': '2024-01-09'}")
+        raise ConfigError(
+            "overrides must map dotted keys to values, e.g. {'time.end': '2024-01-09'}"
+        )
     if params.get("template"):
         data = yaml.safe_load(template_path(str(params["template"])).read_text())
         source = f"template {params['template']}"
@@ -323,7 +331,9 @@ def _check_executor(params: dict[str, Any]) -> dict[str, Any]:
     return {"executor": executor, "workers": workers}
 
 
-def _prepare_backtest(manager: JobManager, params: dict[str, Any]) -> tuple[dict[str, Any], str, str]:
+def _prepare_backtest(
+    manager: JobManager, params: dict[str, Any]
+) -> tuple[dict[str, Any], str, str]:
     spec = strategy_from_request(params)
     for dataset in (spec.universe.options_dataset, spec.universe.underlying_dataset):
         if dataset:
@@ -372,7 +382,9 @@ def _run_resume(manager: JobManager, job: Job, progress: ProgressFn) -> dict[str
 
     executor, workers = manager.executor_for(job.params)
     run_id = job.params["run_id"]
-    resume = resume_sweep if is_sweep_run(manager.lake.root / RUNS_DIR / run_id) else resume_backtest
+    resume = (
+        resume_sweep if is_sweep_run(manager.lake.root / RUNS_DIR / run_id) else resume_backtest
+    )
     result = resume(manager.lake, run_id, executor=executor, workers=workers, progress=progress)
     return {"run_id": result.run_id, "status": result.status, "totals": result.ledger.get("totals")}
 
@@ -432,7 +444,9 @@ def _run_sweep(manager: JobManager, job: Job, progress: ProgressFn) -> dict[str,
     return {"run_id": result.run_id, "status": result.status, "variants": result.ledger["variants"]}
 
 
-def _prepare_pipeline(manager: JobManager, params: dict[str, Any]) -> tuple[dict[str, Any], str, None]:
+def _prepare_pipeline(
+    manager: JobManager, params: dict[str, Any]
+) -> tuple[dict[str, Any], str, None]:
     from ticklake.analytics.pipeline import LakeTargetSpec, parse_pipeline
 
     data = params.get("pipeline")
@@ -490,13 +504,17 @@ def _run_pipeline(manager: JobManager, job: Job, progress: ProgressFn) -> dict[s
     return {"run_id": run.run_id, "rows_out": run.rows_out, "datasets": outputs}
 
 
-def _prepare_validate(manager: JobManager, params: dict[str, Any]) -> tuple[dict[str, Any], str, None]:
+def _prepare_validate(
+    manager: JobManager, params: dict[str, Any]
+) -> tuple[dict[str, Any], str, None]:
     dataset = params.get("dataset")
     if not isinstance(dataset, str):
         raise ConfigError("give the dataset to validate as 'dataset'")
     info = manager.lake.dataset_info(dataset)
     rules = params.get("rules")
-    if rules is not None and (not isinstance(rules, list) or not all(isinstance(r, str) for r in rules)):
+    if rules is not None and (
+        not isinstance(rules, list) or not all(isinstance(r, str) for r in rules)
+    ):
         raise ConfigError("rules must be a list of rule ids, e.g. ['R1', 'R5']")
     parameters = params.get("parameters") or {}
     if not isinstance(parameters, dict):

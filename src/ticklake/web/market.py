@@ -38,7 +38,7 @@ def parse_clock(text: str) -> time:
         parts = [int(p) for p in text.strip().split(":")]
         if len(parts) not in (2, 3):
             raise ValueError(text)
-        return time(*parts)
+        return time(parts[0], parts[1], parts[2] if len(parts) == 3 else 0)
     except (ValueError, TypeError):
         raise ConfigError(f"time {text!r} must look like HH:MM or HH:MM:SS", value=text) from None
 
@@ -104,9 +104,7 @@ def option_chain(
     moment = datetime.combine(day, clock, tzinfo=zone)
     moment_utc = moment.astimezone(ZoneInfo("UTC"))
     prices = [c for c in ("bid_price_0", "ask_price_0") if c in info.dataset_schema.column_names]
-    lf = lake.scan(info.name, layer=info.layer, start=day, end=day).select(
-        *CHAIN_COLUMNS, *prices
-    )
+    lf = lake.scan(info.name, layer=info.layer, start=day, end=day).select(*CHAIN_COLUMNS, *prices)
     seen = lf.filter(pl.col("ts") <= moment_utc)
     expiries = sorted(
         e for e in seen.select(pl.col("expiry").unique()).collect()["expiry"].to_list() if e >= day
@@ -167,19 +165,23 @@ def option_chain(
         row: dict[str, Any] = {"strike": strike, "atm": strike == atm}
         for side in ("CE", "PE"):
             quote = by_key.get((strike, side))
-            row[side] = None if quote is None else {
-                "symbol": quote["symbol"],
-                "bid": quote["bid"],
-                "ask": quote["ask"],
-                "last": quote["price"],
-                "quote_ts": quote["ts"],
-                "quote_age_seconds": quote["quote_age_seconds"],
-                "stale": quote["quote_age_seconds"] > stale_after_seconds,
-                "iv": quote["iv"],
-                "delta": quote["delta"],
-                "volume": quote["volume"],
-                "oi": quote["oi"],
-            }
+            row[side] = (
+                None
+                if quote is None
+                else {
+                    "symbol": quote["symbol"],
+                    "bid": quote["bid"],
+                    "ask": quote["ask"],
+                    "last": quote["price"],
+                    "quote_ts": quote["ts"],
+                    "quote_age_seconds": quote["quote_age_seconds"],
+                    "stale": quote["quote_age_seconds"] > stale_after_seconds,
+                    "iv": quote["iv"],
+                    "delta": quote["delta"],
+                    "volume": quote["volume"],
+                    "oi": quote["oi"],
+                }
+            )
         rows.append(row)
     return json_safe(
         {

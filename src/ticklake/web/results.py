@@ -3,8 +3,8 @@
 Columns come from the file's own schema and operators from :data:`OPERATORS`; a filter
 value is parsed to the column's type before it reaches an expression, so request text
 never becomes code. The file is read once and kept (keyed by path, size and mtime), and
-the last few filtered + sorted views are kept too: paging a 1 M-row result is then a
-slice (see ``benchmarks/bench_web_paging.py``).
+the row numbers of the last few filtered + sorted views are kept too: paging a 1 M-row
+result is then a gather of 100 rows (see ``benchmarks/bench_web_paging.py``).
 """
 
 from __future__ import annotations
@@ -170,25 +170,36 @@ def table_view(
     sort: str | None = None,
     descending: bool = False,
     filters: tuple[Filter, ...] = (),
-) -> pl.DataFrame:
-    """The filtered and sorted frame (cached by ``key`` and the query)."""
+) -> pl.Series | None:
+    """Row numbers of the filtered, sorted view (``None``: every row in file order).
+
+    Only the row numbers are sorted and cached, not the rows: a new sort of a 1 M-row
+    table costs one ``arg_sort`` of one column.
+    """
+    if sort is None and not filters:
+        return None
     cache_key = (key, sort, descending, filters)
-    view = _VIEWS.get(cache_key)
-    if view is not None:
-        return view
+    cached = _VIEWS.get(cache_key)
+    if cached is not None:
+        return cached.to_series()
     schema = frame.schema
-    view = frame
-    for item in filters:
-        view = view.filter(filter_expression(schema, item))
+    if sort is not None and sort not in schema:
+        raise ConfigError(
+            f"cannot sort by unknown column {sort!r}; columns: {', '.join(schema.names())}",
+            column=sort,
+        )
+    if filters:
+        mask = pl.all_horizontal([filter_expression(schema, item) for item in filters])
+        rows = frame.select(pl.int_range(pl.len(), dtype=pl.UInt32).filter(mask).alias("row"))
+        index = rows.to_series()
+    else:
+        index = pl.int_range(frame.height, dtype=pl.UInt32, eager=True).alias("row")
     if sort is not None:
-        if sort not in schema:
-            raise ConfigError(
-                f"cannot sort by unknown column {sort!r}; columns: {', '.join(schema.names())}",
-                column=sort,
-            )
-        view = view.sort(sort, descending=descending, nulls_last=True, maintain_order=True)
-    _VIEWS.put(cache_key, view)
-    return view
+        values = frame.get_column(sort).gather(index) if filters else frame.get_column(sort)
+        order = values.arg_sort(descending=descending, nulls_last=True)
+        index = index.gather(order)
+    _VIEWS.put(cache_key, index.to_frame())
+    return index
 
 
 def facets(frame: pl.DataFrame) -> dict[str, list[dict[str, Any]]]:
@@ -220,28 +231,32 @@ def page_of(
     with_facets: bool = False,
 ) -> dict[str, Any]:
     """One page of a Parquet file: columns with types, rows, the filtered total, facets."""
-    if not 0 <= offset:
+    if not offset >= 0:
         raise ConfigError("offset must be 0 or more")
     if not 1 <= limit <= MAX_PAGE_ROWS:
         raise ConfigError(f"limit must be 1..{MAX_PAGE_ROWS}")
     frame = read_table(path)
     stat = path.stat()
-    view = table_view(
+    index = table_view(
         frame,
         key=(str(path), stat.st_size, stat.st_mtime_ns),
         sort=sort,
         descending=descending,
         filters=filters,
     )
-    rows = view.slice(offset, limit)
+    if index is None:
+        rows, total = frame.slice(offset, limit), frame.height
+    else:
+        rows, total = frame[index.slice(offset, limit)], index.len()
+    with_facets = with_facets and bool(frame.height)
     return {
         "columns": [{"name": n, "type": str(t)} for n, t in frame.schema.items()],
         "rows": json_safe(rows.to_dicts()),
-        "total": view.height,
+        "total": total,
         "unfiltered_total": frame.height,
         "offset": offset,
         "limit": limit,
         "sort": sort,
         "descending": descending,
-        "facets": facets(view) if with_facets else {},
+        "facets": (facets(frame if index is None else frame[index]) if with_facets else {}),
     }

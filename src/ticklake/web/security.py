@@ -119,7 +119,9 @@ def resolve_inside(root: Path, relative: str) -> Path:
         raise UnsafePathError("path contains a backslash", path=text)
     candidate = Path(text)
     if candidate.is_absolute() or text.startswith("/"):
-        raise UnsafePathError("absolute paths are not allowed; give a path inside the run", path=text)
+        raise UnsafePathError(
+            "absolute paths are not allowed; give a path inside the run", path=text
+        )
     if any(part == ".." for part in candidate.parts):
         raise UnsafePathError("'..' is not allowed in a path", path=text)
     base = root.resolve()
@@ -244,7 +246,8 @@ class SecurityMiddleware:
                     f"{TOKEN_COOKIE}={config.token}; Path=/; HttpOnly; SameSite=Strict".encode()
                 )
             elif not (
-                _equal(bearer_token, config.token) or _equal(cookies.get(TOKEN_COOKIE), config.token)
+                _equal(bearer_token, config.token)
+                or _equal(cookies.get(TOKEN_COOKIE), config.token)
             ):
                 await _reject(
                     send,

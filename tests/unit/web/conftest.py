@@ -18,7 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backtest"))
 
-from _engine_fixtures import (  # noqa: E402
+from _engine_fixtures import (
     GENERATED_DAYS,
     OPTIONS,
     SPOT,
@@ -33,7 +33,11 @@ TOKEN = "test-token-0123456789abcdef"
 def straddle_spec_data(**changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         "name": "web_straddle",
-        "universe": {"underlying": "BANKNIFTY", "options_dataset": OPTIONS, "underlying_dataset": SPOT},
+        "universe": {
+            "underlying": "BANKNIFTY",
+            "options_dataset": OPTIONS,
+            "underlying_dataset": SPOT,
+        },
         "time": {
             "start": GENERATED_DAYS[0].isoformat(),
             "end": GENERATED_DAYS[-1].isoformat(),
@@ -73,7 +77,8 @@ def finished_lake_root(pristine_lake_root: Path, tmp_path_factory: pytest.TempPa
     report = validate_dataset(lake, SPOT, executor="serial")
     report_id = f"{report.layer}.{report.dataset}-{report.run_id}"
     report.write(
-        root / QUALITY_REPORTS_DIR / f"{report_id}.md", root / QUALITY_REPORTS_DIR / f"{report_id}.json"
+        root / QUALITY_REPORTS_DIR / f"{report_id}.md",
+        root / QUALITY_REPORTS_DIR / f"{report_id}.json",
     )
     return root
 

@@ -11,8 +11,8 @@ from typing import Any
 import polars as pl
 import pytest
 from _engine_fixtures import GENERATED_DAYS, OPTIONS, SPOT
-from conftest import BASE_RUN, straddle_spec_data
 
+from conftest import BASE_RUN, straddle_spec_data
 from ticklake.web.jobs import JobManager
 
 
@@ -62,10 +62,10 @@ def test_template_with_overrides_and_bad_specs(writable_client: Any) -> None:
     assert ok.status_code == 202
     assert ok.json()["params"]["spec"]["time"]["end"] == "2024-01-08"
     missing = writable_client.post("/api/v1/jobs/backtest", json={"template": "no_such"})
-    assert missing.status_code == 422 and "no strategy template" in missing.json()["error"]["message"]
-    typo = writable_client.post(
-        "/api/v1/jobs/backtest", json={"spec": straddle_spec_data(legz=[])}
+    assert (
+        missing.status_code == 422 and "no strategy template" in missing.json()["error"]["message"]
     )
+    typo = writable_client.post("/api/v1/jobs/backtest", json={"spec": straddle_spec_data(legz=[])})
     assert typo.status_code == 422 and "legz: unknown key" in typo.json()["error"]["message"]
     no_data = straddle_spec_data()
     no_data["universe"] = {**no_data["universe"], "options_dataset": "nifty_options"}
@@ -149,7 +149,9 @@ def test_restart_marks_running_jobs_interrupted_and_they_resume(
     assert second.wait(resumed.job_id).status == "done"
     run_dir = lake_copy / "runs" / job.run_id
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
-    assert pl.read_parquet(run_dir / "trades.parquet").equals(_frame(lake_copy, BASE_RUN, "trades.parquet"))
+    assert pl.read_parquet(run_dir / "trades.parquet").equals(
+        _frame(lake_copy, BASE_RUN, "trades.parquet")
+    )
     revalidate = second.resume(queued.job_id)
     assert revalidate.kind == "validate" and second.wait(revalidate.job_id).status == "done"
     second.shutdown()
@@ -160,7 +162,9 @@ def test_cancel_a_queued_job_never_runs_it(
 ) -> None:
     jobs: JobManager = writable_client.app.state.jobs
     running = jobs.submit("backtest", {"spec": straddle_spec_data(), "use_cache": False})
-    waiting = jobs.submit("backtest", {"spec": straddle_spec_data(name="second"), "use_cache": False})
+    waiting = jobs.submit(
+        "backtest", {"spec": straddle_spec_data(name="second"), "use_cache": False}
+    )
     assert gated_day_task["first_done"].wait(60)
     assert jobs.cancel(waiting.job_id).status == "cancelled"
     gated_day_task["release"].set()
@@ -242,7 +246,9 @@ passes:
     state = writable_client.app.state.jobs.wait(job.json()["job_id"], timeout_seconds=120)
     assert state.status == "done", state.error
     assert state.progress == {"done": 1, "total": 1, "days": ["2024-01-08"]}
-    gold = pl.read_parquet(lake_copy / "gold" / "spot_spread_last" / "date=2024-01-08" / "data.parquet")
+    gold = pl.read_parquet(
+        lake_copy / "gold" / "spot_spread_last" / "date=2024-01-08" / "data.parquet"
+    )
     spot = pl.read_parquet(lake_copy / "bronze" / SPOT / "date=2024-01-08" / "data.parquet")
     assert gold.height == 13  # 09:15-15:30 in 30-minute buckets, end-labelled
     assert gold.sort("ts")["last_price"][-1] == spot.sort("ts")["price"][-1]

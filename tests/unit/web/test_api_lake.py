@@ -15,7 +15,9 @@ def _files(root: Path, dataset: str) -> list[Path]:
     return sorted((root / "bronze" / dataset).glob("date=*/data.parquet"))
 
 
-def test_status_counts_rows_and_days_of_every_dataset(client: Any, finished_lake_root: Path) -> None:
+def test_status_counts_rows_and_days_of_every_dataset(
+    client: Any, finished_lake_root: Path
+) -> None:
     body = client.get("/api/v1/lake/status").json()
     by_name = {d["name"]: d for d in body["datasets"]}
     assert set(by_name) == {f"bronze.{OPTIONS}", f"bronze.{SPOT}"}
@@ -85,10 +87,14 @@ def test_sql_select_matches_duckdb_on_the_files(client: Any, finished_lake_root:
     )
     body = client.post("/api/v1/sql", json={"query": query}).json()
     pattern = str(finished_lake_root / "bronze" / SPOT / "date=*" / "data.parquet")
-    expected = duckdb.sql(
-        f"SELECT count(*), round(avg(price), 4) FROM read_parquet('{pattern}', "
-        "hive_partitioning=true) GROUP BY date ORDER BY date"
-    ).fetchall()
+    expected = (
+        duckdb.connect()
+        .sql(
+            f"SELECT count(*), round(avg(price), 4) FROM read_parquet('{pattern}', "
+            "hive_partitioning=true) GROUP BY date ORDER BY date"
+        )
+        .fetchall()
+    )
     assert [(r["n"], r["mean_price"]) for r in body["rows"]] == [tuple(e) for e in expected]
     assert [r["date"] for r in body["rows"]] == [d.isoformat() for d in GENERATED_DAYS]
     assert body["truncated"] is False
@@ -117,6 +123,8 @@ def test_sql_refusals_are_400_with_the_reason(client: Any, query: str, needle: s
 
 
 def test_sql_error_message_reaches_the_client(client: Any) -> None:
-    response = client.post("/api/v1/sql", json={"query": "SELECT no_such_column FROM bronze." + SPOT})
+    response = client.post(
+        "/api/v1/sql", json={"query": "SELECT no_such_column FROM bronze." + SPOT}
+    )
     assert response.status_code == 400
     assert "no_such_column" in response.json()["error"]["message"]

@@ -12,6 +12,7 @@ import pandas as pd
 import polars as pl
 import pytest
 from _engine_fixtures import GENERATED_DAYS, OPTIONS, SPOT
+
 from conftest import make_client
 
 DAY = GENERATED_DAYS[1]
@@ -32,7 +33,9 @@ def _oracle_chain(root: Path, clock: str) -> tuple[pd.DataFrame, float, datetime
     expiry = min(e for e in seen["expiry"] if e >= DAY)
     latest = seen[seen["expiry"] == expiry].sort_values("ts").groupby("symbol").tail(1)
     spot_rows = _raw(root, SPOT)
-    spot = float(spot_rows[spot_rows["ts"] <= pd.Timestamp(moment)].sort_values("ts")["price"].iloc[-1])
+    spot = float(
+        spot_rows[spot_rows["ts"] <= pd.Timestamp(moment)].sort_values("ts")["price"].iloc[-1]
+    )
     return latest.set_index(["strike", "opt_type"]), spot, moment
 
 
@@ -92,7 +95,10 @@ def test_chain_never_looks_ahead(client: Any, finished_lake_root: Path, tmp_path
     for dataset, column in ((OPTIONS, "bid_price_0"), (SPOT, "price")):
         frame = lake.read(dataset, start=DAY, end=DAY)
         changed = frame.with_columns(
-            pl.when(pl.col("ts") > cut).then(pl.col(column) * 3).otherwise(pl.col(column)).alias(column)
+            pl.when(pl.col("ts") > cut)
+            .then(pl.col(column) * 3)
+            .otherwise(pl.col(column))
+            .alias(column)
         )
         day_dir = root / "bronze" / dataset / f"date={DAY.isoformat()}"
         shutil.rmtree(day_dir)
@@ -107,7 +113,9 @@ def test_chain_never_looks_ahead(client: Any, finished_lake_root: Path, tmp_path
     assert later["rows"] != before["rows"]  # the change is visible one snapshot later
 
 
-def test_chain_without_a_spot_dataset_uses_put_call_parity(client: Any, finished_lake_root: Path) -> None:
+def test_chain_without_a_spot_dataset_uses_put_call_parity(
+    client: Any, finished_lake_root: Path
+) -> None:
     expected, _, _ = _oracle_chain(finished_lake_root, "10:00:01")
     mids = ((expected["bid_price_0"] + expected["ask_price_0"]) / 2).unstack("opt_type")
     diff = (mids["CE"] - mids["PE"]).abs()
@@ -137,7 +145,12 @@ def test_chain_before_the_open_is_empty_and_bad_time_is_422(client: Any) -> None
 def test_candles_from_prices_match_a_pandas_resample(client: Any, finished_lake_root: Path) -> None:
     body = client.get(
         "/api/v1/candles",
-        params={"dataset": SPOT, "instrument": "BANKNIFTY", "start": DAY.isoformat(), "interval": "5m"},
+        params={
+            "dataset": SPOT,
+            "instrument": "BANKNIFTY",
+            "start": DAY.isoformat(),
+            "interval": "5m",
+        },
     ).json()
     raw = _raw(finished_lake_root, SPOT)
     local = raw.assign(ts=raw["ts"].dt.tz_convert("Asia/Kolkata")).set_index("ts")["price"]
@@ -151,11 +164,18 @@ def test_candles_from_prices_match_a_pandas_resample(client: Any, finished_lake_
 def test_candles_of_an_option_contract_carry_volume_and_spread(
     client: Any, finished_lake_root: Path
 ) -> None:
-    symbols = client.get("/api/v1/instruments", params={"dataset": OPTIONS, "date": DAY.isoformat()}).json()
+    symbols = client.get(
+        "/api/v1/instruments", params={"dataset": OPTIONS, "date": DAY.isoformat()}
+    ).json()
     symbol = symbols[len(symbols) // 2]
     body = client.get(
         "/api/v1/candles",
-        params={"dataset": OPTIONS, "instrument": symbol, "start": DAY.isoformat(), "interval": "15m"},
+        params={
+            "dataset": OPTIONS,
+            "instrument": symbol,
+            "start": DAY.isoformat(),
+            "interval": "15m",
+        },
     ).json()
     raw = _raw(finished_lake_root, OPTIONS)
     contract = raw[raw["symbol"] == symbol].sort_values("ts")

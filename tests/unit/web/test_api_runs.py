@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from _engine_fixtures import GENERATED_DAYS
+
 from conftest import BASE_RUN
 
 RUN = f"/api/v1/runs/{BASE_RUN}"
@@ -22,7 +23,9 @@ def _trades(root: Path) -> pd.DataFrame:
     return pd.read_parquet(root / "runs" / BASE_RUN / "trades.parquet")
 
 
-def test_runs_list_shows_the_finished_run_with_totals(client: Any, finished_lake_root: Path) -> None:
+def test_runs_list_shows_the_finished_run_with_totals(
+    client: Any, finished_lake_root: Path
+) -> None:
     runs = client.get("/api/v1/runs").json()
     assert [r["run_id"] for r in runs] == [BASE_RUN]
     trades = _trades(finished_lake_root)
@@ -60,7 +63,9 @@ def test_filters_combine_and_facets_count_the_filtered_rows(
     client: Any, finished_lake_root: Path
 ) -> None:
     trades = _trades(finished_lake_root)
-    chosen = trades[(trades["leg"] == "ce") & (trades["side"] == "buy") & (trades["price_paise"] >= 20000)]
+    chosen = trades[
+        (trades["leg"] == "ce") & (trades["side"] == "buy") & (trades["price_paise"] >= 20000)
+    ]
     page = client.get(
         f"{RUN}/tables/trades",
         params={
@@ -101,7 +106,9 @@ def test_datetime_date_and_in_filters(client: Any, finished_lake_root: Path) -> 
         ({"filter": "price_paise:contains:1"}, "text column"),
     ],
 )
-def test_bad_table_queries_are_422_with_the_reason(client: Any, params: dict[str, Any], needle: str) -> None:
+def test_bad_table_queries_are_422_with_the_reason(
+    client: Any, params: dict[str, Any], needle: str
+) -> None:
     response = client.get(f"{RUN}/tables/trades", params=params)
     assert response.status_code == 422
     assert needle in response.json()["error"]["message"]
@@ -144,18 +151,22 @@ def test_csv_download_equals_the_parquet_file(client: Any, finished_lake_root: P
 
 def test_parquet_download_is_the_file_byte_for_byte(client: Any, finished_lake_root: Path) -> None:
     response = client.get(f"{RUN}/download/daily", params={"format": "parquet"})
-    assert response.content == (finished_lake_root / "runs" / BASE_RUN / "daily.parquet").read_bytes()
+    assert (
+        response.content == (finished_lake_root / "runs" / BASE_RUN / "daily.parquet").read_bytes()
+    )
 
 
 def test_compare_a_run_with_a_changed_copy(writable_client: Any, lake_copy: Path) -> None:
+    from conftest import straddle_spec_data
     from ticklake.backtest.runner import run_backtest
     from ticklake.backtest.spec import parse_spec
     from ticklake.lake import open_lake
-    from conftest import straddle_spec_data
 
     spec = parse_spec(straddle_spec_data(rebalance={"kind": "none"}))
     run_backtest(open_lake(lake_copy), spec, run_id="no-rebalance", executor="serial")
-    body = writable_client.get("/api/v1/runs/compare", params={"a": BASE_RUN, "b": "no-rebalance"}).json()
+    body = writable_client.get(
+        "/api/v1/runs/compare", params={"a": BASE_RUN, "b": "no-rebalance"}
+    ).json()
     diffs = {d["path"]: (d["a"], d["b"]) for d in body["spec_differences"]}
     assert diffs["rebalance.kind"] == ("every", "none")
     fills = next(s for s in body["statistics"] if s["name"] == "fills")

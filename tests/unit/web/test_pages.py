@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from _engine_fixtures import OPTIONS, SPOT
+
 from conftest import BASE_RUN
 
 
@@ -86,11 +87,22 @@ def test_strategy_schema_templates_and_yaml_round_trip(client: Any) -> None:
         "/api/v1/strategies/validate",
         json={
             "spec": spec,
-            "overrides": {"entry.when": {"all": [
-                {"left": {"metric": "volume_1m"}, "op": ">", "right": {"metric": "volume_2m"}},
-                {"left": {"metric": "ema", "args": {"minutes": 1}}, "op": ">",
-                 "right": {"metric": "ema", "args": {"minutes": 5}}},
-            ]}},
+            "overrides": {
+                "entry.when": {
+                    "all": [
+                        {
+                            "left": {"metric": "volume_1m"},
+                            "op": ">",
+                            "right": {"metric": "volume_2m"},
+                        },
+                        {
+                            "left": {"metric": "ema", "args": {"minutes": 1}},
+                            "op": ">",
+                            "right": {"metric": "ema", "args": {"minutes": 5}},
+                        },
+                    ]
+                }
+            },
         },
     ).json()
     text = checked["conditions"]["entry.when"]

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BASE_RUN, TOKEN, make_client, straddle_spec_data
 from fastapi.testclient import TestClient
 
+from conftest import BASE_RUN, TOKEN, make_client, straddle_spec_data
 from ticklake.web.app import create_app
 from ticklake.web.security import ServeConfigError, check_bind
 
@@ -72,9 +72,16 @@ def test_token_is_required_everywhere_and_compared_exactly(finished_lake_root: P
     client = TestClient(app, base_url="http://127.0.0.1")
     for path in ("/", "/api/v1/runs", "/static/app.css", "/openapi.json"):
         assert client.get(path).status_code == 401
-    assert client.get("/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN}x"}).status_code == 401
-    assert client.get("/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN[:-1]}"}).status_code == 401
-    assert client.get("/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert (
+        client.get("/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN}x"}).status_code == 401
+    )
+    assert (
+        client.get("/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN[:-1]}"}).status_code
+        == 401
+    )
+    assert (
+        client.get("/api/v1/runs", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    )
     # A browser logs in once with ?token=; the HttpOnly cookie then carries it.
     first = client.get(f"/?token={TOKEN}")
     assert first.status_code == 200
@@ -119,7 +126,10 @@ def test_state_changing_requests_need_the_csrf_header(finished_lake_root: Path) 
     )
     assert same.status_code == 200
     # An empty bearer is no way around CSRF when the server has no token.
-    assert client.post("/api/v1/sql", json=query, headers={"Authorization": "Bearer "}).status_code == 403
+    assert (
+        client.post("/api/v1/sql", json=query, headers={"Authorization": "Bearer "}).status_code
+        == 403
+    )
     app.state.jobs.shutdown()
 
 

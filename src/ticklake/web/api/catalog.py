@@ -94,7 +94,7 @@ def _template_data(name: str) -> dict[str, Any]:
     from ticklake.strategies import template_path
 
     data = yaml.safe_load(template_path(name).read_text())
-    return json_safe(data)  # type: ignore[no-any-return]
+    return json_safe(data)
 
 
 @router.get("/strategies/templates", tags=["strategies"], summary="Strategy templates")

@@ -16,11 +16,11 @@ RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 
 def get_lake(request: Request) -> Lake:
-    return request.app.state.lake  # type: ignore[no-any-return]
+    return request.app.state.lake
 
 
 def get_jobs(request: Request) -> JobManager:
-    return request.app.state.jobs  # type: ignore[no-any-return]
+    return request.app.state.jobs
 
 
 def run_directory(lake: Lake, run_id: str) -> Path:

@@ -93,7 +93,9 @@ def submit_validation(jobs: JobsDep, body: ValidateRequest) -> dict[str, Any]:
 def list_jobs(
     jobs: JobsDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    kind: Annotated[str | None, Query(pattern="^(backtest|sweep|pipeline|validate|resume)$")] = None,
+    kind: Annotated[
+        str | None, Query(pattern="^(backtest|sweep|pipeline|validate|resume)$")
+    ] = None,
 ) -> list[dict[str, Any]]:
     return jobs.list(limit=limit, kind=kind)
 

@@ -26,7 +26,7 @@ TableName = Literal["trades", "daily", "attempts", "samples", "variants"]
 
 
 def _ledger(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / "run.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((run_dir / "run.json").read_text())
 
 
 def run_summary(run_dir: Path) -> dict[str, Any]:
@@ -63,7 +63,9 @@ def backtest_runs(lake: Lake) -> list[dict[str, Any]]:
 
 
 @router.get("/runs", summary="Backtest runs, newest first")
-def list_runs(lake: LakeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[dict[str, Any]]:
+def list_runs(
+    lake: LakeDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+) -> list[dict[str, Any]]:
     return backtest_runs(lake)[:limit]
 
 
@@ -248,7 +250,9 @@ def run_file(
     return FileResponse(source, media_type=media, filename=source.name)
 
 
-def _csv_response(lake: Lake, source: Path, filename: str, background: BackgroundTasks) -> FileResponse:
+def _csv_response(
+    lake: Lake, source: Path, filename: str, background: BackgroundTasks
+) -> FileResponse:
     scratch = lake.root / "cache" / "web"
     scratch.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=scratch, suffix=".csv", delete=False)  # noqa: SIM115
