@@ -17,16 +17,19 @@ from the chain by put-call parity at the strike where |call mid − put mid| is 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import numba
 import numpy as np
 import polars as pl
 
 from ticklake.backtest.spec import StrategySpec, parse_hhmm
 from ticklake.errors import DatasetNotFoundError
-from ticklake.lake import Lake
+from ticklake.lake import Lake, Manifest
+from ticklake.lake.layout import MANIFEST_FILE
 from ticklake.market.calendar import monthly_expiry
 from ticklake.market.rules import MarketRules, market_rules
 
@@ -113,7 +116,9 @@ def choose_expiry(spec: StrategySpec, day: date, available: list[date]) -> date 
     return candidates[index] if len(candidates) > index else None
 
 
-def _asof_indices(row_ts: np.ndarray, grid: np.ndarray, tolerance_ns: int) -> tuple[np.ndarray, np.ndarray]:
+def _asof_indices(
+    row_ts: np.ndarray, grid: np.ndarray, tolerance_ns: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Backward as-of: index of the last row with ts <= g, and its age in seconds."""
     idx = np.searchsorted(row_ts, grid, side="right") - 1
     valid = idx >= 0
@@ -128,25 +133,180 @@ def _to_paise(values: np.ndarray) -> np.ndarray:
     return np.where(out > 0, out, 0)
 
 
+# From here on a price × 100 does not fit an int64: like NaN or ±inf, no price.
+_PAISE_LIMIT = float(2**63)
+#: ``kind`` of an option type other than CE (0) and PE (1).
+OTHER_KIND = 2
+
+
+@numba.njit(cache=True)
+def _price_paise(value: float) -> int:
+    """One price in rupees as integer paise, 0 for a missing or non-positive price."""
+    if not math.isfinite(value):
+        return 0
+    paise = np.rint(value * 100.0)
+    if paise <= 0.0 or paise >= _PAISE_LIMIT:
+        return 0
+    return int(paise)
+
+
+@numba.njit(cache=True)
+def _contract_order(kind: np.ndarray, strike: np.ndarray, ts: np.ndarray) -> bool:
+    """True when rows are in (kind, strike, ts) order, ts non-decreasing per contract."""
+    for i in range(1, kind.shape[0]):
+        if kind[i] != kind[i - 1]:
+            if kind[i] < kind[i - 1]:
+                return False
+        elif strike[i] != strike[i - 1]:
+            # ``not >`` rather than ``<`` so that a NaN strike also fails the check.
+            if not strike[i] > strike[i - 1]:
+                return False
+        elif ts[i] < ts[i - 1]:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _align_contracts(
+    starts: np.ndarray,
+    row_ts: np.ndarray,
+    row_bid: np.ndarray,
+    row_ask: np.ndarray,
+    row_last: np.ndarray,
+    row_cumulative: np.ndarray,
+    grid: np.ndarray,
+    tolerance_ns: int,
+    bid: np.ndarray,
+    ask: np.ndarray,
+    age: np.ndarray,
+    last: np.ndarray,
+    volume: np.ndarray,
+) -> None:
+    """Backward as-of join of every contract's rows to the grid, in one pass.
+
+    Contract ``c`` owns rows ``starts[c]:starts[c + 1]`` (ts non-decreasing). Writes
+    ``bid``/``ask`` (paise, 0 = none) and ``age`` (seconds, -1 = none) at [c, g]; with
+    market fields (``last.shape[0] > 0``) also the as-of last price and the volume traded
+    in each second. Each row is read at most once per contract; nothing after ``g``.
+    """
+    market = last.shape[0] > 0
+    for c in range(starts.shape[0] - 1):
+        lo, hi = starts[c], starts[c + 1]
+        after = lo  # first row with ts > the current grid second
+        row_bid_paise = 0
+        row_ask_paise = 0
+        row_last_paise = 0
+        previous_cumulative = math.nan
+        for g in range(grid.shape[0]):
+            now = grid[g]
+            moved = False
+            while after < hi and row_ts[after] <= now:
+                after += 1
+                moved = True
+            cumulative = math.nan
+            if after > lo:
+                row = after - 1
+                if moved:
+                    row_bid_paise = _price_paise(row_bid[row])
+                    row_ask_paise = _price_paise(row_ask[row])
+                    if market:
+                        row_last_paise = _price_paise(row_last[row])
+                age_ns = now - row_ts[row]
+                if age_ns <= tolerance_ns:
+                    bid[c, g] = row_bid_paise
+                    ask[c, g] = row_ask_paise
+                    age[c, g] = age_ns // NS
+                    if market:
+                        last[c, g] = row_last_paise
+                        cumulative = row_cumulative[row]
+            if market:
+                # Traded in this second = cumulative now minus a second ago (a reset or a
+                # missing second before counts from zero; a decrease is a vendor glitch: 0).
+                before = 0.0 if math.isnan(previous_cumulative) else previous_cumulative
+                if not math.isnan(cumulative):
+                    volume[c, g] = max(cumulative - before, 0.0)
+                previous_cumulative = cumulative
+
+
+@numba.njit(cache=True)
+def _parity_from_pairs(
+    pair_put: np.ndarray,
+    pair_call: np.ndarray,
+    pair_strike: np.ndarray,
+    bid: np.ndarray,
+    ask: np.ndarray,
+    age: np.ndarray,
+    max_age: int,
+) -> np.ndarray:
+    """Per second, ``K + C − P`` at the pair with the smallest |call mid − put mid|."""
+    seconds = bid.shape[1]
+    spot = np.zeros(seconds, np.int64)
+    for t in range(seconds):
+        best = np.iinfo(np.int64).max
+        for p in range(pair_put.shape[0]):
+            put, call = pair_put[p], pair_call[p]
+            if not (bid[call, t] > 0 and ask[call, t] > 0 and 0 <= age[call, t] <= max_age):
+                continue
+            if not (bid[put, t] > 0 and ask[put, t] > 0 and 0 <= age[put, t] <= max_age):
+                continue
+            call_mid = (bid[call, t] + ask[call, t]) // 2
+            put_mid = (bid[put, t] + ask[put, t]) // 2
+            gap = abs(call_mid - put_mid)
+            if gap < best:  # strictly: on a tie the first pair in load order wins
+                best = gap
+                spot[t] = pair_strike[p] + call_mid - put_mid
+    return spot
+
+
+def strike_reach_steps(spec: StrategySpec) -> int:
+    """Strike steps beyond the day's spot range that ``load_day`` keeps.
+
+    Enough for every selector: the ATM strike is within half a step of spot, ``delta``
+    and ``premium`` scan ATM ± ``strike_candidates`` steps and ``otm``/``itm`` move
+    ``steps`` from ATM, so ``max(strike_candidates, largest steps) + 1`` covers any
+    strike a leg can choose from spot(t) at any second of the day.
+    """
+    steps = [getattr(leg.selector, "steps", 0) for leg in spec.legs]
+    return max(spec.universe.strike_candidates, *steps) + 1
+
+
 def _partition_hash(lake: Lake, dataset: str, day: date) -> str | None:
-    for part in lake.partitions(dataset):
-        if part.date == day:
-            return part.manifest.file_sha256 if part.manifest else "no-manifest"
-    return None
+    # One manifest read (listing every partition's manifest grows with the lake's age).
+    files = lake.partition_files(dataset, start=day, end=day)
+    if not files:
+        return None
+    manifest = files[0].with_name(MANIFEST_FILE)
+    return Manifest.read(manifest).file_sha256 if manifest.is_file() else "no-manifest"
+
+
+def _sorted_rows(lake: Lake, dataset: str, day: date, columns: list[str]) -> pl.DataFrame:
+    """The day's rows of a time series, in ts order (sorted only when they are not)."""
+    rows = lake.scan(dataset, start=day, end=day, columns=columns).collect()
+    ts = rows["ts"].dt.epoch("ns").to_numpy()
+    if ts.size > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
+        rows = rows.sort("ts", maintain_order=True)
+    return rows
 
 
 def load_day(
-    lake: Lake, spec: StrategySpec, day: date, *, market_fields: bool = False
+    lake: Lake,
+    spec: StrategySpec,
+    day: date,
+    *,
+    market_fields: bool = False,
+    reach_steps: int | None = None,
 ) -> DayData | DaySkip:
     """Load and align one trading day, or say why it cannot be traded.
 
     ``market_fields`` also loads each contract's last price and volume (conditions on
     legs read them); they are aligned with the same as-of rule and tolerance.
+    ``reach_steps`` overrides :func:`strike_reach_steps` (a sweep loading one day for
+    several variants passes the largest of theirs; loading more strikes changes nothing).
     """
     universe = spec.universe
     try:
         rules = market_rules(universe.underlying, day)
-    except Exception as exc:  # noqa: BLE001 - reported as the day's skip reason
+    except Exception as exc:  # reported as the day's skip reason
         return DaySkip(day, f"no market rules: {exc}")
     options_hash = _partition_hash(lake, universe.options_dataset, day)
     if options_hash is None:
@@ -164,83 +324,84 @@ def load_day(
             spot_hash = None
         if spot_hash is not None:
             hashes[f"{universe.underlying_dataset}/{day}"] = spot_hash
-            spot = (
-                lake.scan(universe.underlying_dataset, start=day, end=day, columns=["ts", "price"])
-                .sort("ts")
-                .collect()
-            )
+            spot = _sorted_rows(lake, universe.underlying_dataset, day, ["ts", "price"])
             ts = spot["ts"].dt.epoch("ns").to_numpy()
             idx, _ = _asof_indices(ts, grid, tolerance_ns)
             prices = _to_paise(spot["price"].to_numpy())
             spot_paise = np.where(idx >= 0, prices[np.clip(idx, 0, None)], 0)
             source = "spot"
 
-    columns = list(OPTION_COLUMNS) + (list(MARKET_COLUMNS) if market_fields else [])
-    options = lake.scan(universe.options_dataset, start=day, end=day, columns=columns)
-    expiries = (
-        options.select(pl.col("expiry").unique()).collect()["expiry"].drop_nulls().to_list()
-    )
+    options = lake.scan(universe.options_dataset, start=day, end=day)
+    expiries = options.select(pl.col("expiry").unique()).collect()["expiry"].drop_nulls().to_list()
     expiry = choose_expiry(spec, day, expiries)
     if expiry is None:
         return DaySkip(day, f"no {universe.expiry.replace('_', ' ')} expiry in the data")
-    frame = options.filter(pl.col("expiry") == expiry)
+    wanted = pl.col("expiry") == expiry
     if source == "spot" and spot_paise.any():
-        # Only strikes the underlying can reach today, plus the selectors' candidates.
+        # Only strikes a selector can reach from some spot of the day (Parquet row-group
+        # statistics skip the rest: partitions are sorted by expiry, opt_type, strike).
         step = rules.strike_step
-        reach = universe.strike_candidates * step + step
+        reach = (strike_reach_steps(spec) if reach_steps is None else reach_steps) * step
         known = spot_paise[spot_paise > 0] / 100.0
         lo, hi = float(known.min()) - reach, float(known.max()) + reach
-        frame = frame.filter(pl.col("strike").is_between(lo, hi))
-    frame = frame.sort(["opt_type", "strike", "ts"]).collect()
+        wanted &= pl.col("strike").is_between(lo, hi)
+    frame = _option_rows(options.filter(wanted), market_fields)
     if frame.height == 0:
         return DaySkip(day, f"no option rows for expiry {expiry}")
 
-    contracts = frame.select("opt_type", "strike", "symbol").unique(
-        subset=["opt_type", "strike"], keep="first", maintain_order=True
-    )
-    count = contracts.height
+    kind = frame["kind"].to_numpy()
+    row_strike = frame["strike"].to_numpy()
+    row_ts = frame["ts"].to_numpy()
+    if (kind == OTHER_KIND).any() or not _contract_order(kind, row_strike, row_ts):
+        # Stored partitions are sorted (underlying, expiry, opt_type, strike, ts), so this
+        # only runs for a lake written in another order (or odd option types); a stable
+        # sort keeps rows with equal keys in stored order.
+        frame = frame.sort(["opt_type", "strike", "ts"], maintain_order=True).with_columns(
+            pl.col("opt_type").rank("dense").cast(pl.Int64).alias("kind")
+        )
+        kind = frame["kind"].to_numpy()
+        row_strike = frame["strike"].to_numpy()
+        row_ts = frame["ts"].to_numpy()
+    boundary = np.flatnonzero((kind[1:] != kind[:-1]) | (row_strike[1:] != row_strike[:-1]))
+    first_rows = np.concatenate([[0], boundary + 1]).astype(np.int64)
+    starts = np.append(first_rows, np.int64(frame.height))
+    count = first_rows.size
+
     bid = np.zeros((count, grid.size), dtype=np.int64)
     ask = np.zeros((count, grid.size), dtype=np.int64)
     age = np.full((count, grid.size), MISSING, dtype=np.int64)
-    last = np.zeros((count, grid.size), dtype=np.int64) if market_fields else None
-    volume = np.full((count, grid.size), np.nan) if market_fields else None
-    if market_fields:
-        lasts_all = _to_paise(frame["last_price"].cast(pl.Float64).to_numpy())
-        cumulative_all = frame["volume"].cast(pl.Float64).to_numpy()
-    ts_all = frame["ts"].dt.epoch("ns").to_numpy()
-    bids_all = _to_paise(frame["bid_price_0"].to_numpy())
-    asks_all = _to_paise(frame["ask_price_0"].to_numpy())
-    keys = frame.select("opt_type", "strike")
-    bounds = keys.with_row_index().group_by(["opt_type", "strike"], maintain_order=True).agg(
-        pl.col("index").min().alias("lo"), pl.col("index").max().alias("hi")
+    shape = (count, grid.size) if market_fields else (0, 0)
+    last = np.zeros(shape, dtype=np.int64)
+    volume = np.full(shape, np.nan)
+    no_rows = np.zeros(0, dtype=np.float64)
+    _align_contracts(
+        starts,
+        row_ts,
+        frame["bid_price_0"].to_numpy(),
+        frame["ask_price_0"].to_numpy(),
+        frame["last_price"].to_numpy() if market_fields else no_rows,
+        frame["volume"].to_numpy() if market_fields else no_rows,
+        grid,
+        tolerance_ns,
+        bid,
+        ask,
+        age,
+        last,
+        volume,
     )
-    for c, (lo_i, hi_i) in enumerate(zip(bounds["lo"], bounds["hi"], strict=True)):
-        row_ts = ts_all[lo_i : hi_i + 1]
-        idx, a = _asof_indices(row_ts, grid, tolerance_ns)
-        ok = idx >= 0
-        take = np.clip(idx, 0, None) + lo_i
-        bid[c] = np.where(ok, bids_all[take], 0)
-        ask[c] = np.where(ok, asks_all[take], 0)
-        age[c] = a
-        if last is not None and volume is not None:
-            last[c] = np.where(ok, lasts_all[take], 0)
-            cumulative = np.where(ok, cumulative_all[take], np.nan)
-            before = np.concatenate([[0.0], cumulative[:-1]])
-            # Traded in this second = cumulative now minus a second ago (a reset or a
-            # missing second before counts from zero; a decrease is a vendor glitch: 0).
-            before = np.where(np.isnan(before), 0.0, before)
-            volume[c] = np.clip(cumulative - before, 0.0, None)
+    contracts = frame.select("opt_type", "strike", "symbol")[first_rows]
     strikes = np.rint(contracts["strike"].to_numpy() * 100).astype(np.int64)
     is_call = (contracts["opt_type"] == "CE").to_numpy()
 
-    parity = _parity_spot(strikes, is_call, bid, ask, age, spec.fills.max_quote_age_seconds)
     if source == "spot":
         missing = spot_paise == 0
-        if missing.any() and (parity[missing] > 0).any():
-            spot_paise = np.where(missing, parity, spot_paise)
-            source = "spot+parity"
+        if missing.any():
+            parity = _parity_spot(strikes, is_call, bid, ask, age, spec.fills.max_quote_age_seconds)
+            if (parity[missing] > 0).any():
+                spot_paise = np.where(missing, parity, spot_paise)
+                source = "spot+parity"
     else:
-        spot_paise = parity
+        spot_paise = _parity_spot(strikes, is_call, bid, ask, age, spec.fills.max_quote_age_seconds)
 
     tz = ZoneInfo(spec.time.timezone)
     expiry_close = datetime.combine(expiry, parse_hhmm(spec.time.session_end), tzinfo=tz)
@@ -260,9 +421,36 @@ def load_day(
         age=age,
         years_to_expiry=np.maximum(years, 1e-6),
         input_hashes=hashes,
-        last_price=last,
-        volume=volume,
+        last_price=last if market_fields else None,
+        volume=volume if market_fields else None,
     )
+
+
+def _option_rows(options: pl.LazyFrame, market_fields: bool) -> pl.DataFrame:
+    """Read the filtered option rows: only the columns the engine uses, typed for NumPy.
+
+    ``kind`` orders the option types as a sort by ``opt_type`` would (CE 0 < PE 1; any
+    other type is ``OTHER_KIND`` and makes ``load_day`` sort explicitly).
+    """
+    opt_type = pl.col("opt_type")
+    columns = [
+        pl.col("ts").dt.epoch("ns"),
+        pl.col("strike"),
+        opt_type,
+        pl.when(opt_type == "CE")
+        .then(0)
+        .when(opt_type == "PE")
+        .then(1)
+        .otherwise(OTHER_KIND)
+        .cast(pl.Int64)
+        .alias("kind"),
+        pl.col("symbol"),
+        pl.col("bid_price_0").cast(pl.Float64),
+        pl.col("ask_price_0").cast(pl.Float64),
+    ]
+    if market_fields:
+        columns += [pl.col("last_price").cast(pl.Float64), pl.col("volume").cast(pl.Float64)]
+    return options.select(columns).collect()
 
 
 def _parity_spot(
@@ -274,24 +462,14 @@ def _parity_spot(
     max_age: int,
 ) -> np.ndarray:
     """Underlying from put-call parity, per second (0 where no strike has both quotes)."""
-    T = bid.shape[1]
-    best = np.full(T, np.iinfo(np.int64).max, dtype=np.int64)
-    spot = np.zeros(T, dtype=np.int64)
-    ok = (bid > 0) & (ask > 0) & (age >= 0) & (age <= max_age)
-    mid = (bid + ask) // 2
     calls = {int(k): i for i, k in enumerate(strikes) if is_call[i]}
-    for j, strike in enumerate(strikes):
-        if is_call[j]:
-            continue
-        i = calls.get(int(strike))
-        if i is None:
-            continue
-        both = ok[i] & ok[j]
-        gap = np.abs(mid[i] - mid[j])
-        better = both & (gap < best)
-        best = np.where(better, gap, best)
-        spot = np.where(better, strike + mid[i] - mid[j], spot)
-    return spot
+    pairs = [
+        (j, calls[int(k)], int(k))
+        for j, k in enumerate(strikes)
+        if not is_call[j] and int(k) in calls
+    ]
+    table = np.array(pairs, dtype=np.int64).reshape(-1, 3)
+    return _parity_from_pairs(table[:, 0], table[:, 1], table[:, 2], bid, ask, age, max_age)
 
 
 def previous_underlying_day(lake: Lake, spec: StrategySpec, day: date) -> date | None:

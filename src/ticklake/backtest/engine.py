@@ -125,12 +125,10 @@ def simulate(
     params = []
     for leg in legs:
         sel = leg.selector
-        params.append(
-            float(getattr(sel, "steps", None) or getattr(sel, "target", None) or 0.0)
-        )
+        params.append(float(getattr(sel, "steps", None) or getattr(sel, "target", None) or 0.0))
     rebalance = spec.rebalance
     fills = spec.fills
-    return k.simulate_day(  # type: ignore[no-any-return]
+    return k.simulate_day(
         data.spot_paise,
         data.strikes_paise,
         data.is_call,
@@ -140,8 +138,8 @@ def simulate(
         data.years_to_expiry,
         mask,
         exit_t,
-        int(round(rules.strike_step * 100)),
-        int(round(rules.tick_size * 100)),
+        round(rules.strike_step * 100),
+        round(rules.tick_size * 100),
         int(rules.lot_size),
         np.array([leg.opt_type == "CE" for leg in legs], dtype=np.bool_),
         np.array([1 if leg.side == "buy" else -1 for leg in legs], dtype=np.int64),
@@ -151,7 +149,7 @@ def simulate(
         spec.universe.strike_candidates,
         {"none": 0, "every": 1, "underlying_move": 2}[rebalance.kind],
         (rebalance.minutes or 0) * 60,
-        int(round((rebalance.points or 0) * 100)),
+        round((rebalance.points or 0) * 100),
         _thresholds(spec),
         {"cross": 0, "mid": 1, "mid_slippage": 2}[fills.mode],
         fills.base_ticks,
@@ -248,8 +246,22 @@ def outcome_from_kernel(
     spec: StrategySpec, data: DayData, result: tuple[Any, ...], *, keep_pnl_path: bool = False
 ) -> DayOutcome:
     """Turn kernel arrays into the day's trades, attempts and summary (with costs)."""
-    (f_t, f_leg, f_c, f_side, f_qty, f_price, f_reason, f_pos, a_t, a_leg, a_reason, pnl,
-     in_pos, overflow) = result
+    (
+        f_t,
+        f_leg,
+        f_c,
+        f_side,
+        f_qty,
+        f_price,
+        f_reason,
+        f_pos,
+        a_t,
+        a_leg,
+        a_reason,
+        pnl,
+        in_pos,
+        overflow,
+    ) = result
     day = data.day
     if overflow:
         raise ExecutionError(

@@ -8,7 +8,8 @@ At grid second ``t`` the kernel reads arrays at indices ``<= t`` only (the quote
 Fill model (see docs/backtest.md): ``cross`` buys at the ask and sells at the bid;
 ``mid`` trades at the mid rounded to the tick against us; ``mid_slippage`` trades at
 mid ± (base_ticks × tick + α × spread + β × |mid move over 60 s|), rounded to the tick
-against us. A quote is tradeable when bid > 0, ask > 0 and its age ≤ max_quote_age.
+against us (the move term only when the quote 60 s ago was itself tradeable). A quote
+is tradeable when bid > 0, ask > 0 and its age ≤ max_quote_age.
 """
 
 from __future__ import annotations
@@ -48,8 +49,19 @@ REBALANCE_KINDS = ("none", "every", "underlying_move")
 # (opcode, a, b, c), evaluated in postfix order with a float stack for operands and a
 # Kleene stack (0 false, 1 true, 2 unknown) for conditions. NaN is a missing value.
 COND_OPCODE_NAMES = (
-    "const", "series", "leg", "pnl", "drawdown", "add", "sub", "mul", "div", "compare", "all",
-    "any", "not",
+    "const",
+    "series",
+    "leg",
+    "pnl",
+    "drawdown",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "compare",
+    "all",
+    "any",
+    "not",
 )
 COND_CONST, COND_SERIES, COND_LEG, COND_PNL, COND_DRAWDOWN = 0, 1, 2, 3, 4
 COND_ADD, COND_SUB, COND_MUL, COND_DIV, COND_CMP, COND_ALL, COND_ANY, COND_NOT = range(5, 13)
@@ -96,7 +108,7 @@ def implied_delta(spot: float, strike: float, years: float, price: float, call: 
 
 
 @numba.njit(cache=True)
-def _tradeable_reason(bid, ask, age, c, t, max_age):  # type: ignore[no-untyped-def]
+def _tradeable_reason(bid, ask, age, c, t, max_age):
     if c < 0:
         return NO_CONTRACT
     if bid[c, t] <= 0 or ask[c, t] <= 0 or age[c, t] < 0:
@@ -114,7 +126,7 @@ def _round_against(value: float, tick: int, buying: bool) -> int:
 
 
 @numba.njit(cache=True)
-def _fill_price(bid, ask, age, c, t, buying, mode, tick, base_ticks, alpha, beta, max_age):  # type: ignore[no-untyped-def]
+def _fill_price(bid, ask, age, c, t, buying, mode, tick, base_ticks, alpha, beta, max_age):
     if mode == 0:
         return ask[c, t] if buying else bid[c, t]
     mid = 0.5 * (bid[c, t] + ask[c, t])
@@ -123,13 +135,15 @@ def _fill_price(bid, ask, age, c, t, buying, mode, tick, base_ticks, alpha, beta
         slip = base_ticks * tick + alpha * (ask[c, t] - bid[c, t])
         if beta > 0.0 and t >= 60:
             b0, a0, g0 = bid[c, t - 60], ask[c, t - 60], age[c, t - 60]
-            if b0 > 0 and a0 > 0 and g0 >= 0:
+            # Only a quote that was itself tradeable then: a stale one would measure a
+            # move that partly happened before t - 60 s.
+            if b0 > 0 and a0 > 0 and 0 <= g0 <= max_age:
                 slip += beta * abs(mid - 0.5 * (b0 + a0))
     return _round_against(mid + slip if buying else mid - slip, tick, buying)
 
 
 @numba.njit(cache=True)
-def _find_contract(strikes, is_call, call, strike):  # type: ignore[no-untyped-def]
+def _find_contract(strikes, is_call, call, strike):
     for i in range(strikes.shape[0]):
         if strikes[i] == strike and is_call[i] == call:
             return i
@@ -137,7 +151,7 @@ def _find_contract(strikes, is_call, call, strike):  # type: ignore[no-untyped-d
 
 
 @numba.njit(cache=True)
-def _select(  # type: ignore[no-untyped-def]
+def _select(
     spot, strikes, is_call, bid, ask, age, years, t, call, kind, param, step, candidates, max_age
 ):
     """Return (contract index or -1, attempt reason or -1) for one leg at second t."""
@@ -175,8 +189,21 @@ def _select(  # type: ignore[no-untyped-def]
 
 
 @numba.njit(cache=True)
-def _threshold_hit(kind, value, points, pct_base, money_paise):  # type: ignore[no-untyped-def]
-    """Has a loss/gain measure reached ``value``? Measures are given as positive amounts."""
+def _unit_quantity(leg_lots, lot_size):
+    """Quantity of one unit of the position: lot size × the gcd of the legs' lots."""
+    lots_gcd = 0
+    for leg in range(leg_lots.shape[0]):
+        a, b = lots_gcd, leg_lots[leg]
+        while b:
+            a, b = b, a % b
+        lots_gcd = a
+    return max(lots_gcd, 1) * lot_size
+
+
+@numba.njit(cache=True)
+def _threshold_hit(kind, value, points, pct_base, money_paise):
+    """Has a loss/gain measure reached ``value``? Measures are given as positive amounts:
+    ``points`` in paise per unit, ``pct_base`` in the same unit, ``money_paise`` in paise."""
     if kind == 1:
         return points >= value * 100.0
     if kind == 2:
@@ -187,9 +214,18 @@ def _threshold_hit(kind, value, points, pct_base, money_paise):  # type: ignore[
 
 
 @numba.njit(cache=True)
-def _eval_condition(  # type: ignore[no-untyped-def]  # noqa: PLR0912
-    program, constants, series, contract_values, contract_slot, pos_c, t, pnl, drawdown,
-    pnl_prev, drawdown_prev,
+def _eval_condition(
+    program,
+    constants,
+    series,
+    contract_values,
+    contract_slot,
+    pos_c,
+    t,
+    pnl,
+    drawdown,
+    pnl_prev,
+    drawdown_prev,
 ):
     """Run an exit-condition program at second ``t``; 1 = true, 0 = false, 2 = unknown.
 
@@ -280,7 +316,7 @@ def _eval_condition(  # type: ignore[no-untyped-def]  # noqa: PLR0912
 
 
 @numba.njit(cache=True)
-def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
+def simulate_day(
     spot,
     strikes,
     is_call,
@@ -319,7 +355,11 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
     target, combined stop, combined target, trailing stop. ``exit_program`` (int64[N, 4],
     N = 0 for none) is the compiled ``exits.when`` condition; ``exit_series`` float64[S, T]
     the underlying series it reads, ``exit_contract_values`` float64[P, K, T] per-contract
-    series for the contracts mapped by ``exit_contract_slot`` int64[C] (-1 = not kept)."""
+    series for the contracts mapped by ``exit_contract_slot`` int64[C] (-1 = not kept).
+
+    Combined ``points`` are the entry cycle's P&L per unit of the position (see
+    ``_unit_quantity``), closed legs included; the ``pct`` base is the entry's net premium
+    per unit, |credit or debit|."""
     T = spot.shape[0]
     L = leg_call.shape[0]
     f_t = np.zeros(MAX_FILLS, np.int64)
@@ -350,7 +390,8 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
     next_pos_id = 0
     cash = np.int64(0)
     cycle_cash = np.int64(0)
-    cycle_premium = 0.0
+    cycle_premium = 0.0  # |net premium of the entry fills| per unit, paise
+    unit_quantity = float(_unit_quantity(leg_lots, lot_size))
     entries = 0
     state = 0  # 0 flat/waiting, 1 in position, 2 done for the day
     anchor_t = 0
@@ -371,16 +412,38 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
             c = pos_c[leg]
             if c >= 0 and _tradeable_reason(bid, ask, age, c, t, max_age) < 0:
                 mark[leg] = _fill_price(
-                    bid, ask, age, c, t, leg_side[leg] < 0, fill_mode, tick, base_ticks,
-                    alpha, beta, max_age,
+                    bid,
+                    ask,
+                    age,
+                    c,
+                    t,
+                    leg_side[leg] < 0,
+                    fill_mode,
+                    tick,
+                    base_ticks,
+                    alpha,
+                    beta,
+                    max_age,
                 )
         # --- entry
         if state == 0 and entries < max_entries and entry_mask[t] and t < exit_t:
             ok = True
             for leg in range(L):
                 c, why = _select(
-                    spot, strikes, is_call, bid, ask, age, years, t, leg_call[leg],
-                    leg_kind[leg], leg_param[leg], step, candidates, max_age,
+                    spot,
+                    strikes,
+                    is_call,
+                    bid,
+                    ask,
+                    age,
+                    years,
+                    t,
+                    leg_call[leg],
+                    leg_kind[leg],
+                    leg_param[leg],
+                    step,
+                    candidates,
+                    max_age,
                 )
                 if why < 0:
                     why = _tradeable_reason(bid, ask, age, c, t, max_age)
@@ -395,14 +458,23 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                     last_attempt[leg] = -1
             if ok:
                 entries += 1
-                cycle_cash = 0
-                cycle_premium = 0.0
+                cycle_cash = np.int64(0)
                 peak = 0.0
                 for leg in range(L):
                     c = candidate[leg]
                     buying = leg_side[leg] > 0
                     price = _fill_price(
-                        bid, ask, age, c, t, buying, fill_mode, tick, base_ticks, alpha, beta,
+                        bid,
+                        ask,
+                        age,
+                        c,
+                        t,
+                        buying,
+                        fill_mode,
+                        tick,
+                        base_ticks,
+                        alpha,
+                        beta,
                         max_age,
                     )
                     qty = leg_lots[leg] * lot_size
@@ -416,16 +488,26 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                     flow = -leg_side[leg] * qty * price
                     cash += flow
                     cycle_cash += flow
-                    cycle_premium += price
                     pos_c[leg], pos_entry[leg], pos_qty[leg] = c, price, qty
                     pos_id[leg] = next_pos_id
                     next_pos_id += 1
                     mark[leg] = _fill_price(
-                        bid, ask, age, c, t, not buying, fill_mode, tick, base_ticks, alpha,
-                        beta, max_age,
+                        bid,
+                        ask,
+                        age,
+                        c,
+                        t,
+                        not buying,
+                        fill_mode,
+                        tick,
+                        base_ticks,
+                        alpha,
+                        beta,
+                        max_age,
                     )
                     stopped[leg] = False
                     closing[leg] = -1
+                cycle_premium = abs(cycle_cash) / unit_quantity
                 state = 1
                 anchor_t = t
                 anchor_spot = spot[t]
@@ -436,14 +518,13 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
         if state == 1:
             # --- P&L of the current entry cycle
             value = 0
-            points = 0.0
             for leg in range(L):
                 if pos_c[leg] >= 0:
                     value += leg_side[leg] * pos_qty[leg] * mark[leg]
-                    points += leg_side[leg] * (mark[leg] - pos_entry[leg])
             cycle_pnl = cycle_cash + value
+            points = cycle_pnl / unit_quantity
             if cycle_pnl > peak:
-                peak = cycle_pnl
+                peak = float(cycle_pnl)
             # --- decide exits (time > combined > legs)
             if t >= exit_t or t == T - 1:
                 # An exit time at or after the session end still closes at the last second.
@@ -451,23 +532,21 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                     if pos_c[leg] >= 0 and closing[leg] < 0:
                         closing[leg] = EXIT_TIME if t >= exit_t else FORCED_EOD
             else:
-                loss_pts, gain_pts = -points, points
-                if _threshold_hit(thresholds[2, 0], thresholds[2, 1], loss_pts, cycle_premium, -cycle_pnl):
+                stop_kind, stop_value = thresholds[2, 0], thresholds[2, 1]
+                target_kind, target_value = thresholds[3, 0], thresholds[3, 1]
+                if _threshold_hit(stop_kind, stop_value, -points, cycle_premium, -cycle_pnl):
                     for leg in range(L):
                         if pos_c[leg] >= 0 and closing[leg] < 0:
                             closing[leg] = STOP_LOSS
-                elif _threshold_hit(thresholds[3, 0], thresholds[3, 1], gain_pts, cycle_premium, cycle_pnl):
+                elif _threshold_hit(target_kind, target_value, points, cycle_premium, cycle_pnl):
                     for leg in range(L):
                         if pos_c[leg] >= 0 and closing[leg] < 0:
                             closing[leg] = TARGET
                 elif thresholds[4, 0] > 0 and peak > 0:
                     drop = peak - cycle_pnl
-                    qty_units = 0.0
-                    for leg in range(L):
-                        if pos_qty[leg] > 0:
-                            qty_units = max(qty_units, float(pos_qty[leg]))
-                    drop_points = drop / max(qty_units, 1.0)
-                    if _threshold_hit(thresholds[4, 0], thresholds[4, 1], drop_points, cycle_premium, drop):
+                    trail_kind, trail_value = thresholds[4, 0], thresholds[4, 1]
+                    drop_points = drop / unit_quantity
+                    if _threshold_hit(trail_kind, trail_value, drop_points, cycle_premium, drop):
                         for leg in range(L):
                             if pos_c[leg] >= 0 and closing[leg] < 0:
                                 closing[leg] = TRAILING
@@ -475,9 +554,17 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                     pnl_rupees = cycle_pnl / 100.0
                     drawdown_rupees = (peak - cycle_pnl) / 100.0
                     fired = _eval_condition(
-                        exit_program, exit_constants, exit_series, exit_contract_values,
-                        exit_contract_slot, pos_c, t, pnl_rupees, drawdown_rupees,
-                        condition_pnl_prev, condition_drawdown_prev,
+                        exit_program,
+                        exit_constants,
+                        exit_series,
+                        exit_contract_values,
+                        exit_contract_slot,
+                        pos_c,
+                        t,
+                        pnl_rupees,
+                        drawdown_rupees,
+                        condition_pnl_prev,
+                        condition_drawdown_prev,
                     )
                     condition_pnl_prev = pnl_rupees
                     condition_drawdown_prev = drawdown_rupees
@@ -490,9 +577,14 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                         continue
                     leg_pts = leg_side[leg] * (mark[leg] - pos_entry[leg])
                     leg_money = leg_pts * pos_qty[leg]
-                    if _threshold_hit(thresholds[0, 0], thresholds[0, 1], -leg_pts, pos_entry[leg], -leg_money):
+                    base = pos_entry[leg]
+                    if _threshold_hit(
+                        thresholds[0, 0], thresholds[0, 1], -leg_pts, base, -leg_money
+                    ):
                         closing[leg] = LEG_STOP
-                    elif _threshold_hit(thresholds[1, 0], thresholds[1, 1], leg_pts, pos_entry[leg], leg_money):
+                    elif _threshold_hit(
+                        thresholds[1, 0], thresholds[1, 1], leg_pts, base, leg_money
+                    ):
                         closing[leg] = LEG_TARGET
             # --- execute closes (untradeable legs retry next second; forced at the end)
             for leg in range(L):
@@ -513,8 +605,18 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                     reason = FORCED_EOD
                 elif reason != FORCED_EOD:
                     price = _fill_price(
-                        bid, ask, age, c, t, leg_side[leg] < 0, fill_mode, tick, base_ticks,
-                        alpha, beta, max_age,
+                        bid,
+                        ask,
+                        age,
+                        c,
+                        t,
+                        leg_side[leg] < 0,
+                        fill_mode,
+                        tick,
+                        base_ticks,
+                        alpha,
+                        beta,
+                        max_age,
                     )
                 if n_f >= MAX_FILLS:
                     overflow = True
@@ -528,7 +630,7 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                 cycle_cash += flow
                 pos_c[leg] = -1
                 closing[leg] = -1
-                if reason == LEG_STOP or reason == LEG_TARGET:
+                if reason in (LEG_STOP, LEG_TARGET):
                     stopped[leg] = True
             # --- re-target (only while nothing is closing)
             any_open = False
@@ -554,8 +656,20 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                         if c_old < 0 or stopped[leg] or not rebalance_pending[leg]:
                             continue
                         c_new, why = _select(
-                            spot, strikes, is_call, bid, ask, age, years, t, leg_call[leg],
-                            leg_kind[leg], leg_param[leg], step, candidates, max_age,
+                            spot,
+                            strikes,
+                            is_call,
+                            bid,
+                            ask,
+                            age,
+                            years,
+                            t,
+                            leg_call[leg],
+                            leg_kind[leg],
+                            leg_param[leg],
+                            step,
+                            candidates,
+                            max_age,
                         )
                         if why < 0 and c_new == c_old:
                             rebalance_pending[leg] = False
@@ -578,8 +692,18 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                         rebalance_pending[leg] = False
                         buying = leg_side[leg] > 0
                         out_px = _fill_price(
-                            bid, ask, age, c_old, t, not buying, fill_mode, tick, base_ticks,
-                            alpha, beta, max_age,
+                            bid,
+                            ask,
+                            age,
+                            c_old,
+                            t,
+                            not buying,
+                            fill_mode,
+                            tick,
+                            base_ticks,
+                            alpha,
+                            beta,
+                            max_age,
                         )
                         f_t[n_f], f_leg[n_f], f_c[n_f] = t, leg, c_old
                         f_side[n_f], f_qty[n_f], f_price[n_f] = -leg_side[leg], pos_qty[leg], out_px
@@ -589,8 +713,18 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                         cash += flow
                         cycle_cash += flow
                         in_px = _fill_price(
-                            bid, ask, age, c_new, t, buying, fill_mode, tick, base_ticks,
-                            alpha, beta, max_age,
+                            bid,
+                            ask,
+                            age,
+                            c_new,
+                            t,
+                            buying,
+                            fill_mode,
+                            tick,
+                            base_ticks,
+                            alpha,
+                            beta,
+                            max_age,
                         )
                         f_t[n_f], f_leg[n_f], f_c[n_f] = t, leg, c_new
                         f_side[n_f], f_qty[n_f], f_price[n_f] = leg_side[leg], pos_qty[leg], in_px
@@ -602,8 +736,18 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
                         pos_c[leg], pos_entry[leg], pos_id[leg] = c_new, in_px, next_pos_id
                         next_pos_id += 1
                         mark[leg] = _fill_price(
-                            bid, ask, age, c_new, t, not buying, fill_mode, tick, base_ticks,
-                            alpha, beta, max_age,
+                            bid,
+                            ask,
+                            age,
+                            c_new,
+                            t,
+                            not buying,
+                            fill_mode,
+                            tick,
+                            base_ticks,
+                            alpha,
+                            beta,
+                            max_age,
                         )
                     if done:
                         rebalance_due = False
@@ -621,7 +765,18 @@ def simulate_day(  # type: ignore[no-untyped-def]  # noqa: PLR0913, PLR0915
         pnl[t] = cash + value
         in_pos[t] = open_now
     return (
-        f_t[:n_f], f_leg[:n_f], f_c[:n_f], f_side[:n_f], f_qty[:n_f], f_price[:n_f],
-        f_reason[:n_f], f_pos[:n_f], a_t[:n_a], a_leg[:n_a], a_reason[:n_a], pnl, in_pos,
+        f_t[:n_f],
+        f_leg[:n_f],
+        f_c[:n_f],
+        f_side[:n_f],
+        f_qty[:n_f],
+        f_price[:n_f],
+        f_reason[:n_f],
+        f_pos[:n_f],
+        a_t[:n_a],
+        a_leg[:n_a],
+        a_reason[:n_a],
+        pnl,
+        in_pos,
         overflow,
     )
