@@ -18,6 +18,7 @@ from ticklake.cli import (
     quality_cmds,
     serve_cmd,
     stats_cmds,
+    strategies_cmds,
 )
 from ticklake.cli._common import console, handle_errors, setup_logging, state
 
@@ -58,6 +59,7 @@ analytics_cmds.register(app)
 bars_cmds.register(app)
 serve_cmd.register(app)
 stats_cmds.register(app)
+strategies_cmds.register(app)
 
 
 @app.command("demo")
