@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "unit" / "backtest"))
 
-from _engine_fixtures import GENERATED_DAYS, OPTIONS, SPOT, copy_lake, generated_lake_path  # noqa: E402
+from _e2e_fixtures import BASE_RUN, LiveServer, straddle_spec_data  # noqa: E402
+from _engine_fixtures import copy_lake, generated_lake_path  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = HERE / "artifacts"
@@ -38,31 +38,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-BASE_RUN = "straddle-base"
-
-
-def straddle_spec_data(**changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": "e2e_straddle",
-        "universe": {
-            "underlying": "BANKNIFTY",
-            "options_dataset": OPTIONS,
-            "underlying_dataset": SPOT,
-        },
-        "time": {
-            "start": GENERATED_DAYS[0].isoformat(),
-            "end": GENERATED_DAYS[-1].isoformat(),
-            "entry_windows": ["09:20-09:25"],
-            "exit_time": "15:20",
-        },
-        "legs": [
-            {"name": "ce", "opt_type": "CE", "side": "sell"},
-            {"name": "pe", "opt_type": "PE", "side": "sell"},
-        ],
-        "rebalance": {"kind": "every", "minutes": 60},
-    }
-    data.update(changes)
-    return data
 
 
 def _require_browser() -> None:
@@ -79,13 +54,6 @@ def _require_browser() -> None:
     if os.environ.get("CI"):
         pytest.fail(f"browser tests need Chromium in CI: {missing}")
     pytest.skip(f"browser tests skipped: {missing}")
-
-
-@dataclass
-class LiveServer:
-    url: str
-    lake_root: Path
-    app: Any
 
 
 def _free_port() -> int:

@@ -14,8 +14,7 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-
-from conftest import BASE_RUN, GENERATED_DAYS, OPTIONS, SPOT, LiveServer
+from _e2e_fixtures import BASE_RUN, GENERATED_DAYS, OPTIONS, SPOT, LiveServer
 
 try:
     from playwright.sync_api import expect

@@ -18,40 +18,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backtest"))
 
-from _engine_fixtures import (
-    GENERATED_DAYS,
-    OPTIONS,
-    SPOT,
-    copy_lake,
-    generated_lake_path,
-)
-
-BASE_RUN = "straddle-base"
-TOKEN = "test-token-0123456789abcdef"
-
-
-def straddle_spec_data(**changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": "web_straddle",
-        "universe": {
-            "underlying": "BANKNIFTY",
-            "options_dataset": OPTIONS,
-            "underlying_dataset": SPOT,
-        },
-        "time": {
-            "start": GENERATED_DAYS[0].isoformat(),
-            "end": GENERATED_DAYS[-1].isoformat(),
-            "entry_windows": ["09:20-09:25"],
-            "exit_time": "15:20",
-        },
-        "legs": [
-            {"name": "ce", "opt_type": "CE", "side": "sell"},
-            {"name": "pe", "opt_type": "PE", "side": "sell"},
-        ],
-        "rebalance": {"kind": "every", "minutes": 60},
-    }
-    data.update(changes)
-    return data
+from _engine_fixtures import SPOT, copy_lake, generated_lake_path
+from _web_fixtures import BASE_RUN, make_client, straddle_spec_data
 
 
 @pytest.fixture(scope="session")
@@ -89,18 +57,6 @@ def lake_copy(finished_lake_root: Path, tmp_path: Path) -> Path:
     target = tmp_path / "lake"
     shutil.copytree(finished_lake_root, target, ignore=shutil.ignore_patterns("cache", "jobs"))
     return target
-
-
-def make_client(root: Path, **kwargs: Any) -> Any:
-    from fastapi.testclient import TestClient
-
-    from ticklake.web.app import create_app
-
-    app = create_app(root, **kwargs)
-    client = TestClient(app, base_url="http://127.0.0.1")
-    client.get("/api/v1/health")  # receive the CSRF cookie like a browser's first page load
-    client.headers["X-Ticklake-CSRF"] = client.cookies.get("ticklake_csrf") or ""
-    return client
 
 
 @pytest.fixture

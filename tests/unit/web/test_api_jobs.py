@@ -11,8 +11,8 @@ from typing import Any
 import polars as pl
 import pytest
 from _engine_fixtures import GENERATED_DAYS, OPTIONS, SPOT
+from _web_fixtures import BASE_RUN, straddle_spec_data
 
-from conftest import BASE_RUN, straddle_spec_data
 from ticklake.web.jobs import JobManager
 
 

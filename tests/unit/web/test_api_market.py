@@ -12,8 +12,7 @@ import pandas as pd
 import polars as pl
 import pytest
 from _engine_fixtures import GENERATED_DAYS, OPTIONS, SPOT
-
-from conftest import make_client
+from _web_fixtures import make_client
 
 DAY = GENERATED_DAYS[1]
 IST = timedelta(hours=5, minutes=30)

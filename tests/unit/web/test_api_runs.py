@@ -13,8 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from _engine_fixtures import GENERATED_DAYS
-
-from conftest import BASE_RUN
+from _web_fixtures import BASE_RUN
 
 RUN = f"/api/v1/runs/{BASE_RUN}"
 
@@ -157,7 +156,8 @@ def test_parquet_download_is_the_file_byte_for_byte(client: Any, finished_lake_r
 
 
 def test_compare_a_run_with_a_changed_copy(writable_client: Any, lake_copy: Path) -> None:
-    from conftest import straddle_spec_data
+    from _web_fixtures import straddle_spec_data
+
     from ticklake.backtest.runner import run_backtest
     from ticklake.backtest.spec import parse_spec
     from ticklake.lake import open_lake

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 import schemathesis
+from _web_fixtures import TOKEN
 from hypothesis import HealthCheck, given, settings
 
-from conftest import TOKEN
 from ticklake.web.app import create_app
 
 MAX_EXAMPLES = 12

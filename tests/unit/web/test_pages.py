@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 from _engine_fixtures import OPTIONS, SPOT
-
-from conftest import BASE_RUN
+from _web_fixtures import BASE_RUN
 
 
 def test_overview_lists_datasets_runs_and_row_counts(client: Any, finished_lake_root: Path) -> None:

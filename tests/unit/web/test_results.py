@@ -54,7 +54,8 @@ def test_page_equals_pandas(
     limit: int,
 ) -> None:
     path = tmp_path / f"t{abs(hash((len(frame), sort, op, threshold, leg)))}.parquet"
-    pl.from_pandas(frame).write_parquet(path)
+    schema = {"price_paise": pl.Int64, "leg": pl.String, "fill_index": pl.Int64}
+    pl.DataFrame(frame.to_dict("list"), schema=schema).write_parquet(path)
     filters = [Filter("price_paise", op, str(threshold))]
     expected = frame.query(f"price_paise {OPS[op]} {threshold}")
     if leg is not None:

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _web_fixtures import BASE_RUN, TOKEN, make_client, straddle_spec_data
 from fastapi.testclient import TestClient
 
-from conftest import BASE_RUN, TOKEN, make_client, straddle_spec_data
 from ticklake.web.app import create_app
 from ticklake.web.security import ServeConfigError, check_bind
 
