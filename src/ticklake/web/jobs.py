@@ -11,7 +11,8 @@ server lists past jobs; jobs that were queued or running when it stopped are mar
 Cancelling sets an event that the library's ``progress`` callback checks: it raises
 :class:`~ticklake.errors.InterruptedRunError` after the day (or batch) in flight, so
 the run's ledger says ``interrupted`` and it can be resumed later. A validation has no
-progress hook: cancelling it stops nothing already started, and its result is dropped.
+progress hook: cancelling one that runs takes effect when it ends (the job is marked
+``cancelled``; the report it wrote stays).
 """
 
 from __future__ import annotations
