@@ -60,6 +60,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_build_and_run_the_volume_ema_strategy(page: Any, live_server: LiveServer) -> None:
     page.goto(live_server.url + "/builder")
+    page.wait_for_selector('#builder[data-ready="true"]')
     page.fill("#f-name", "volume_ema")
     add = page.locator('[data-rule="entry"] [data-role="add-condition"]')
     add.click()
@@ -236,4 +237,46 @@ def test_sql_box_runs_a_select_and_shows_refusals(page: Any, live_server: LiveSe
     page.click("#sql-run")
     page.wait_for_selector("#sql-error:not([hidden])")
     assert "only SELECT" in page.inner_text("#sql-error")
+    assert page.js_errors == []
+
+
+def test_sweep_panel_counts_the_grid_and_runs_the_sweep(page: Any, live_server: LiveServer) -> None:
+    page.goto(live_server.url + "/builder")
+    page.wait_for_selector('#builder[data-ready="true"]')
+    page.fill("#f-name", "ema_sweep")
+    page.click("#sweep-add")
+    page.click("#sweep-add")
+    axes = page.locator("#sweep-axes tbody tr")
+    axes.nth(0).locator('[data-role="axis-name"]').fill("fast")
+    axes.nth(0).locator('[data-role="axis-values"]').fill("1, 2, 3")
+    axes.nth(1).locator('[data-role="axis-name"]').fill("slow")
+    axes.nth(1).locator('[data-role="axis-values"]').fill("2, 5")
+    expect(page.locator("#sweep-size")).to_have_text("grid: 3 × 2 = 6 variants")
+    page.fill("#sweep-constraints", "fast < slow")
+    expect(page.locator("#sweep-size")).to_have_text("grid: 3 × 2 = 6 variants before constraints")
+    page.locator('[data-rule="entry"] [data-role="add-condition"]').click()
+    _set_operand(_leaf(page, 0), "left", "ema", 1)
+    _leaf(page, 0).locator('[data-side="left"] [data-param="minutes"]').fill("${fast}")
+    _set_operand(_leaf(page, 0), "right", "ema", 5)
+    _leaf(page, 0).locator('[data-side="right"] [data-param="minutes"]').fill("${slow}")
+    spec = json.loads(page.inner_text("#spec-json"))
+    assert spec["sweep"] == {"fast": [1, 2, 3], "slow": [2, 5]}
+    assert spec["constraints"] == ["fast < slow"]
+    assert spec["entry"]["when"]["left"] == {"metric": "ema", "args": {"minutes": "${fast}"}}
+    page.click("#run-sweep")
+    page.wait_for_url("**/runs/ema_sweep-sweep-*")
+    expect(page.locator("#run-status")).to_have_text("complete", timeout=120_000)
+    run_id = page.url.split("/runs/")[1].split("?")[0]
+    variants = pd.read_parquet(live_server.lake_root / "runs" / run_id / "variants.parquet")
+    # fast < slow leaves (1,2), (1,5), (2,5), (3,5)
+    assert sorted(zip(variants["fast"], variants["slow"], strict=True)) == [
+        (1, 2),
+        (1, 5),
+        (2, 5),
+        (3, 5),
+    ]
+    page.wait_for_selector('#table-tabs [data-table="variants"].active')
+    expect(page.locator("#page-info")).to_have_text(f"1–{len(variants)} of {len(variants)}")
+    ranks = page.locator("#results-table tbody tr td:first-child").all_inner_texts()
+    assert ranks == [str(r) for r in variants["rank"]]
     assert page.js_errors == []

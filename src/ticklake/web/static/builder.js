@@ -476,4 +476,5 @@ document.addEventListener("DOMContentLoaded", async () => {
   } else {
     renderAll();
   }
+  root.dataset.ready = "true"; // every control is wired (tests wait for this)
 });

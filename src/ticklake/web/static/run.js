@@ -61,29 +61,47 @@ document.addEventListener("DOMContentLoaded", () => {
     }
     $("results").hidden = false;
     $("run-spec").textContent = JSON.stringify(run.spec, null, 2);
-    const s = run.statistics || {};
+    const isSweep = run.kind === "sweep";
+    let s = run.statistics || {};
+    if (isSweep) {
+      const top = await api("GET", `/runs/${encodeURIComponent(runId)}/tables/variants?limit=1`);
+      s = top.rows[0] || {};
+      $("variant-note").textContent = `sweep of ${run.variants} variants; cards and charts show variant ${s.variant} (rank 1) — click a variant number to see another`;
+    }
+    const percent = (v) => (v === null || v === undefined ? "-" : (100 * v).toFixed(1) + "%");
     const cards = [
       ["net P&L", rupees(s.total_net_pnl_paise)], ["costs", rupees(s.total_costs_paise)],
-      ["days traded", `${s.days_traded ?? "-"} / ${s.days_planned ?? "-"}`], ["fills", s.fills ?? "-"],
-      ["win rate (days)", s.win_rate_traded_days === null || s.win_rate_traded_days === undefined ? "-" : (100 * s.win_rate_traded_days).toFixed(1) + "%"],
+      ["days traded", `${s.days_traded ?? "-"} / ${s.days_planned ?? run.days_total}`], ["fills", s.fills ?? "-"],
+      ["win rate (days)", percent(s.win_rate_traded_days)],
       ["Sharpe", s.sharpe_ratio === null || s.sharpe_ratio === undefined ? "-" : Number(s.sharpe_ratio).toFixed(2)],
       ["max drawdown", rupees(s.max_drawdown_paise)],
       ["samples", run.samples ? `first ${run.samples.kept} of ${run.samples.of} fills` : "-"],
     ];
     $("stat-cards").replaceChildren(...cards.map(([label, value]) => el("div", { class: "card" }, el("div", { class: "label" }, label), el("div", { class: "value" }, value))));
     const downloads = [];
-    for (const name of ["trades", "daily", "attempts", "samples"]) {
+    for (const name of ["variants", "trades", "daily", "attempts", "samples"]) {
+      if (!run.files.includes(`${name}.parquet`)) continue;
       downloads.push(el("a", { href: `/api/v1/runs/${encodeURIComponent(runId)}/download/${name}?format=csv`, "data-download": `${name}-csv` }, `${name}.csv`));
       downloads.push(el("a", { href: `/api/v1/runs/${encodeURIComponent(runId)}/download/${name}?format=parquet`, "data-download": `${name}-parquet` }, `${name}.parquet`));
     }
     if (run.files.includes("report.html")) downloads.push(el("a", { href: `/api/v1/runs/${encodeURIComponent(runId)}/files/report.html` }, "report.html"));
     $("downloads").replaceChildren(...downloads);
+    $("table-tabs").querySelectorAll("[data-table]").forEach((button) => {
+      const name = button.dataset.table;
+      button.hidden = !run.files.includes(`${name}.parquet`);
+      button.classList.toggle("active", name === (isSweep ? "variants" : "trades"));
+    });
+    table.name = isSweep ? "variants" : "trades";
     drawCharts();
     loadTable(true);
   }
 
-  async function drawCharts() {
-    const curve = await api("GET", `/runs/${encodeURIComponent(runId)}/equity`);
+  async function drawCharts(variant) {
+    const suffix = variant === undefined ? "" : `?variant=${variant}`;
+    const curve = await api("GET", `/runs/${encodeURIComponent(runId)}/equity${suffix}`);
+    if (curve.variant !== null && curve.variant !== undefined && variant !== undefined) {
+      $("variant-note").textContent = `charts show variant ${curve.variant}`;
+    }
     const rs = (values) => values.map((v) => v / 100);
     Plotly.newPlot("equity-chart", [
       { type: "scatter", mode: "lines+markers", name: "equity (₹)", x: curve.date, y: rs(curve.equity_paise), line: { color: "#2563eb" } },
@@ -113,9 +131,13 @@ document.addEventListener("DOMContentLoaded", () => {
         table.offset = 0; loadTable(false);
       },
       onCell: (name, row, td) => {
-        if (name === "date" && row.date) {
+        if (name === "date" && row.date && row.variant === undefined) {
           td.classList.add("link");
           td.addEventListener("click", () => loadDay(row.date));
+        }
+        if (name === "variant" && row.variant !== null && row.variant !== undefined) {
+          td.classList.add("link");
+          td.addEventListener("click", () => drawCharts(row.variant));
         }
       },
     });
