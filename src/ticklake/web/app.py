@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from ticklake._version import __version__
@@ -81,6 +82,8 @@ def create_app(
         "jobs and backtest runs. State-changing requests need the CSRF header or a token "
         "(see docs/web.md).",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.lake = lake
     app.state.jobs = jobs
@@ -100,6 +103,25 @@ def create_app(
             plotly_js_path(),
             media_type="text/javascript",
             headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    import swagger_ui_bundle
+
+    app.mount(
+        "/vendor/swagger",
+        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        name="swagger",
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_docs() -> HTMLResponse:
+        # Served from the swagger-ui-bundle-v2 wheel: OpenAPI docs work without internet.
+        return HTMLResponse(
+            "<!doctype html><html><head><meta charset='utf-8'><title>ticklake API</title>"
+            "<link rel='stylesheet' href='/vendor/swagger/swagger-ui.css'></head><body>"
+            "<div id='swagger-ui'></div>"
+            "<script src='/vendor/swagger/swagger-ui-bundle.js'></script>"
+            "<script src='/static/swagger-init.js'></script></body></html>"
         )
 
     @app.get("/api/v1/health", tags=["lake"], summary="Liveness and version")

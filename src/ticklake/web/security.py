@@ -202,11 +202,10 @@ _CSP = (
     b"img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; "
     b"base-uri 'none'; form-action 'self'"
 )
-# FastAPI's /docs page loads Swagger UI from its CDN (it renders only with internet).
+# /docs serves Swagger UI from the swagger-ui-bundle-v2 wheel; its CSS uses data: images.
 _DOCS_CSP = (
-    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
-    b"https://fastapi.tiangolo.com; frame-ancestors 'none'"
+    b"default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; frame-ancestors 'none'"
 )
 
 

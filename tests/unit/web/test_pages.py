@@ -113,3 +113,17 @@ def test_strategy_schema_templates_and_yaml_round_trip(client: Any) -> None:
     assert again["conditions"]["entry.when"] == text
     # 2024-01-08 .. 2024-01-31: 18 weekdays less the NSE holidays of the 22nd and the 26th
     assert checked["days_planned"] == 16
+
+
+def test_openapi_docs_are_served_without_a_cdn(client: Any) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "/vendor/swagger/swagger-ui-bundle.js" in page.text
+    assert "http" not in page.text.replace("http-equiv", "")  # nothing from the internet
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "cdn" not in csp
+    bundle = client.get("/vendor/swagger/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and "SwaggerUIBundle" in bundle.text
+    init = client.get("/static/swagger-init.js")
+    assert init.status_code == 200 and "/openapi.json" in init.text
+    assert client.get("/openapi.json").json()["info"]["title"] == "ticklake"
