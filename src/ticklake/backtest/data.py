@@ -496,11 +496,7 @@ def underlying_grid(
     if not dataset:
         return None
     grid = session_grid(day, spec)
-    rows = (
-        lake.scan(dataset, start=day, end=day, columns=["ts", "price", "volume"])
-        .sort("ts")
-        .collect()
-    )
+    rows = _sorted_rows(lake, dataset, day, ["ts", "price", "volume"])
     if rows.height == 0:
         return None
     ts = rows["ts"].dt.epoch("ns").to_numpy()
