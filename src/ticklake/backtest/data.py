@@ -270,7 +270,7 @@ def strike_reach_steps(spec: StrategySpec) -> int:
     return max(spec.universe.strike_candidates, *steps) + 1
 
 
-def _partition_hash(lake: Lake, dataset: str, day: date) -> str | None:
+def partition_hash(lake: Lake, dataset: str, day: date) -> str | None:
     # One manifest read (listing every partition's manifest grows with the lake's age).
     files = lake.partition_files(dataset, start=day, end=day)
     if not files:
@@ -308,7 +308,7 @@ def load_day(
         rules = market_rules(universe.underlying, day)
     except Exception as exc:  # reported as the day's skip reason
         return DaySkip(day, f"no market rules: {exc}")
-    options_hash = _partition_hash(lake, universe.options_dataset, day)
+    options_hash = partition_hash(lake, universe.options_dataset, day)
     if options_hash is None:
         return DaySkip(day, "no option data for this day")
     hashes = {f"{universe.options_dataset}/{day}": options_hash}
@@ -319,7 +319,7 @@ def load_day(
     source = "parity"
     if universe.underlying_dataset:
         try:
-            spot_hash = _partition_hash(lake, universe.underlying_dataset, day)
+            spot_hash = partition_hash(lake, universe.underlying_dataset, day)
         except DatasetNotFoundError:
             spot_hash = None
         if spot_hash is not None:

@@ -30,7 +30,7 @@ import polars as pl
 
 from ticklake._version import __version__
 from ticklake.backtest.conditions import compile_spec_conditions
-from ticklake.backtest.data import previous_underlying_day
+from ticklake.backtest.data import partition_hash, previous_underlying_day
 from ticklake.backtest.engine import ATTEMPT_SCHEMA, TRADE_SCHEMA, run_day
 from ticklake.backtest.spec import StrategySpec, parse_spec, spec_hash
 from ticklake.backtest.stats import compute_statistics, session_seconds_from_spec
@@ -87,25 +87,25 @@ def _write_frame(frame: pl.DataFrame, path: Path) -> None:
 
 
 def _input_hashes(lake: Lake, spec: StrategySpec, day: date) -> dict[str, str]:
+    """The sha256 of every partition the day reads (one manifest read each)."""
     hashes = {}
     for dataset in (spec.universe.options_dataset, spec.universe.underlying_dataset):
         if not dataset:
             continue
         try:
-            parts = [p for p in lake.partitions(dataset) if p.date == day]
+            sha = partition_hash(lake, dataset, day)
         except LakeError:
-            parts = []
-        for part in parts:
-            hashes[f"{dataset}/{day}"] = part.manifest.file_sha256 if part.manifest else "?"
+            sha = None
+        if sha is not None:
+            hashes[f"{dataset}/{day}"] = sha
     if compile_spec_conditions(spec).needs_underlying:
         # Conditions on the underlying also read the previous day (previous_close).
         previous = previous_underlying_day(lake, spec, day)
         dataset = spec.universe.underlying_dataset
         if previous is not None and dataset:
-            for part in lake.partitions(dataset):
-                if part.date == previous:
-                    key = f"{dataset}/{previous}"
-                    hashes[key] = part.manifest.file_sha256 if part.manifest else "?"
+            sha = partition_hash(lake, dataset, previous)
+            if sha is not None:
+                hashes[f"{dataset}/{previous}"] = sha
     return hashes
 
 

@@ -62,7 +62,7 @@ from ticklake.backtest.conditions.ast import (
 )
 from ticklake.backtest.conditions.parser import parse_condition
 from ticklake.backtest.conditions.runtime import DayMarket
-from ticklake.backtest.data import DaySkip, load_day
+from ticklake.backtest.data import DaySkip, load_day, strike_reach_steps
 from ticklake.backtest.engine import (
     ATTEMPT_SCHEMA,
     TRADE_SCHEMA,
@@ -292,7 +292,12 @@ def run_day_variants(lake: Lake, specs: list[StrategySpec], day: date) -> list[D
         plans = {i: compile_spec_conditions(specs[i]) for i in indices}
         first = specs[indices[0]]
         loaded = load_day(
-            lake, first, day, market_fields=any(p.needs_contracts for p in plans.values())
+            lake,
+            first,
+            day,
+            market_fields=any(p.needs_contracts for p in plans.values()),
+            # Load every strike any variant's selectors can reach, not just the first's.
+            reach_steps=max(strike_reach_steps(specs[i]) for i in indices),
         )
         if isinstance(loaded, DaySkip):
             for i in indices:
