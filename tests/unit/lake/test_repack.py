@@ -133,10 +133,14 @@ def test_repack_keeps_rows_and_applies_sort_and_row_groups(
     assert part.row_groups_after == meta.num_row_groups
     # Oracle for the probe: rows matching it, counted by DuckDB on the raw file.
     expiry, strike = _probe_values(part.probe)
-    matching = duckdb.connect().execute(
-        f"SELECT count(*) FROM read_parquet('{path}', hive_partitioning = false) "
-        f"WHERE expiry = DATE '{expiry}' AND strike = {strike}"
-    ).fetchone()
+    matching = (
+        duckdb.connect()
+        .execute(
+            f"SELECT count(*) FROM read_parquet('{path}', hive_partitioning = false) "
+            f"WHERE expiry = DATE '{expiry}' AND strike = {strike}"
+        )
+        .fetchone()
+    )
     assert matching == (part.probe_rows,) and part.probe_rows > 0
     # Time-sorted row groups each hold every strike: nothing can be skipped. Sorted by
     # strike, the groups without the strike (all but a few) are skipped, and never one

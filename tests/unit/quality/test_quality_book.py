@@ -50,10 +50,14 @@ def test_r6_allows_a_small_share_of_wide_spreads(validate: Validate) -> None:
     # a 4.9 % spread passes, a 5.1 % one does not, a negative spread never does (once)
     bids, asks = [100.0] * 6, [104.9, 105.2, 99.0, 100.1, 100.1, 100.1]
     frame = _quotes(bids, asks)
-    mid_share = duckdb.connect().sql(
-        "select count(*) from frame where ask_price < bid_price "
-        "or (ask_price - bid_price) / ((ask_price + bid_price) / 2) >= 0.05"
-    ).fetchall()[0][0]
+    mid_share = (
+        duckdb.connect()
+        .sql(
+            "select count(*) from frame where ask_price < bid_price "
+            "or (ask_price - bid_price) / ((ask_price + bid_price) / 2) >= 0.05"
+        )
+        .fetchall()[0][0]
+    )
     strict = validate(frame, "quotes", ["R6"], dataset="strict")
     summary = strict.rule("R6")
     assert summary.violations == mid_share == 2

@@ -34,10 +34,14 @@ def test_r5_order_follows_seq_within_an_instrument(validate: Validate) -> None:
             "size": [1.0] * 6,
         }
     )
-    expected = duckdb.connect().sql(
-        "select count(*) from (select ts < lag(ts) over (partition by instrument order by seq) "
-        "as back from frame) where back"
-    ).fetchall()[0][0]
+    expected = (
+        duckdb.connect()
+        .sql(
+            "select count(*) from (select ts < lag(ts) over (partition by instrument order by seq) "
+            "as back from frame) where back"
+        )
+        .fetchall()[0][0]
+    )
     report = validate(frame, "l3", ["R5.order"])
     assert report.rule("R5.order").violations == expected == 1
     assert report.rule("R5.order").offending["backwards_ms"].to_list() == [1000.0]

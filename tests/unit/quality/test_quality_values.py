@@ -28,10 +28,14 @@ def test_r1_counts_each_bad_bar_once_and_passes_clean_bars(validate: Validate) -
         (10.0, 10.0, 10.0, 10.0),  # flat bar is fine
     ]
     frame = _bars(rows)
-    expected = duckdb.connect().sql(
-        "select count(*) from frame where not (low <= least(open, close) "
-        "and greatest(open, close) <= high and low <= high)"
-    ).fetchall()[0]
+    expected = (
+        duckdb.connect()
+        .sql(
+            "select count(*) from frame where not (low <= least(open, close) "
+            "and greatest(open, close) <= high and low <= high)"
+        )
+        .fetchall()[0]
+    )
     report = validate(frame, "bars", ["R1"])
     summary = report.rule("R1")
     assert expected == (3,)
