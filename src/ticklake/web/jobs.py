@@ -294,25 +294,34 @@ def _apply_overrides(data: dict[str, Any], overrides: dict[str, Any]) -> dict[st
 
 def strategy_from_request(params: dict[str, Any]) -> Any:
     """A validated StrategySpec from ``{"spec": {...}}`` or ``{"template": NAME}`` + overrides."""
-    import yaml
-
     from ticklake.backtest.spec import parse_spec
-    from ticklake.strategies import template_path
 
     overrides = params.get("overrides") or {}
     if not isinstance(overrides, dict):
         raise ConfigError(
             "overrides must map dotted keys to values, e.g. {'time.end': '2024-01-09'}"
         )
+    data, source = _strategy_data(params)
+    if "sweep" in data:
+        raise ConfigError(
+            f"{source} has 'sweep' axes: submit it as a sweep job (kind 'sweep'); "
+            "/api/v1/strategies/validate reports its grid size"
+        )
+    return parse_spec(_apply_overrides(data, overrides), source=source)
+
+
+def _strategy_data(params: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The raw strategy mapping of a request: ``spec`` JSON or a ``template`` name."""
+    import yaml
+
+    from ticklake.strategies import template_path
+
     if params.get("template"):
         data = yaml.safe_load(template_path(str(params["template"])).read_text())
-        source = f"template {params['template']}"
-    elif isinstance(params.get("spec"), dict):
-        data = json.loads(json.dumps(params["spec"]))
-        source = "strategy"
-    else:
-        raise ConfigError("give a strategy as 'spec' (its JSON) or 'template' (a template name)")
-    return parse_spec(_apply_overrides(data, overrides), source=source)
+        return data, f"template {params['template']}"
+    if isinstance(params.get("spec"), dict):
+        return json.loads(json.dumps(params["spec"])), "strategy"
+    raise ConfigError("give a strategy as 'spec' (its JSON) or 'template' (a template name)")
 
 
 def _new_run_id(name: str) -> str:
@@ -391,14 +400,13 @@ def _run_resume(manager: JobManager, job: Job, progress: ProgressFn) -> dict[str
 
 
 def sweep_from_request(params: dict[str, Any]) -> Any:
-    """A SweepSpec from ``{"spec": {..., "sweep": {...}, "constraints": [...]}}``."""
+    """A SweepSpec from ``{"spec": {..., "sweep": {...}}}`` or a sweep ``template`` + overrides."""
     from ticklake.backtest.sweep import sweep_from_data
 
-    spec = params.get("spec")
-    if not isinstance(spec, dict):
-        raise ConfigError("give the sweep as 'spec': a strategy with 'sweep' axes")
-    data = _apply_overrides(json.loads(json.dumps(spec)), params.get("overrides") or {})
-    return sweep_from_data(data, source="sweep")
+    data, source = _strategy_data(params)
+    if "sweep" not in data:
+        raise ConfigError(f"{source} has no 'sweep' axes: submit it as a backtest job")
+    return sweep_from_data(_apply_overrides(data, params.get("overrides") or {}), source=source)
 
 
 def _prepare_sweep(manager: JobManager, params: dict[str, Any]) -> tuple[dict[str, Any], str, str]:

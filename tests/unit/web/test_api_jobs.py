@@ -257,3 +257,25 @@ passes:
 def test_unknown_job_is_404(client: Any) -> None:
     assert client.get("/api/v1/jobs/20240101T000000-deadbeef").status_code == 404
     assert client.get("/api/v1/jobs/../../etc").status_code == 404
+
+
+def test_sweep_templates_validate_with_their_grid_and_are_refused_as_backtests(
+    client: Any, writable_client: Any
+) -> None:
+    from ticklake.strategies import template_info
+
+    info = template_info("otm_strangle_distance_sweep")
+    answer = client.post(
+        "/api/v1/strategies/validate", json={"template": "otm_strangle_distance_sweep"}
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["sweep"]["grid_size"] == info.grid_size == 4
+    assert body["sweep"]["axes"] == {"distance": [1, 2, 3, 4]}
+    plain = client.post("/api/v1/strategies/validate", json={"template": "iron_fly"}).json()
+    assert "sweep" not in plain
+    refused = writable_client.post(
+        "/api/v1/jobs/backtest", json={"template": "otm_strangle_distance_sweep"}
+    )
+    assert refused.status_code == 422
+    assert "submit it as a sweep job" in refused.text

@@ -15,7 +15,7 @@ from ticklake.errors import ConfigError
 from ticklake.lake import Lake
 from ticklake.web.api.deps import get_lake
 from ticklake.web.errors import ResourceNotFoundError, json_safe
-from ticklake.web.jobs import QUALITY_REPORTS_DIR, strategy_from_request
+from ticklake.web.jobs import QUALITY_REPORTS_DIR, strategy_from_request, sweep_from_request
 
 router = APIRouter()
 LakeDep = Annotated[Lake, Depends(get_lake)]
@@ -136,13 +136,39 @@ def _conditions_text(spec: Any) -> dict[str, str | None]:
     return out
 
 
+def _has_sweep(request: dict[str, Any]) -> bool:
+    if request.get("template"):
+        from ticklake.strategies import template_info
+
+        return bool(template_info(str(request["template"])).sweep_axes)
+    spec = request.get("spec")
+    return isinstance(spec, dict) and "sweep" in spec
+
+
 @router.post("/strategies/validate", tags=["strategies"], summary="Validate a strategy")
 def validate_strategy(body: StrategyRequest) -> dict[str, Any]:
-    """Return the normalised spec, its conditions as text and the planned trading days."""
+    """Return the normalised spec, its conditions as text and the planned trading days.
+
+    A strategy with ``sweep`` axes is validated as a sweep: the answer adds its axes and
+    the grid size after constraints.
+    """
     from ticklake.backtest.runner import plan_days
     from ticklake.backtest.spec import spec_hash
+    from ticklake.backtest.sweep import expand
 
-    spec = strategy_from_request(body.model_dump())
+    request = body.model_dump()
+    if _has_sweep(request):
+        sweep = sweep_from_request(request)
+        variants = expand(sweep)
+        first = variants[0].spec
+        return {
+            "spec": first.model_dump(mode="json"),
+            "spec_hash": spec_hash(first),
+            "conditions": _conditions_text(first),
+            "days_planned": len(plan_days(first)),
+            "sweep": {"axes": sweep.axes, "grid_size": len(variants)},
+        }
+    spec = strategy_from_request(request)
     return {
         "spec": spec.model_dump(mode="json"),
         "spec_hash": spec_hash(spec),
