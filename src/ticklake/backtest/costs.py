@@ -50,11 +50,16 @@ class CostRow:
         return self.side == "both" or (self.side == "buy") == buying
 
 
+def cost_table_path(name_or_path: str) -> Path:
+    """The file behind a cost table name: ``nse_fo`` is shipped, anything else is a path."""
+    shipped = "/" not in name_or_path and not name_or_path.endswith(".csv")
+    return DATA_DIR / f"costs_{name_or_path}.csv" if shipped else Path(name_or_path)
+
+
 @lru_cache(maxsize=16)
 def load_cost_table(name_or_path: str) -> tuple[CostRow, ...]:
     """Load ``nse_fo`` (shipped) or a CSV path; errors name the file, row and column."""
-    shipped = "/" not in name_or_path and not name_or_path.endswith(".csv")
-    path = DATA_DIR / f"costs_{name_or_path}.csv" if shipped else Path(name_or_path)
+    path = cost_table_path(name_or_path)
     if not path.is_file():
         raise ConfigError(
             f"cost table {name_or_path!r} not found ({path}); use 'nse_fo' or a CSV path with "

@@ -109,14 +109,17 @@ def _input_hashes(lake: Lake, spec: StrategySpec, day: date) -> dict[str, str]:
     return hashes
 
 
+def new_run_id(name: str) -> str:
+    """A unique run id: the strategy name, a local timestamp and a random suffix."""
+    return f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
 def _table_hashes(spec: StrategySpec) -> dict[str, str]:
     """Hashes of the editable tables a day's result depends on besides the data."""
-    from ticklake.backtest.costs import DATA_DIR
+    from ticklake.backtest.costs import cost_table_path
     from ticklake.market.rules import DEFAULT_RULES_PATH
 
-    table = spec.costs.table
-    shipped = "/" not in table and not table.endswith(".csv")
-    cost_path = DATA_DIR / f"costs_{table}.csv" if shipped else Path(table)
+    cost_path = cost_table_path(spec.costs.table)
     out = {"market_rules": sha256_file(DEFAULT_RULES_PATH)}
     if spec.costs.enabled and cost_path.is_file():
         out["costs"] = sha256_file(cost_path)
@@ -266,7 +269,7 @@ def run_backtest(
     progress: ProgressFn | None = None,
 ) -> RunResult:
     """Run a strategy over its date range; return the finished run."""
-    run_id = run_id or f"{spec.name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run_id = run_id or new_run_id(spec.name)
     run_dir = lake.root / RUNS_DIR / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
     spec_text = json.dumps(spec.model_dump(mode="json"), indent=1, sort_keys=True)

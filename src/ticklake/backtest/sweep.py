@@ -81,6 +81,7 @@ from ticklake.backtest.runner import (
     _write_frame,
     execute_day_jobs,
     load_ledger,
+    new_run_id,
     plan_days,
     resolve_run,
 )
@@ -444,7 +445,7 @@ def run_sweep(
         raise ConfigError(f"rank_by {rank_by!r}: use one of {', '.join(RANK_STATISTICS)}")
     variants = expand(sweep)
     first = variants[0].spec
-    run_id = run_id or f"{first.name}-sweep-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run_id = run_id or new_run_id(f"{first.name}-sweep")
     run_dir = lake.root / RUNS_DIR / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
     specs = [v.spec.model_dump(mode="json") for v in variants]

@@ -46,7 +46,7 @@ from ticklake.lake import Lake, open_lake
 from ticklake.lake.commit import write_parquet
 from ticklake.lake.lake import trading_day_expr
 from ticklake.lake.layout import QUARANTINE_DIR, partition_dirname
-from ticklake.lake.manifest import DatasetInfo, SourceRef, sha256_file, utc_now_iso
+from ticklake.lake.manifest import SourceRef, sha256_file, utc_now_iso
 
 STAGING_DIR = "_staging"
 QUARANTINE_COLUMNS = {
@@ -333,11 +333,6 @@ def _commit_quarantine(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return final
-
-
-def _quarantine_day(frame: pl.DataFrame, info: DatasetInfo) -> pl.Series:
-    """Best-effort day for a rejected row (from a parseable ts in its raw JSON), else 'unknown'."""
-    return pl.Series(["unknown"] * frame.height)
 
 
 def ingest_files(

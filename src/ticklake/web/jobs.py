@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ticklake.backtest.runner import new_run_id
 from ticklake.errors import ConfigError, InterruptedRunError, TicklakeError
 from ticklake.lake import Lake
 from ticklake.lake.commit import write_text_atomic
@@ -324,11 +325,6 @@ def _strategy_data(params: dict[str, Any]) -> tuple[dict[str, Any], str]:
     raise ConfigError("give a strategy as 'spec' (its JSON) or 'template' (a template name)")
 
 
-def _new_run_id(name: str) -> str:
-    # The runner's own format; chosen here so the job knows its run before it starts.
-    return f"{name}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-
-
 def _check_executor(params: dict[str, Any]) -> dict[str, Any]:
     from ticklake.execution import EXECUTORS
 
@@ -353,7 +349,7 @@ def _prepare_backtest(
         "use_cache": bool(params.get("use_cache", True)),
         **_check_executor(params),
     }
-    return prepared, f"backtest {spec.name}", _new_run_id(spec.name)
+    return prepared, f"backtest {spec.name}", new_run_id(spec.name)
 
 
 def _run_backtest(manager: JobManager, job: Job, progress: ProgressFn) -> dict[str, Any]:
@@ -428,7 +424,7 @@ def _prepare_sweep(manager: JobManager, params: dict[str, Any]) -> tuple[dict[st
         **_check_executor(params),
     }
     title = f"sweep {first.name} ({len(variants)} of {sweep.grid_size} variants)"
-    run_id = f"{first.name}-sweep-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    run_id = new_run_id(f"{first.name}-sweep")
     return json_safe(prepared), title, run_id
 
 

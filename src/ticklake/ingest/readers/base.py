@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import gzip
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar, cast
@@ -174,6 +174,3 @@ def iter_text_chunks(path: Path, lines_per_chunk: int) -> Iterator[tuple[int, by
                 return
             yield line_no, b"".join(lines)
             line_no += len(lines)
-
-
-ReaderFactory = Callable[[], Reader]
