@@ -29,6 +29,7 @@ from ticklake.execution.local import _describe_item, _interrupted, _task_failed
 
 # Seconds between checks for Ctrl+C while waiting on tasks: ray.wait blocks in C code,
 # so a bounded wait keeps KeyboardInterrupt prompt.
+_CANCEL_SETTLE_SECONDS = 30.0
 _WAIT_SECONDS = 0.5
 
 
@@ -186,10 +187,10 @@ class RayExecutor:
                     if on_result is not None:
                         on_result(index, results[index])
         except KeyboardInterrupt:
-            self._cancel(index_of)
+            self._cancel(index_of, force=True)
             raise _interrupted(done, len(items)) from None
         except BaseException:
-            self._cancel(index_of)
+            self._cancel(index_of, force=False)
             raise
         finally:
             if previous is not None:
@@ -218,12 +219,30 @@ class RayExecutor:
         except ray.exceptions.RayError as exc:
             raise _task_failed(item, exc) from None
 
-    def _cancel(self, index_of: dict[Any, int]) -> None:
+    def _cancel(self, index_of: dict[Any, int], *, force: bool) -> None:
+        """Stop the tasks still in ``index_of`` and return once they have settled.
+
+        ``force=True`` (Ctrl+C) kills the worker processes at once: a day task must not
+        keep writing after the user asked to stop. After a task *failed*, the others are
+        cancelled gently first (queued ones dropped, running ones interrupted) and only
+        those still running after a grace period are killed. Ray delivers a force-kill to
+        the worker asynchronously, and a kill meant for a task that just finished can land
+        on the next task that worker runs; the gentle path never kills a reused worker.
+        """
         ray = self._ray
-        for ref in list(index_of):
+        refs = list(index_of)
+        index_of.clear()
+        if not refs:
+            return
+        self._send_cancel(refs, force=force)
+        _, unsettled = ray.wait(refs, num_returns=len(refs), timeout=_CANCEL_SETTLE_SECONDS)
+        if unsettled and not force:
+            self._send_cancel(unsettled, force=True)
+            ray.wait(unsettled, num_returns=len(unsettled), timeout=_CANCEL_SETTLE_SECONDS)
+
+    def _send_cancel(self, refs: list[Any], *, force: bool) -> None:
+        for ref in refs:
             try:
-                # force=True kills the worker process: a day task must not keep writing.
-                ray.cancel(ref, force=True)
+                self._ray.cancel(ref, force=force)
             except Exception:  # already finished or gone: nothing to stop
                 continue
-        index_of.clear()
