@@ -18,6 +18,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -78,30 +79,67 @@ def get_lake(path: Path | None) -> Lake:
     return open_lake(path)
 
 
+class ProgressTask:
+    """One bar of a :func:`progress_bars` display."""
+
+    def __init__(self, progress: Progress, task: TaskID) -> None:
+        self._progress = progress
+        self._task = task
+
+    def advance(self, n: int = 1, note: str = "") -> None:
+        self._progress.update(self._task, advance=n, note=note)
+
+    def update(
+        self, *, completed: int | None = None, total: int | None = None, note: str | None = None
+    ) -> None:
+        """Set what is known; ``None`` leaves that part as it was."""
+        fields: dict[str, Any] = {} if note is None else {"note": note}
+        self._progress.update(self._task, completed=completed, total=total, **fields)
+
+
+class ProgressBars:
+    """The bars of one :func:`progress_bars` display; ``add`` starts another one."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+
+    def add(self, description: str, total: int | None = None, note: str = "") -> ProgressTask:
+        """A new bar; ``total=None`` until the job knows its size (shows ``n/?``)."""
+        return ProgressTask(
+            self._progress, self._progress.add_task(description, total=total, note=note)
+        )
+
+
 @contextmanager
-def progress_bar(
-    description: str, total: int, *, enabled: bool = True
-) -> Iterator[Callable[..., None]]:
-    """A Rich progress bar; yields ``advance(n=1, **fields)``. Hidden for tiny jobs."""
-    show = enabled and total > 3 and console.is_terminal
-    progress = Progress(
+def progress_bars(*, enabled: bool = True, on: Console | None = None) -> Iterator[ProgressBars]:
+    """The one Rich progress display of the CLI, on stderr so stdout stays clean for pipes.
+
+    Each bar shows description, bar, done/total, elapsed, ETA and a note. The display is
+    off when ``enabled`` is false or the console (``on``, default stderr) is not a terminal.
+    """
+    target = err_console if on is None else on
+    display = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         TextColumn("{task.fields[note]}"),
-        console=err_console,
-        disable=not show,
+        console=target,
+        disable=not (enabled and target.is_terminal),
         transient=False,
     )
-    with progress:
-        task = progress.add_task(description, total=total, note="")
+    with display:
+        yield ProgressBars(display)
 
-        def advance(n: int = 1, note: str = "") -> None:
-            progress.update(task, advance=n, note=note)
 
-        yield advance
+@contextmanager
+def progress_bar(
+    description: str, total: int, *, enabled: bool = True, on: Console | None = None
+) -> Iterator[Callable[..., None]]:
+    """One :func:`progress_bars` bar; yields ``advance(n=1, note="")``. Hidden for tiny jobs."""
+    with progress_bars(enabled=enabled and total > 3, on=on) as bars:
+        yield bars.add(description, total).advance
 
 
 def human_bytes(size: float) -> str:

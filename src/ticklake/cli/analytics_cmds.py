@@ -7,17 +7,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.panel import Panel
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 
-from ticklake.cli._common import LakeOption, console, err_console, get_lake, handle_errors
+from ticklake.cli._common import LakeOption, console, get_lake, handle_errors, progress_bars
 
 analytics_app = typer.Typer(
     help="The metric catalogue and analytics pipelines.", no_args_is_help=True
@@ -106,23 +98,13 @@ def run_cmd(
 
     spec = load_pipeline(pipeline)
     opened = get_lake(lake)
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[note]}"),
-        console=err_console,
-        disable=not err_console.is_terminal,
-    )
-    with bar:
-        task = bar.add_task(f"pipeline {spec.name}", total=None, note="")
+    with progress_bars() as bars:
+        bar = bars.add(f"pipeline {spec.name}")
 
         def on_progress(event: dict[str, Any]) -> None:
             days = event["days"]
             note = f"batch {days[0]}..{days[-1]} done" if days else "starting"
-            bar.update(task, total=event["total"], completed=event["done"], note=note)
+            bar.update(total=event["total"], completed=event["done"], note=note)
 
         run = run_pipeline(
             opened,

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ticklake.cli._common import LakeOption, console, get_lake, handle_errors
+from ticklake.cli._common import LakeOption, console, get_lake, handle_errors, progress_bars
 
 backtest_app = typer.Typer(help="Run and inspect options backtests.", no_args_is_help=True)
 
@@ -19,28 +18,15 @@ def register(app: typer.Typer) -> None:
     app.add_typer(backtest_app, name="backtest")
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]backtest"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("days · {task.fields[fills]} fills · P&L ₹{task.fields[pnl]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not console.is_terminal,
-    )
-
-
 def _run_with_progress(call: Any, total: int) -> Any:
-    with _progress() as prog:
-        task = prog.add_task("backtest", total=total, fills=0, pnl="0.00")
+    with progress_bars() as bars:
+        bar = bars.add("backtest", total, note="days · 0 fills · P&L ₹0.00")
 
         def on_progress(state: dict[str, Any]) -> None:
-            prog.update(
-                task,
+            pnl = state["net_pnl_paise"] / 100
+            bar.update(
                 completed=state["days_done"],
-                fills=state["fills"],
-                pnl=f"{state['net_pnl_paise'] / 100:,.2f}",
+                note=f"days · {state['fills']} fills · P&L ₹{pnl:,.2f}",
             )
 
         return call(on_progress)

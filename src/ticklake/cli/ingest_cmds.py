@@ -8,7 +8,14 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ticklake.cli._common import LakeOption, console, get_lake, handle_errors
+from ticklake.cli._common import (
+    LakeOption,
+    ProgressTask,
+    console,
+    get_lake,
+    handle_errors,
+    progress_bars,
+)
 from ticklake.errors import IngestError
 
 
@@ -109,23 +116,14 @@ def ingest_cmd(
         extra=extra,
     )
     lake = get_lake(lake_path)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
-
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[note]}"),
-        console=console,
-        disable=not console.is_terminal,
-    ) as prog:
-        tasks: dict[str, TaskID] = {}
+    with progress_bars() as bars:
+        tasks: dict[str, ProgressTask] = {}
 
         def on_progress(phase: str, index: int, total: int, note: str) -> None:
             if phase not in tasks:
                 label = "reading files" if phase == "read" else "committing days"
-                tasks[phase] = prog.add_task(label, total=total, note="")
-            prog.update(tasks[phase], advance=1, note=Path(note).name[:40])
+                tasks[phase] = bars.add(label, total)
+            tasks[phase].advance(note=Path(note).name[:40])
 
         summary = ingest_files(
             lake,
