@@ -181,6 +181,11 @@ class LakeTargetSpec(_Spec):
 
     type: Literal["lake"]
     dataset: str | None = Field(None, description="gold dataset (default {pipeline}_{pass})")
+    mode: Literal["merge", "replace"] = Field(
+        "merge",
+        description="merge upserts on (instrument, ts); replace rebuilds the (day, "
+        "instrument) slices a run computes, so rows it no longer produces disappear",
+    )
 
 
 class DeltaTargetSpec(_Spec):
@@ -322,6 +327,13 @@ class PipelineSpec(_Spec):
             if isinstance(target, LakeTargetSpec) and target.dataset:
                 return self.fill(target.dataset, spec)
         return f"{self.name}_{spec.name}"
+
+    def gold_mode(self, spec: PassSpec) -> Literal["merge", "replace"]:
+        """How a pass's rows go into its gold dataset: ``merge`` unless a lake target says."""
+        for target in self.targets_of(spec):
+            if isinstance(target, LakeTargetSpec):
+                return target.mode
+        return "merge"
 
     def fill(self, template: str, spec: PassSpec) -> str:
         """Fill ``{pipeline}`` and ``{pass}`` in a target path or table name."""

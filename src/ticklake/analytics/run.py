@@ -185,6 +185,7 @@ def _run_batch(job: BatchJob) -> dict[str, Any]:
                 timezone=spec.timezone,
                 bucket=result.bucket,
                 spec_hash=spec.spec_hash(),
+                mode=spec.gold_mode(pass_spec),
             )
         passes[pass_spec.name] = {
             "rows_in": result.rows_in,

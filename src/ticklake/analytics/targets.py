@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 
@@ -73,8 +73,13 @@ def write_gold(
     timezone: str,
     bucket: BucketSpec,
     spec_hash: str,
+    mode: Literal["merge", "replace"] = "merge",
 ) -> WriteResult | None:
-    """Commit a pass's rows to ``gold.<dataset>``, one atomic commit per day."""
+    """Commit a pass's rows to ``gold.<dataset>``, one atomic commit per day.
+
+    ``mode="replace"`` drops the existing rows of each (day, instrument) the frame holds
+    before writing, so a re-run with changed settings leaves no stale buckets.
+    """
     from ticklake.analytics.passes import gold_day_offset
 
     if frame.height == 0:
@@ -95,6 +100,8 @@ def write_gold(
         day_offset=gold_day_offset(bucket),
         spec_hash=spec_hash,
         input_is_unique=False,
+        mode=mode,
+        replace_by=("instrument",) if mode == "replace" else (),
     )
 
 

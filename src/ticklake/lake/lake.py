@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -17,6 +17,7 @@ from ticklake._version import __version__
 from ticklake.config import Settings, load_settings, render_toml
 from ticklake.errors import (
     AmbiguousDatasetError,
+    ConfigError,
     DatasetNotFoundError,
     DuplicateKeyError,
     LakeExistsError,
@@ -259,6 +260,8 @@ class Lake:
         spec_hash: str | None = None,
         progress: Callable[[str], None] | None = None,
         input_is_unique: bool = False,
+        mode: Literal["merge", "replace"] = "merge",
+        replace_by: Sequence[str] = (),
     ) -> WriteResult:
         """Merge ``frame`` into the dataset, one atomic commit per trading day.
 
@@ -267,9 +270,20 @@ class Lake:
         key already exists replaces the old one; identical rows change nothing),
         sorted, and committed atomically. The dataset is created on first write
         (``schema`` required then).
+
+        ``mode="replace"`` rebuilds instead of merging: each trading day in ``frame``
+        keeps none of its existing rows, only the new ones, so rows that a rebuild no
+        longer produces disappear. ``replace_by`` narrows that to slices: with
+        ``replace_by=("instrument",)`` only the existing rows of the instruments present
+        in ``frame`` that day are dropped (a batch of a few instruments leaves the others
+        alone). Days absent from ``frame`` are never touched.
         """
         check_dataset_name(dataset)
         check_layer(layer)
+        if mode not in ("merge", "replace"):
+            raise ConfigError(f"write mode must be 'merge' or 'replace', not {mode!r}")
+        if replace_by and mode != "replace":
+            raise ConfigError("replace_by only applies to mode='replace'")
         info_path = self._dataset_dir(layer, dataset) / DATASET_FILE
         if info_path.is_file():
             info = DatasetInfo.read(info_path)
@@ -298,6 +312,13 @@ class Lake:
                 dataset, schema, layer=layer, timezone=timezone, day_offset=day_offset
             )
         dschema = info.dataset_schema
+        unknown = [c for c in replace_by if c not in dschema.column_names]
+        if unknown:
+            raise ConfigError(
+                f"replace_by columns {unknown} are not columns of {layer}.{dataset} "
+                f"(columns: {', '.join(dschema.column_names)})",
+                dataset=dataset,
+            )
         data = dschema.conform(_to_polars(frame), source=f"write to {layer}.{dataset}")
         result = WriteResult(dataset=dataset, layer=layer, rows_in=data.height)
         if data.height == 0:
@@ -311,7 +332,14 @@ class Lake:
         for (day,), part in data.partition_by("__day", as_dict=True, maintain_order=True).items():
             ref = PartitionRef(self.root, layer, dataset, day)
             result.partitions.append(
-                self._commit_day(ref, part.drop("__day"), dschema, sources, spec_hash)
+                self._commit_day(
+                    ref,
+                    part.drop("__day"),
+                    dschema,
+                    sources,
+                    spec_hash,
+                    replace_by=tuple(replace_by) if mode == "replace" else None,
+                )
             )
             if progress is not None:
                 progress(ref.relative)
@@ -324,7 +352,10 @@ class Lake:
         dschema: DatasetSchema,
         sources: Sequence[SourceRef],
         spec_hash: str | None,
+        *,
+        replace_by: tuple[str, ...] | None = None,
     ) -> PartitionWrite:
+        """Commit one day; ``replace_by`` None merges, a tuple replaces (see ``write``)."""
         settings = self.settings.lake
         with file_lock(ref.lock_path, settings.lock_timeout_seconds, ref.relative):
             commit.recover_partition(ref)
@@ -334,9 +365,14 @@ class Lake:
                 existing = pl.read_parquet(ref.data_path)
                 if ref.manifest_path.exists():
                     old_manifest = Manifest.read(ref.manifest_path)
-            merged = _merge(existing, rows, dschema)
+            kept = existing
+            if existing is not None and replace_by is not None:
+                kept = _drop_replaced(existing, rows, replace_by)
+            merged = _merge(kept, rows, dschema)
             before = 0 if existing is None else existing.height
             old_sources = old_manifest.lineage.sources if old_manifest else ()
+            if replace_by == ():
+                old_sources = ()  # the whole day is rebuilt: its old lineage goes with it
             all_sources = tuple(dict.fromkeys([*old_sources, *sources]))
             if existing is not None and merged.equals(existing):
                 if old_manifest is not None and set(all_sources) != set(old_sources):
@@ -618,6 +654,17 @@ def _merge(
             subset=list(dschema.key), keep="last", maintain_order=True
         )
     return merged.sort(_order(dschema), maintain_order=True)
+
+
+def _drop_replaced(
+    existing: pl.DataFrame, new: pl.DataFrame, replace_by: tuple[str, ...]
+) -> pl.DataFrame | None:
+    """The existing rows a replace keeps: none, or those outside ``new``'s slices."""
+    if not replace_by:
+        return None
+    slices = new.select(replace_by).unique()
+    kept = existing.join(slices, on=list(replace_by), how="anti", nulls_equal=True)
+    return kept if kept.height else None
 
 
 def _ns(value: Any) -> int | None:

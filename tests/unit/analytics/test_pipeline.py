@@ -460,3 +460,58 @@ def test_cli_runs_a_pipeline_and_reports_errors(
     result = runner.invoke(app, args)
     assert result.exit_code != 0
     assert "pass 'hourly', module 1 (metric 'pipeline_test_volum'): unknown metric" in result.output
+
+
+@pytest.mark.parametrize("mode", ["merge", "replace"])
+def test_rerun_with_new_settings_merges_or_replaces_gold(
+    trades_lake: Lake, metrics: None, mode: str
+) -> None:
+    """A re-run with 5-minute buckets over a 1-minute run: merge keeps the old 1-minute
+    buckets beside the new ones; replace leaves exactly the 5-minute result (DuckDB oracle),
+    and only for the instruments and days the re-run computed."""
+    targets = [{"type": "lake", "mode": mode}]
+    run_pipeline(trades_lake, pipeline(targets=targets, bucket={"width": "1m"}))
+    first = trades_lake.read("gold.test_minute")
+    run_pipeline(
+        trades_lake,
+        pipeline(targets=targets, bucket={"width": "5m"}, universe=["AAA", "BBB"], start=DAYS[1]),
+    )
+    out = trades_lake.read("gold.test_minute")
+    trades = trades_lake.read("trades").with_columns(  # noqa: F841 - read by DuckDB below
+        pl.col("ts").dt.cast_time_unit("us")
+    )
+    five = duckdb.sql(
+        """
+        SELECT instrument, time_bucket(INTERVAL 5 MINUTE, ts - INTERVAL 1 MICROSECOND)
+                   + INTERVAL 5 MINUTE AS ts, sum(size) AS volume
+        FROM trades
+        WHERE instrument IN ('AAA', 'BBB')
+          AND CAST(timezone('America/New_York', ts) AS DATE) >= DATE '2024-03-05'
+        GROUP BY ALL
+        """
+    ).pl()
+    rebuilt = (pl.col("instrument").is_in(["AAA", "BBB"])) & (
+        pl.col("ts").dt.convert_time_zone("America/New_York").dt.date() >= DAYS[1]
+    )
+    got = out.filter(rebuilt).select("instrument", "ts", "pipeline_test_volume")
+    untouched = out.filter(~rebuilt).sort("instrument", "ts")
+    assert_frame_equal(untouched, first.filter(~rebuilt).sort("instrument", "ts"))
+    if mode == "replace":
+        assert got.height == five.height
+    else:
+        assert got.height == five.height + first.filter(rebuilt).height - _shared(first, five)
+    joined = five.with_columns(pl.col("ts").dt.convert_time_zone("UTC")).join(
+        got.with_columns(pl.col("ts").dt.cast_time_unit("us")),
+        on=["instrument", "ts"],
+        how="left",
+    )
+    assert joined["pipeline_test_volume"].null_count() == 0
+    assert (joined["pipeline_test_volume"] == joined["volume"]).all()
+
+
+def _shared(first: pl.DataFrame, five: pl.DataFrame) -> int:
+    """1-minute buckets whose label is also a 5-minute label (merge overwrites those)."""
+    labels = five.select(
+        "instrument", pl.col("ts").dt.convert_time_zone("UTC").dt.cast_time_unit("ns")
+    )
+    return first.join(labels, on=["instrument", "ts"], how="semi").height
