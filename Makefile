@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install install-dev system-deps demo test lint typecheck unit doctest bench clean
+.PHONY: help venv install install-dev lock system-deps demo test lint typecheck unit doctest bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -18,11 +18,15 @@ $(UV): | $(PY)
 
 venv: $(UV) ## create the virtual environment (.venv) with uv inside
 
-install: $(UV) ## install ticklake (runtime only) into .venv
-	$(UV) pip install -q --python $(PY) -e .
+install: $(UV) ## install ticklake (runtime only) into .venv, at the tested versions
+	$(UV) pip install -q --python $(PY) -c constraints.txt -e .
 
-install-dev: $(UV) ## install ticklake with every extra the tests need (dev tools, Ray)
-	$(UV) pip install -q --python $(PY) -e '.[dev,ray]'
+install-dev: $(UV) ## install ticklake with every extra the tests need (dev tools, Ray), at the tested versions
+	$(UV) pip install -q --python $(PY) -c constraints.txt -e '.[dev,ray]'
+
+lock: $(UV) ## re-resolve constraints.txt to the newest versions pyproject.toml allows
+	$(UV) pip compile -q --upgrade pyproject.toml --extra dev --extra ray --extra postgres --extra delta \
+		--python-version 3.11 --custom-compile-command "make lock" -o constraints.txt
 
 system-deps: ## apt packages the tests need: PostgreSQL server binaries, Chromium for the browser tests (skipped when present)
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || dpkg -s postgresql >/dev/null 2>&1; then \
