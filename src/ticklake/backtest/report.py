@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
-from plotly.offline import get_plotlyjs
 from rich.console import Console
 from rich.table import Table
 
+from ticklake._html import figure_block, frame_table, page, write_page
 from ticklake.backtest.stats import (
     STATISTIC_FIELDS,
     SUMMARY_FIELDS,
@@ -178,12 +177,7 @@ def write_report(run_dir: Path, *, bucket_minutes: int = 15) -> Path:
     """Write ``<run_dir>/report.html`` (self-contained) and return its path."""
     results = read_run_results(Path(run_dir))
     document = render_report(results, bucket_minutes=bucket_minutes)
-    target = results.run_dir / "report.html"
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_text(document, encoding="utf-8")
-    # Replace atomically: a browser refreshing mid-write sees the old or the new report.
-    os.replace(temporary, target)
-    return target
+    return write_page(results.run_dir / "report.html", document)
 
 
 def render_report(results: RunResults, *, bucket_minutes: int = 15) -> str:
@@ -201,7 +195,7 @@ def render_report(results: RunResults, *, bucket_minutes: int = 15) -> str:
             entry_time_figure(daily, results.timezone, bucket_minutes),
         ),
     ]
-    charts = "\n".join(_figure_block(key, title, fig) for key, title, fig in figures)
+    charts = "\n".join(figure_block(key, fig, title) for key, title, fig in figures)
     name = str(results.run.get("name") or results.spec.get("name") or "(unnamed strategy)")
     sections = [
         _header(results, statistics, name),
@@ -213,21 +207,7 @@ def render_report(results: RunResults, *, bucket_minutes: int = 15) -> str:
         "<h2>Strategy spec</h2>",
         f"<pre class='spec'>{html.escape(json.dumps(results.spec, indent=2))}</pre>",
     ]
-    body = "\n".join(sections)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{html.escape(name)} — {html.escape(results.run_id)}</title>
-<style>{_CSS}</style>
-<script type="text/javascript">{get_plotlyjs()}</script>
-</head>
-<body>
-{body}
-<script type="text/javascript">{_DRAW_FIGURES}</script>
-</body>
-</html>
-"""
+    return page(f"{name} — {results.run_id}", "\n".join(sections), _CSS)
 
 
 def print_summary(run_dir: Path, console: Console) -> Statistics:
@@ -247,17 +227,6 @@ def print_summary(run_dir: Path, console: Console) -> Statistics:
         reasons = ", ".join(f"{r} ×{n}" for r, n in statistics.skip_reasons.items())
         console.print(f"skipped: {reasons}", highlight=False)
     return statistics
-
-
-def _figure_block(key: str, title: str, figure: go.Figure) -> str:
-    # "</" inside a <script> block would end it early; "<\/" is the same JSON string.
-    data = figure.to_json().replace("</", "<\\/")
-    return (
-        f"<section class='chart'><h2>{html.escape(title)}</h2>\n"
-        f"<div id='chart-{key}' class='figure'></div>\n"
-        f"<script type='application/json' id='figure-{key}' data-target='chart-{key}'>"
-        f"{data}</script></section>"
-    )
 
 
 def _header(results: RunResults, statistics: Statistics, name: str) -> str:
@@ -316,7 +285,7 @@ def _samples_section(results: RunResults, statistics: Statistics) -> str:
     title = f"<h2>Sample fills</h2><p class='note'>first {shown:,} of {total:,} fills</p>"
     if samples is None or samples.height == 0:
         return title
-    return title + _frame_table(_display_frame(samples, results.timezone), "samples")
+    return title + frame_table(_display_frame(samples, results.timezone), "samples", _cell)
 
 
 def _skipped_section(daily: pl.DataFrame, statistics: Statistics) -> str:
@@ -339,7 +308,7 @@ def _skipped_section(daily: pl.DataFrame, statistics: Statistics) -> str:
     )
     if frame.height == 0:
         return title
-    return title + _frame_table(frame, "skipped")
+    return title + frame_table(frame, "skipped", _cell)
 
 
 def _display_frame(frame: pl.DataFrame, timezone: str) -> pl.DataFrame:
@@ -363,45 +332,18 @@ def _display_frame(frame: pl.DataFrame, timezone: str) -> pl.DataFrame:
     return frame.select(columns)
 
 
-def _frame_table(frame: pl.DataFrame, css_class: str) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in frame.iter_rows()
-    )
-    return (
-        f"<div class='scroll'><table class='{css_class}'><thead><tr>{head}</tr></thead>"
-        f"<tbody>{body}</tbody></table></div>"
-    )
-
-
 def _cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:,.4g}" if abs(value) < 1e-3 and value else f"{value:,.2f}"
-    return html.escape(str(value))
+    return str(value)
 
 
+# After the shared page's rules (ticklake._html.BASE_CSS).
 _CSS = """
-body { font-family: -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 2em auto;
-       max-width: 1200px; color: #222; padding: 0 1em; }
-h1 { margin-bottom: .2em; } h2 { margin-top: 1.6em; font-size: 1.15em; }
-table { border-collapse: collapse; font-size: .9em; }
-th, td { padding: .25em .7em; border-bottom: 1px solid #e3e3e3; text-align: left; }
+table { font-size: .9em; }
 table.stats td, table.samples td { text-align: right; font-variant-numeric: tabular-nums; }
-.scroll { overflow-x: auto; max-height: 32em; }
-.note { color: #666; font-size: .85em; }
-pre.spec { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: .85em; }
-"""
-
-# Draw every embedded figure; the figures' JSON stays readable in the file.
-_DRAW_FIGURES = """
-document.querySelectorAll('script[type="application/json"][data-target]').forEach(
-  function (node) {
-    var figure = JSON.parse(node.textContent);
-    Plotly.newPlot(node.dataset.target, figure.data, figure.layout,
-                   {responsive: true, displaylogo: false});
-  });
 """
 
 
@@ -471,7 +413,7 @@ def write_sweep_report(
         x_axis = x_axis or axes[0]
         y_axis = y_axis or next(a for a in axes if a != x_axis)
         figure = sweep_heatmap_figure(variants, x_axis, y_axis, statistic)
-        blocks.append(_figure_block("sweep-heatmap", figure.layout.title.text, figure))
+        blocks.append(figure_block("sweep-heatmap", figure, figure.layout.title.text))
     shown = variants.with_columns(
         (pl.col(c) / 100).round(2).alias(c.replace("_paise", "_rupees"))
         for c in variants.columns
@@ -485,23 +427,5 @@ def write_sweep_report(
         f"variants after constraints {html.escape(json.dumps(info['constraints']))}</td></tr>"
         f"<tr><th>Ranked by</th><td>{html.escape(statistic)}</td></tr></table>"
     )
-    body = "\n".join([header, *blocks, "<h2>Variants</h2>", _frame_table(shown, "variants")])
-    document = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{html.escape(name)} sweep</title>
-<style>{_CSS}</style>
-<script type="text/javascript">{get_plotlyjs()}</script>
-</head>
-<body>
-{body}
-<script type="text/javascript">{_DRAW_FIGURES}</script>
-</body>
-</html>
-"""
-    target = run_dir / "report.html"
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    temporary.write_text(document, encoding="utf-8")
-    os.replace(temporary, target)
-    return target
+    body = "\n".join([header, *blocks, "<h2>Variants</h2>", frame_table(shown, "variants", _cell)])
+    return write_page(run_dir / "report.html", page(f"{name} sweep", body, _CSS))

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
-from plotly.offline import get_plotlyjs
 from rich.console import Console
 from rich.table import Table
 
+from ticklake._html import figure_block, frame_table, page, write_page
 from ticklake.stats.windows import REGIMES, WindowStats, describe
 
 _LAYOUT: dict[str, Any] = {
@@ -141,64 +140,23 @@ def render_html(stats: WindowStats) -> str:
         f"{html.escape(spec.start or 'first day')} → {html.escape(spec.end or 'last day')}.</p>",
         f"<ul class='notes'>{notes}</ul>",
         "<h2>Summary (all used days)</h2>",
-        _frame_table(stats.summary.filter(pl.col("regime") == "all"), "summary"),
-        *(_figure_block(key, figure) for key, figure in figures),
+        frame_table(stats.summary.filter(pl.col("regime") == "all"), "summary", _text),
+        *(figure_block(key, figure) for key, figure in figures),
         "<h2>Summary per regime</h2>",
-        _frame_table(stats.summary.filter(pl.col("regime") != "all"), "summary"),
+        frame_table(stats.summary.filter(pl.col("regime") != "all"), "summary", _text),
         "<h2>Outliers</h2>",
-        _frame_table(stats.outliers, "outliers") if stats.outliers.height else "<p>none</p>",
+        frame_table(stats.outliers, "outliers", _text) if stats.outliers.height else "<p>none</p>",
         "<h2>Per day</h2>",
-        _frame_table(stats.per_day, "per-day"),
+        frame_table(stats.per_day, "per-day", _text),
         "<h2>Spec</h2>",
         f"<pre class='spec'>{html.escape(json.dumps(header['spec'], indent=2))}</pre>",
     ]
-    body = "\n".join(sections)
-    return f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{html.escape(title)}</title>
-<style>{_CSS}</style>
-<script type="text/javascript">{get_plotlyjs()}</script>
-</head>
-<body>
-{body}
-<script type="text/javascript">{_DRAW_FIGURES}</script>
-</body>
-</html>
-"""
+    return page(title, "\n".join(sections), _CSS)
 
 
 def write_html(stats: WindowStats, path: Path) -> Path:
     """Write the self-contained report to ``path`` atomically and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(render_html(stats), encoding="utf-8")
-    os.replace(temporary, path)
-    return path
-
-
-def _figure_block(key: str, figure: go.Figure) -> str:
-    # "</" inside a <script> block would end it early; "<\/" is the same JSON string.
-    data = figure.to_json().replace("</", "<\\/")
-    return (
-        f"<section class='chart'><div id='chart-{key}' class='figure'></div>\n"
-        f"<script type='application/json' id='figure-{key}' data-target='chart-{key}'>"
-        f"{data}</script></section>"
-    )
-
-
-def _frame_table(frame: pl.DataFrame, css_class: str) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_text(v))}</td>" for v in row) + "</tr>"
-        for row in frame.iter_rows()
-    )
-    return (
-        f"<div class='scroll'><table class='{css_class}'><thead><tr>{head}</tr></thead>"
-        f"<tbody>{body}</tbody></table></div>"
-    )
+    return write_page(path, render_html(stats))
 
 
 def _text(value: Any) -> str:
@@ -211,24 +169,10 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+# After the shared page's rules (ticklake._html.BASE_CSS).
 _CSS = """
-body { font-family: -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 2em auto;
-       max-width: 1200px; color: #222; padding: 0 1em; }
-h1 { margin-bottom: .2em; } h2 { margin-top: 1.6em; font-size: 1.15em; }
-table { border-collapse: collapse; font-size: .85em; }
-th, td { padding: .25em .6em; border-bottom: 1px solid #e3e3e3; text-align: left; }
+table { font-size: .85em; }
+th, td { padding: .25em .6em; }
 td { font-variant-numeric: tabular-nums; }
-.scroll { overflow-x: auto; max-height: 32em; }
 .note, ul.notes { color: #555; font-size: .9em; }
-pre.spec { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: .85em; }
-"""
-
-# Draw every embedded figure; the figures' JSON stays readable in the file.
-_DRAW_FIGURES = """
-document.querySelectorAll('script[type="application/json"][data-target]').forEach(
-  function (node) {
-    var figure = JSON.parse(node.textContent);
-    Plotly.newPlot(node.dataset.target, figure.data, figure.layout,
-                   {responsive: true, displaylogo: false});
-  });
 """
