@@ -71,6 +71,42 @@ COND_MAX_PROGRAM = 512
 MAX_FILLS = 20_000
 MAX_ATTEMPTS = 5_000
 
+# The day's fills, one column per fill: rows of int64[FILL_FIELDS, MAX_FILLS].
+FILL_T, FILL_LEG, FILL_CONTRACT, FILL_SIDE, FILL_QTY, FILL_PRICE, FILL_REASON, FILL_POSITION = (
+    range(8)
+)
+FILL_FIELDS = 8
+# Why orders could not trade, one column per attempt: rows of int64[3, MAX_ATTEMPTS].
+ATTEMPT_T, ATTEMPT_LEG, ATTEMPT_REASON = range(3)
+
+
+@numba.njit(cache=True)
+def _record_fill(fills, n, t, leg, c, side, qty, price, reason, position):
+    """Write fill ``n`` and return its cash flow in paise (``-side × qty × price``: a buy
+    pays). The caller checks ``n < MAX_FILLS`` first."""
+    fills[FILL_T, n] = t
+    fills[FILL_LEG, n] = leg
+    fills[FILL_CONTRACT, n] = c
+    fills[FILL_SIDE, n] = side
+    fills[FILL_QTY, n] = qty
+    fills[FILL_PRICE, n] = price
+    fills[FILL_REASON, n] = reason
+    fills[FILL_POSITION, n] = position
+    return -side * qty * price
+
+
+@numba.njit(cache=True)
+def _record_attempt(attempts, n, last_attempt, t, leg, why):
+    """Note that ``leg`` could not trade at ``t`` for ``why`` unless that is what it was
+    told last time (or the table is full); return the new attempt count."""
+    if why != last_attempt[leg] and n < MAX_ATTEMPTS:
+        attempts[ATTEMPT_T, n] = t
+        attempts[ATTEMPT_LEG, n] = leg
+        attempts[ATTEMPT_REASON, n] = why
+        n += 1
+    last_attempt[leg] = why
+    return n
+
 
 @numba.njit(cache=True)
 def _norm_cdf(x: float) -> float:
@@ -362,17 +398,8 @@ def simulate_day(
     per unit, |credit or debit|."""
     T = spot.shape[0]
     L = leg_call.shape[0]
-    f_t = np.zeros(MAX_FILLS, np.int64)
-    f_leg = np.zeros(MAX_FILLS, np.int64)
-    f_c = np.zeros(MAX_FILLS, np.int64)
-    f_side = np.zeros(MAX_FILLS, np.int64)
-    f_qty = np.zeros(MAX_FILLS, np.int64)
-    f_price = np.zeros(MAX_FILLS, np.int64)
-    f_reason = np.zeros(MAX_FILLS, np.int64)
-    f_pos = np.zeros(MAX_FILLS, np.int64)
-    a_t = np.zeros(MAX_ATTEMPTS, np.int64)
-    a_leg = np.zeros(MAX_ATTEMPTS, np.int64)
-    a_reason = np.zeros(MAX_ATTEMPTS, np.int64)
+    fills = np.zeros((FILL_FIELDS, MAX_FILLS), np.int64)
+    attempts = np.zeros((3, MAX_ATTEMPTS), np.int64)
     pnl = np.zeros(T, np.int64)
     in_pos = np.zeros(T, np.bool_)
     n_f = 0
@@ -450,10 +477,7 @@ def simulate_day(
                 candidate[leg] = c
                 if why >= 0:
                     ok = False
-                    if why != last_attempt[leg] and n_a < MAX_ATTEMPTS:
-                        a_t[n_a], a_leg[n_a], a_reason[n_a] = t, leg, why
-                        n_a += 1
-                    last_attempt[leg] = why
+                    n_a = _record_attempt(attempts, n_a, last_attempt, t, leg, why)
                 else:
                     last_attempt[leg] = -1
             if ok:
@@ -481,11 +505,10 @@ def simulate_day(
                     if n_f >= MAX_FILLS:
                         overflow = True
                         break
-                    f_t[n_f], f_leg[n_f], f_c[n_f] = t, leg, c
-                    f_side[n_f], f_qty[n_f], f_price[n_f] = leg_side[leg], qty, price
-                    f_reason[n_f], f_pos[n_f] = ENTRY, next_pos_id
+                    flow = _record_fill(
+                        fills, n_f, t, leg, c, leg_side[leg], qty, price, ENTRY, next_pos_id
+                    )
                     n_f += 1
-                    flow = -leg_side[leg] * qty * price
                     cash += flow
                     cycle_cash += flow
                     pos_c[leg], pos_entry[leg], pos_qty[leg] = c, price, qty
@@ -594,10 +617,7 @@ def simulate_day(
                     continue
                 why = _tradeable_reason(bid, ask, age, c, t, max_age)
                 if why >= 0 and t < T - 1:
-                    if why != last_attempt[leg] and n_a < MAX_ATTEMPTS:
-                        a_t[n_a], a_leg[n_a], a_reason[n_a] = t, leg, why
-                        n_a += 1
-                    last_attempt[leg] = why
+                    n_a = _record_attempt(attempts, n_a, last_attempt, t, leg, why)
                     continue
                 last_attempt[leg] = -1
                 price = mark[leg]
@@ -621,11 +641,10 @@ def simulate_day(
                 if n_f >= MAX_FILLS:
                     overflow = True
                     break
-                f_t[n_f], f_leg[n_f], f_c[n_f] = t, leg, c
-                f_side[n_f], f_qty[n_f], f_price[n_f] = -leg_side[leg], pos_qty[leg], price
-                f_reason[n_f], f_pos[n_f] = reason, pos_id[leg]
+                flow = _record_fill(
+                    fills, n_f, t, leg, c, -leg_side[leg], pos_qty[leg], price, reason, pos_id[leg]
+                )
                 n_f += 1
-                flow = leg_side[leg] * pos_qty[leg] * price
                 cash += flow
                 cycle_cash += flow
                 pos_c[leg] = -1
@@ -680,10 +699,7 @@ def simulate_day(
                             why = _tradeable_reason(bid, ask, age, c_old, t, max_age)
                         if why >= 0:
                             done = False
-                            if why != last_attempt[leg] and n_a < MAX_ATTEMPTS:
-                                a_t[n_a], a_leg[n_a], a_reason[n_a] = t, leg, why
-                                n_a += 1
-                            last_attempt[leg] = why
+                            n_a = _record_attempt(attempts, n_a, last_attempt, t, leg, why)
                             continue
                         last_attempt[leg] = -1
                         if n_f + 2 > MAX_FILLS:
@@ -705,11 +721,11 @@ def simulate_day(
                             beta,
                             max_age,
                         )
-                        f_t[n_f], f_leg[n_f], f_c[n_f] = t, leg, c_old
-                        f_side[n_f], f_qty[n_f], f_price[n_f] = -leg_side[leg], pos_qty[leg], out_px
-                        f_reason[n_f], f_pos[n_f] = REBALANCE_CLOSE, pos_id[leg]
+                        flow = _record_fill(
+                            fills, n_f, t, leg, c_old, -leg_side[leg], pos_qty[leg], out_px,
+                            REBALANCE_CLOSE, pos_id[leg],
+                        )  # fmt: skip
                         n_f += 1
-                        flow = leg_side[leg] * pos_qty[leg] * out_px
                         cash += flow
                         cycle_cash += flow
                         in_px = _fill_price(
@@ -726,11 +742,11 @@ def simulate_day(
                             beta,
                             max_age,
                         )
-                        f_t[n_f], f_leg[n_f], f_c[n_f] = t, leg, c_new
-                        f_side[n_f], f_qty[n_f], f_price[n_f] = leg_side[leg], pos_qty[leg], in_px
-                        f_reason[n_f], f_pos[n_f] = REBALANCE_OPEN, next_pos_id
+                        flow = _record_fill(
+                            fills, n_f, t, leg, c_new, leg_side[leg], pos_qty[leg], in_px,
+                            REBALANCE_OPEN, next_pos_id,
+                        )  # fmt: skip
                         n_f += 1
-                        flow = -leg_side[leg] * pos_qty[leg] * in_px
                         cash += flow
                         cycle_cash += flow
                         pos_c[leg], pos_entry[leg], pos_id[leg] = c_new, in_px, next_pos_id
@@ -765,17 +781,17 @@ def simulate_day(
         pnl[t] = cash + value
         in_pos[t] = open_now
     return (
-        f_t[:n_f],
-        f_leg[:n_f],
-        f_c[:n_f],
-        f_side[:n_f],
-        f_qty[:n_f],
-        f_price[:n_f],
-        f_reason[:n_f],
-        f_pos[:n_f],
-        a_t[:n_a],
-        a_leg[:n_a],
-        a_reason[:n_a],
+        fills[FILL_T, :n_f],
+        fills[FILL_LEG, :n_f],
+        fills[FILL_CONTRACT, :n_f],
+        fills[FILL_SIDE, :n_f],
+        fills[FILL_QTY, :n_f],
+        fills[FILL_PRICE, :n_f],
+        fills[FILL_REASON, :n_f],
+        fills[FILL_POSITION, :n_f],
+        attempts[ATTEMPT_T, :n_a],
+        attempts[ATTEMPT_LEG, :n_a],
+        attempts[ATTEMPT_REASON, :n_a],
         pnl,
         in_pos,
         overflow,
