@@ -24,8 +24,8 @@ from typing import Any
 import polars as pl
 
 from ticklake.errors import IngestError
+from ticklake.ingest.readers._csv_rows import Check, field, number, read_csv_batches
 from ticklake.ingest.readers.base import Batch, Reader, ReaderOptions, open_source, register_reader
-from ticklake.ingest.readers.tardis import Check, field, number, read_csv_batches
 
 #: ``flags`` bit of a row from the capture's synthetic opening snapshot (the same bit
 #: Databento uses for F_SNAPSHOT, so "part of a snapshot" reads the same across venues).

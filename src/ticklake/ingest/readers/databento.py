@@ -19,8 +19,8 @@ from pathlib import Path
 
 import polars as pl
 
+from ticklake.ingest.readers._csv_rows import Check, descale, field, read_csv_batches, read_header
 from ticklake.ingest.readers.base import Batch, Reader, ReaderOptions, register_reader
-from ticklake.ingest.readers.tardis import Check, descale, field, read_csv_batches, read_header
 
 PRICE_DIGITS = 9  # fixed-point prices are value x 10**9
 #: Databento's UNDEF_PRICE (i64 max): "no price", e.g. on a clear (R) record.

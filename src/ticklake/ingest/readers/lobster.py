@@ -31,6 +31,7 @@ from typing import NoReturn
 import polars as pl
 
 from ticklake.errors import IngestError
+from ticklake.ingest.readers._csv_rows import Check, descale, field, reject_unparsed, split_fields
 from ticklake.ingest.readers.base import (
     Batch,
     Reader,
@@ -38,7 +39,6 @@ from ticklake.ingest.readers.base import (
     iter_text_chunks,
     register_reader,
 )
-from ticklake.ingest.readers.tardis import Check, descale, field, reject_unparsed, split_fields
 from ticklake.schemas import get_schema
 
 DEFAULT_TIMEZONE = "America/New_York"
