@@ -19,6 +19,7 @@ from _engine_fixtures import (  # type: ignore[import-not-found]
     SPOT,
     copy_lake,
     generated_lake_root,  # noqa: F401 - fixture
+    sha256,
 )
 
 from ticklake.backtest.engine import run_day
@@ -156,6 +157,35 @@ def test_every_variant_equals_its_own_separate_backtest(finished_sweep: Any) -> 
     # Variants differ: the volume look-back changes which seconds qualify.
     totals = daily.group_by("variant").agg(pl.col("net_pnl_paise").sum())
     assert totals["net_pnl_paise"].n_unique() > 1
+
+
+def test_process_executor_sweep_writes_the_serial_outputs(
+    finished_sweep: Any, tmp_path: Path
+) -> None:
+    """Two worker processes, each day task evaluating every variant: the daily table,
+    the trades and every day's output files are byte-for-byte the serial run's."""
+    lake, serial = finished_sweep
+    other = copy_lake(lake.root, tmp_path / "lake")
+    parallel = run_sweep(
+        other,
+        sweep_from_data(_sweep_data()),
+        executor="process",
+        workers=2,
+        rank_by="total_net_pnl_paise",
+        run_id="sweep-under-test",
+    )
+    assert parallel.status == "complete"
+    _, _, daily_serial, trades_serial = read_sweep(serial.run_dir)
+    _, _, daily_parallel, trades_parallel = read_sweep(parallel.run_dir)
+    assert trades_parallel.equals(trades_serial)
+    assert daily_parallel.equals(daily_serial), daily_serial.columns
+    serial_days = sorted(p.relative_to(serial.run_dir) for p in serial.run_dir.rglob("*.parquet"))
+    parallel_days = sorted(
+        p.relative_to(parallel.run_dir) for p in parallel.run_dir.rglob("*.parquet")
+    )
+    assert parallel_days == serial_days
+    for relative in serial_days:
+        assert sha256(parallel.run_dir / relative) == sha256(serial.run_dir / relative), relative
 
 
 def test_variant_table_is_ranked_by_the_chosen_statistic(finished_sweep: Any) -> None:
