@@ -328,13 +328,23 @@ class Lake:
             # full-row pass; everyone else gets the checks.
             data, result.duplicates_in_input = _dedupe_input(data, dschema, f"{layer}.{dataset}")
         days = data.select(trading_day_expr(dschema.ts_column, info).alias("__day"))["__day"]
-        data = data.with_columns(days)
-        for (day,), part in data.partition_by("__day", as_dict=True, maintain_order=True).items():
+        if days.null_count() == 0 and days.min() == days.max():
+            # One trading day (every ingest commit): partition_by would copy every column.
+            groups = [(days[0], data)]
+        else:
+            split = data.with_columns(days)
+            groups = [
+                (day, part.drop("__day"))
+                for (day,), part in split.partition_by(
+                    "__day", as_dict=True, maintain_order=True
+                ).items()
+            ]
+        for day, part in groups:
             ref = PartitionRef(self.root, layer, dataset, day)
             result.partitions.append(
                 self._commit_day(
                     ref,
-                    part.drop("__day"),
+                    part,
                     dschema,
                     sources,
                     spec_hash,
@@ -381,7 +391,6 @@ class Lake:
                     updated = old_manifest.model_copy(update={"lineage": lineage})
                     commit.write_text_atomic(ref.manifest_path, updated.to_json())
                 return PartitionWrite(ref.relative, before, before, rows.height, changed=False)
-            table = merged.to_arrow().cast(dschema.arrow_schema())
             # Bounds as int64 ns: Series.min() on a datetime gives a Python datetime,
             # which has microsecond resolution and would truncate the nanoseconds.
             ts = merged[dschema.ts_column].dt.epoch("ns")
@@ -407,10 +416,11 @@ class Lake:
 
             commit.commit_partition(
                 ref,
-                table,
+                merged,
                 manifest_for,
                 row_group_rows=settings.row_group_rows,
                 zstd_level=settings.compression_level,
+                schema=dschema.arrow_schema(),
             )
             return PartitionWrite(ref.relative, before, merged.height, rows.height, changed=True)
 
@@ -653,7 +663,34 @@ def _merge(
         merged = pl.concat([existing, new], how="vertical_relaxed").unique(
             subset=list(dschema.key), keep="last", maintain_order=True
         )
-    return merged.sort(_order(dschema), maintain_order=True)
+    order = _order(dschema)
+    if is_sorted_by(merged, order):
+        # A stable sort of sorted rows is the identity; the check is a few vector
+        # passes, the sort a multi-column row encoding (seconds on a big day).
+        return merged
+    return merged.sort(order, maintain_order=True)
+
+
+def is_sorted_by(frame: pl.DataFrame, columns: Sequence[str]) -> bool:
+    """Whether ``frame`` is already in ``frame.sort(columns)`` order (nulls first).
+
+    Examples:
+        >>> is_sorted_by(pl.DataFrame({"a": [1, 1, 2], "b": ["y", "z", "a"]}), ["a", "b"])
+        True
+        >>> is_sorted_by(pl.DataFrame({"a": [1, 1, 2], "b": ["z", "y", "a"]}), ["a", "b"])
+        False
+    """
+    if frame.height < 2:
+        return True
+    for name in columns:
+        if frame.schema[name].is_float() and frame[name].is_nan().any():
+            return False  # NaN ordering differs between sort and comparisons: just sort
+    in_order: pl.Expr = pl.lit(True)
+    for name in reversed(columns):
+        cur, prev = pl.col(name), pl.col(name).shift(1)
+        before = (prev.is_null() & cur.is_not_null()) | (prev < cur).fill_null(False)
+        in_order = before | (prev.eq_missing(cur) & in_order)
+    return bool(frame.select(in_order.slice(1).all()).item())
 
 
 def _drop_replaced(
