@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import gzip
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar, cast
@@ -60,6 +60,21 @@ class Batch:
     rejected: pl.DataFrame = field(default_factory=empty_rejected)
 
 
+@dataclass
+class FilesBatch:
+    """Canonical rows of several small source files read together (:meth:`Reader.read_files`).
+
+    ``frame`` and ``rejected`` carry a ``__file`` column (UInt32, the index of the row's
+    file in the paths given); ``failed`` maps the index of each file that could not be
+    read to an error message naming it. No row of a failed file is in ``frame`` or
+    ``rejected``.
+    """
+
+    frame: pl.DataFrame
+    rejected: pl.DataFrame
+    failed: dict[int, str] = field(default_factory=dict)
+
+
 class Reader:
     """Base class: subclass, set the class attributes, implement :meth:`read`."""
 
@@ -88,6 +103,14 @@ class Reader:
         return options
 
     def read(self, path: Path, options: ReaderOptions) -> Iterator[Batch]:
+        raise NotImplementedError
+
+    #: Whether :meth:`read_files` is implemented. Formats that come as many small files
+    #: (one per contract) do, so the pipeline pays the per-call costs once per group.
+    reads_many_files: ClassVar[bool] = False
+
+    def read_files(self, paths: Sequence[Path], options: ReaderOptions) -> FilesBatch:
+        """Read several small files at once; must give the rows :meth:`read` gives."""
         raise NotImplementedError
 
 

@@ -6,26 +6,31 @@ private ``_to_canonical`` kernel maps one Arrow batch to canonical columns.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ticklake.errors import IngestError
 from ticklake.ingest.readers.base import (
     REJECTED_SCHEMA,
     Batch,
+    FilesBatch,
     Reader,
     ReaderOptions,
     register_reader,
 )
 from ticklake.market.nse_symbols import OptionContract, SymbolError, format_symbol, parse_symbol
-from ticklake.schemas import get_schema
+from ticklake.schemas import DatasetSchema, get_schema
 
 DEFAULT_TIMEZONE = "Asia/Kolkata"
+#: Rejected rows of a multi-file read: the usual columns plus the file's index.
+_FILES_REJECTED = pl.Schema({**dict(REJECTED_SCHEMA.items()), "__file": pl.UInt32()})
 #: Candidate time columns, in the order the time rule tries them.
 TIME_COLUMNS = ("ts", "timestamp", "lastTradeTime")
 #: String layouts tried when a vendor time column holds text instead of a timestamp.
@@ -84,6 +89,7 @@ class NseOptionsReader(Reader):
     )
     suffixes: ClassVar[tuple[str, ...]] = (".parquet",)
     exchange_timezone: ClassVar[str] = "Asia/Kolkata"
+    reads_many_files: ClassVar[bool] = True
 
     def schema_for(self, options: ReaderOptions) -> str:
         return "option_snapshots_full" if options.keep_all_columns else "option_snapshots"
@@ -92,40 +98,32 @@ class NseOptionsReader(Reader):
         path = Path(path)
         target = get_schema(self.schema_for(options))
         timezone = options.timezone or DEFAULT_TIMEZONE
-        try:
-            parquet = pq.ParquetFile(path)
-        except (OSError, pa.ArrowException) as exc:
-            raise IngestError(
-                f"{path}: not a readable Parquet file ({exc}); the file is truncated or "
-                "corrupt — re-download it or remove it from the source folder.",
-                path=str(path),
-            ) from exc
-        columns = set(parquet.schema_arrow.names)
-        if not columns & set(TIME_COLUMNS):
-            raise IngestError(
-                f"{path}: none of the time columns {', '.join(TIME_COLUMNS)} is present "
-                f"(columns: {', '.join(sorted(columns))}); is this the 52-column vendor format?",
-                path=str(path),
-            )
+        parquet = _open(path)
+        columns = _wanted_columns(parquet, path, options)
         contracts: dict[str, OptionContract] = {}
         file_contract = _contract_from_name(path)
         row_offset = 0
         try:
-            for record_batch in parquet.iter_batches(batch_size=max(1, options.batch_rows)):
-                frame = pl.from_arrow(pa.Table.from_batches([record_batch]))
-                assert isinstance(frame, pl.DataFrame)
-                yield _to_canonical(
-                    frame,
-                    path=path,
-                    row_offset=row_offset,
+            for record_batch in parquet.iter_batches(
+                batch_size=max(1, options.batch_rows), columns=columns
+            ):
+                table = _tag(pa.Table.from_batches([record_batch]), 0, row_offset)
+                lookup, problems = _contract_lookup(0, table, path, contracts, file_contract)
+                frame, rejected = _to_canonical(
+                    table,
+                    lookup,
                     timezone=timezone,
                     full=options.keep_all_columns,
-                    contracts=contracts,
-                    file_contract=file_contract,
                     target_columns=target.column_names,
-                    conform=lambda f: target.conform(f, source=str(path)),
                 )
-                row_offset += frame.height
+                if problems and frame["symbol"].null_count():
+                    symbol = frame.filter(pl.col("symbol").is_null())["__symbol_raw"][0]
+                    raise problems[symbol]
+                yield Batch(
+                    frame=target.conform(frame.drop("__file", "__symbol_raw"), source=str(path)),
+                    rejected=rejected.drop("__file"),
+                )
+                row_offset += record_batch.num_rows
         except (OSError, pa.ArrowException) as exc:
             raise IngestError(
                 f"{path}: Parquet data is corrupt or truncated after row {row_offset} ({exc}); "
@@ -133,6 +131,163 @@ class NseOptionsReader(Reader):
                 path=str(path),
                 row=row_offset,
             ) from exc
+
+    def read_files(self, paths: Sequence[Path], options: ReaderOptions) -> FilesBatch:
+        """Read many small per-contract files at once: one kernel pass for all of them.
+
+        A file that cannot be read (or whose contract cannot be told) lands in
+        ``failed`` with the same message :meth:`read` raises, and none of its rows
+        are returned.
+        """
+        target = get_schema(self.schema_for(options))
+        timezone = options.timezone or DEFAULT_TIMEZONE
+        failed: dict[int, str] = {}
+        problems: dict[int, dict[str | None, IngestError]] = {}
+        by_layout: dict[tuple[tuple[str, str], ...], list[tuple[pa.Table, pl.DataFrame]]] = {}
+        for index, raw_path in enumerate(paths):
+            path = Path(raw_path)
+            try:
+                parquet = _open(path)
+                columns = _wanted_columns(parquet, path, options)
+                try:
+                    table = parquet.read(columns=columns, use_threads=False)
+                except (OSError, pa.ArrowException) as exc:
+                    raise IngestError(
+                        f"{path}: Parquet data is corrupt or truncated after row 0 ({exc}); "
+                        "re-download the file or remove it.",
+                        path=str(path),
+                        row=0,
+                    ) from exc
+                table = _tag(table, index, 0)
+                lookup, problems[index] = _contract_lookup(
+                    index, table, path, {}, _contract_from_name(path)
+                )
+            except IngestError as exc:
+                failed[index] = str(exc)
+                continue
+            layout = tuple((f.name, str(f.type)) for f in table.schema)
+            by_layout.setdefault(layout, []).append((table, lookup))
+        frames, rejected = [], []
+        for group in by_layout.values():
+            frame, bad = _to_canonical(
+                pa.concat_tables([table for table, _ in group]),
+                pl.concat([lookup for _, lookup in group]),
+                timezone=timezone,
+                full=options.keep_all_columns,
+                target_columns=target.column_names,
+            )
+            frames.append(frame)
+            rejected.append(bad)
+        if not frames:
+            return FilesBatch(_empty_files_frame(target), _empty_files_rejected(), failed)
+        out = pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]
+        bad = pl.concat(rejected, how="vertical")
+        unresolved = out.filter(pl.col("symbol").is_null())
+        if unresolved.height:
+            # Rows with a time but no contract: their file fails, as read() would.
+            for index, symbol in unresolved.select("__file", "__symbol_raw").unique().iter_rows():
+                failed.setdefault(index, str(problems[index][symbol]))
+            out = out.filter(~pl.col("__file").is_in(list(failed)))
+            bad = bad.filter(~pl.col("__file").is_in(list(failed)))
+        files = out["__file"]
+        return FilesBatch(
+            frame=target.conform(
+                out.drop("__file", "__symbol_raw"), source=str(paths[0])
+            ).with_columns(files),
+            rejected=bad,
+            failed=failed,
+        )
+
+
+def _empty_files_frame(target: DatasetSchema) -> pl.DataFrame:
+    return pl.DataFrame(schema=target.polars_schema()).with_columns(
+        pl.lit(None, pl.UInt32).alias("__file")
+    )
+
+
+def _empty_files_rejected() -> pl.DataFrame:
+    return pl.DataFrame(schema=_FILES_REJECTED)
+
+
+def _open(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise IngestError(
+            f"{path}: not a readable Parquet file ({exc}); the file is truncated or "
+            "corrupt — re-download it or remove it from the source folder.",
+            path=str(path),
+        ) from exc
+
+
+def _wanted_columns(parquet: pq.ParquetFile, path: Path, options: ReaderOptions) -> list[str]:
+    """The file's columns the mapping uses (the rest of the 52 are never decoded)."""
+    present = parquet.schema_arrow.names
+    if not set(present) & set(TIME_COLUMNS):
+        raise IngestError(
+            f"{path}: none of the time columns {', '.join(TIME_COLUMNS)} is present "
+            f"(columns: {', '.join(sorted(present))}); is this the 52-column vendor format?",
+            path=str(path),
+        )
+    used = {*TIME_COLUMNS, "symbol", *_LEAN_FIELDS}
+    if options.keep_all_columns:
+        used |= set(_FULL_FIELDS)
+    return [name for name in present if name in used]
+
+
+def _tag(table: pa.Table, file_index: int, row_offset: int) -> pa.Table:
+    """Add ``__file`` (index of the source file) and ``__row`` (1-based row in it)."""
+    rows = table.num_rows
+    return table.append_column(
+        "__file", pa.array(np.full(rows, file_index, dtype=np.uint32))
+    ).append_column("__row", pa.array(np.arange(row_offset + 1, row_offset + rows + 1)))
+
+
+def _contract_lookup(
+    file_index: int,
+    table: pa.Table,
+    path: Path,
+    contracts: dict[str, OptionContract],
+    file_contract: OptionContract | None,
+) -> tuple[pl.DataFrame, dict[str | None, IngestError]]:
+    """Contract columns for each distinct symbol of one file, keyed by (file, raw symbol).
+
+    A symbol that cannot be decoded is left out and its error returned: it only fails
+    the file if a row with a usable time carries it (rows without a time are rejected
+    for that first).
+    """
+    if "symbol" in table.column_names:
+        distinct = pc.unique(table.column("symbol").cast(pa.string())).to_pylist()
+    else:
+        distinct = [None]
+    decoded: dict[str | None, OptionContract] = {}
+    problems: dict[str | None, IngestError] = {}
+    for symbol in distinct:
+        try:
+            decoded[symbol] = _resolve_contract(symbol, path, contracts, file_contract)
+        except IngestError as exc:
+            problems[symbol] = exc
+    lookup = pl.DataFrame(
+        {
+            "__file": [file_index] * len(decoded),
+            "__symbol_raw": list(decoded),
+            "symbol": [format_symbol(c) for c in decoded.values()],
+            "underlying": [c.underlying for c in decoded.values()],
+            "expiry": [c.expiry for c in decoded.values()],
+            "strike": [c.strike for c in decoded.values()],
+            "opt_type": [c.opt_type for c in decoded.values()],
+        },
+        schema={
+            "__file": pl.UInt32,
+            "__symbol_raw": pl.String,
+            "symbol": pl.String,
+            "underlying": pl.String,
+            "expiry": pl.Date,
+            "strike": pl.Float64,
+            "opt_type": pl.String,
+        },
+    )
+    return lookup, problems
 
 
 def _contract_from_name(path: Path) -> OptionContract | None:
@@ -206,31 +361,30 @@ def _value_expr(frame: pl.DataFrame, vendor: str, canonical: str, kind: str) -> 
 
 
 def _to_canonical(
-    frame: pl.DataFrame,
+    table: pa.Table,
+    lookup: pl.DataFrame,
     *,
-    path: Path,
-    row_offset: int,
     timezone: str,
     full: bool,
-    contracts: dict[str, OptionContract],
-    file_contract: OptionContract | None,
     target_columns: tuple[str, ...],
-    conform: Callable[[pl.DataFrame], pl.DataFrame],
-) -> Batch:
-    times = [_time_expr(frame, name, timezone).alias(f"__t_{name}") for name in TIME_COLUMNS]
-    work = frame.with_columns(
-        *times, pl.int_range(1, frame.height + 1, dtype=pl.Int64).alias("__row")
-    )
-    ts = pl.coalesce([pl.col(f"__t_{name}") for name in TIME_COLUMNS])
-    work = work.with_columns(ts.alias("__ts"))
-    bad = work.filter(pl.col("__ts").is_null())
-    good = work.filter(pl.col("__ts").is_not_null())
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Map tagged vendor rows (``__file``, ``__row``) to canonical rows and rejected rows.
 
-    rejected = pl.DataFrame(schema=REJECTED_SCHEMA)
-    if bad.height:
-        raw_cols = [c for c in frame.columns if c in (*TIME_COLUMNS, "symbol")]
-        raw = bad.select(
-            (pl.col("__row") + row_offset).alias("source_row"),
+    Both outputs keep ``__file``. ``lookup`` holds the contract columns per
+    ``(__file, __symbol_raw)``. One lazy plan: Polars fuses the time parsing, the
+    contract join and the ~30 column expressions into one pass.
+    """
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    times = [_time_expr(frame, name, timezone).alias(f"__t_{name}") for name in TIME_COLUMNS]
+    ts = pl.coalesce([pl.col(f"__t_{name}") for name in TIME_COLUMNS])
+    work = frame.lazy().with_columns(*times).with_columns(ts.alias("__ts"))
+
+    raw_cols = [c for c in frame.columns if c in (*TIME_COLUMNS, "symbol")]
+    rejected = (
+        work.filter(pl.col("__ts").is_null())
+        .select(
+            pl.col("__row").alias("source_row"),
             pl.concat_str(
                 [
                     pl.format(f"{c}={{}}", pl.col(c).cast(pl.String).fill_null("null"))
@@ -243,44 +397,33 @@ def _to_canonical(
             pl.lit("time: none of ts, timestamp, lastTradeTime holds a parseable date-time").alias(
                 "reason"
             ),
+            pl.col("__file"),
         )
-        rejected = raw.cast(REJECTED_SCHEMA)
+        .cast(_FILES_REJECTED)
+    )
 
-    # Contract columns, decoded once per distinct symbol.
-    if "symbol" in good.columns:
-        symbols = good.get_column("symbol").cast(pl.String)
-    else:
-        symbols = pl.Series("symbol", [None] * good.height, dtype=pl.String)
-    decoded = {
-        s: _resolve_contract(s, path, contracts, file_contract) for s in symbols.unique().to_list()
-    }
-    lookup = pl.DataFrame(
-        {
-            "__symbol_raw": list(decoded),
-            "symbol": [format_symbol(c) for c in decoded.values()],
-            "underlying": [c.underlying for c in decoded.values()],
-            "expiry": [c.expiry for c in decoded.values()],
-            "strike": [c.strike for c in decoded.values()],
-            "opt_type": [c.opt_type for c in decoded.values()],
-        },
-        schema={
-            "__symbol_raw": pl.String,
-            "symbol": pl.String,
-            "underlying": pl.String,
-            "expiry": pl.Date,
-            "strike": pl.Float64,
-            "opt_type": pl.String,
-        },
+    symbols = (
+        pl.col("symbol").cast(pl.String)
+        if "symbol" in frame.columns
+        else pl.lit(None, dtype=pl.String)
     )
-    good = good.with_columns(symbols.alias("__symbol_raw")).drop(
-        [c for c in ("symbol", "strike", "opt_type") if c in good.columns]
+    good = (
+        work.filter(pl.col("__ts").is_not_null())
+        .with_columns(symbols.alias("__symbol_raw"))
+        .drop([c for c in ("symbol", "strike", "opt_type") if c in frame.columns])
+        .join(
+            lookup.lazy(),
+            on=["__file", "__symbol_raw"],
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )
     )
-    good = good.join(lookup, on="__symbol_raw", how="left", nulls_equal=True)
 
     fields = dict(_LEAN_FIELDS)
     if full:
         fields.update(_FULL_FIELDS)
-    values = [_value_expr(good, vendor, name, kind) for vendor, (name, kind) in fields.items()]
+    values = [_value_expr(frame, vendor, name, kind) for vendor, (name, kind) in fields.items()]
     # A missing level has price 0 and no meaningful quantity.
     level_qty_fix = [
         pl.when(pl.col(f"{side}_price_{i}").is_null())
@@ -308,5 +451,10 @@ def _to_canonical(
             .otherwise(pl.col("__t_ts"))
             .alias("vendor_ts")
         )
-    out = good.select(selected).with_columns(level_qty_fix).select(list(target_columns))
-    return Batch(frame=conform(out), rejected=rejected)
+    out = (
+        good.select(*selected, pl.col("__file"), pl.col("__symbol_raw"))
+        .with_columns(level_qty_fix)
+        .select(*target_columns, "__file", "__symbol_raw")
+    )
+    canonical, bad = pl.collect_all([out, rejected])
+    return canonical, bad
