@@ -162,7 +162,12 @@ def _round_against(value: float, tick: int, buying: bool) -> int:
 
 
 @numba.njit(cache=True)
-def _fill_price(bid, ask, age, c, t, buying, mode, tick, base_ticks, alpha, beta, max_age):
+def _fill_price(quotes, model, c, t, buying):
+    """Price of a fill of contract ``c`` at second ``t`` in paise; ``quotes`` is the day's
+    ``(bid, ask, age)``, ``model`` the fill model ``(mode, tick, base_ticks, alpha, beta,
+    max_age)``."""
+    bid, ask, age = quotes
+    mode, tick, base_ticks, alpha, beta, max_age = model
     if mode == 0:
         return ask[c, t] if buying else bid[c, t]
     mid = 0.5 * (bid[c, t] + ask[c, t])
@@ -176,6 +181,14 @@ def _fill_price(bid, ask, age, c, t, buying, mode, tick, base_ticks, alpha, beta
             if b0 > 0 and a0 > 0 and 0 <= g0 <= max_age:
                 slip += beta * abs(mid - 0.5 * (b0 + a0))
     return _round_against(mid + slip if buying else mid - slip, tick, buying)
+
+
+@numba.njit(cache=True)
+def _close_open_legs(pos_c, closing, reason):
+    """Mark every open leg that is not closing yet to close for ``reason``."""
+    for leg in range(pos_c.shape[0]):
+        if pos_c[leg] >= 0 and closing[leg] < 0:
+            closing[leg] = reason
 
 
 @numba.njit(cache=True)
@@ -398,6 +411,8 @@ def simulate_day(
     per unit, |credit or debit|."""
     T = spot.shape[0]
     L = leg_call.shape[0]
+    quotes = (bid, ask, age)
+    fill_model = (fill_mode, tick, base_ticks, alpha, beta, max_age)
     fills = np.zeros((FILL_FIELDS, MAX_FILLS), np.int64)
     attempts = np.zeros((3, MAX_ATTEMPTS), np.int64)
     pnl = np.zeros(T, np.int64)
@@ -438,20 +453,7 @@ def simulate_day(
         for leg in range(L):
             c = pos_c[leg]
             if c >= 0 and _tradeable_reason(bid, ask, age, c, t, max_age) < 0:
-                mark[leg] = _fill_price(
-                    bid,
-                    ask,
-                    age,
-                    c,
-                    t,
-                    leg_side[leg] < 0,
-                    fill_mode,
-                    tick,
-                    base_ticks,
-                    alpha,
-                    beta,
-                    max_age,
-                )
+                mark[leg] = _fill_price(quotes, fill_model, c, t, leg_side[leg] < 0)
         # --- entry
         if state == 0 and entries < max_entries and entry_mask[t] and t < exit_t:
             ok = True
@@ -487,20 +489,7 @@ def simulate_day(
                 for leg in range(L):
                     c = candidate[leg]
                     buying = leg_side[leg] > 0
-                    price = _fill_price(
-                        bid,
-                        ask,
-                        age,
-                        c,
-                        t,
-                        buying,
-                        fill_mode,
-                        tick,
-                        base_ticks,
-                        alpha,
-                        beta,
-                        max_age,
-                    )
+                    price = _fill_price(quotes, fill_model, c, t, buying)
                     qty = leg_lots[leg] * lot_size
                     if n_f >= MAX_FILLS:
                         overflow = True
@@ -514,20 +503,7 @@ def simulate_day(
                     pos_c[leg], pos_entry[leg], pos_qty[leg] = c, price, qty
                     pos_id[leg] = next_pos_id
                     next_pos_id += 1
-                    mark[leg] = _fill_price(
-                        bid,
-                        ask,
-                        age,
-                        c,
-                        t,
-                        not buying,
-                        fill_mode,
-                        tick,
-                        base_ticks,
-                        alpha,
-                        beta,
-                        max_age,
-                    )
+                    mark[leg] = _fill_price(quotes, fill_model, c, t, not buying)
                     stopped[leg] = False
                     closing[leg] = -1
                 cycle_premium = abs(cycle_cash) / unit_quantity
@@ -558,21 +534,15 @@ def simulate_day(
                 stop_kind, stop_value = thresholds[2, 0], thresholds[2, 1]
                 target_kind, target_value = thresholds[3, 0], thresholds[3, 1]
                 if _threshold_hit(stop_kind, stop_value, -points, cycle_premium, -cycle_pnl):
-                    for leg in range(L):
-                        if pos_c[leg] >= 0 and closing[leg] < 0:
-                            closing[leg] = STOP_LOSS
+                    _close_open_legs(pos_c, closing, STOP_LOSS)
                 elif _threshold_hit(target_kind, target_value, points, cycle_premium, cycle_pnl):
-                    for leg in range(L):
-                        if pos_c[leg] >= 0 and closing[leg] < 0:
-                            closing[leg] = TARGET
+                    _close_open_legs(pos_c, closing, TARGET)
                 elif thresholds[4, 0] > 0 and peak > 0:
                     drop = peak - cycle_pnl
                     trail_kind, trail_value = thresholds[4, 0], thresholds[4, 1]
                     drop_points = drop / unit_quantity
                     if _threshold_hit(trail_kind, trail_value, drop_points, cycle_premium, drop):
-                        for leg in range(L):
-                            if pos_c[leg] >= 0 and closing[leg] < 0:
-                                closing[leg] = TRAILING
+                        _close_open_legs(pos_c, closing, TRAILING)
                 if has_exit_condition:
                     pnl_rupees = cycle_pnl / 100.0
                     drawdown_rupees = (peak - cycle_pnl) / 100.0
@@ -592,9 +562,7 @@ def simulate_day(
                     condition_pnl_prev = pnl_rupees
                     condition_drawdown_prev = drawdown_rupees
                     if fired == 1:
-                        for leg in range(L):
-                            if pos_c[leg] >= 0 and closing[leg] < 0:
-                                closing[leg] = EXIT_CONDITION
+                        _close_open_legs(pos_c, closing, EXIT_CONDITION)
                 for leg in range(L):
                     if pos_c[leg] < 0 or closing[leg] >= 0:
                         continue
@@ -624,20 +592,7 @@ def simulate_day(
                 if why >= 0:
                     reason = FORCED_EOD
                 elif reason != FORCED_EOD:
-                    price = _fill_price(
-                        bid,
-                        ask,
-                        age,
-                        c,
-                        t,
-                        leg_side[leg] < 0,
-                        fill_mode,
-                        tick,
-                        base_ticks,
-                        alpha,
-                        beta,
-                        max_age,
-                    )
+                    price = _fill_price(quotes, fill_model, c, t, leg_side[leg] < 0)
                 if n_f >= MAX_FILLS:
                     overflow = True
                     break
@@ -707,20 +662,7 @@ def simulate_day(
                             break
                         rebalance_pending[leg] = False
                         buying = leg_side[leg] > 0
-                        out_px = _fill_price(
-                            bid,
-                            ask,
-                            age,
-                            c_old,
-                            t,
-                            not buying,
-                            fill_mode,
-                            tick,
-                            base_ticks,
-                            alpha,
-                            beta,
-                            max_age,
-                        )
+                        out_px = _fill_price(quotes, fill_model, c_old, t, not buying)
                         flow = _record_fill(
                             fills, n_f, t, leg, c_old, -leg_side[leg], pos_qty[leg], out_px,
                             REBALANCE_CLOSE, pos_id[leg],
@@ -728,20 +670,7 @@ def simulate_day(
                         n_f += 1
                         cash += flow
                         cycle_cash += flow
-                        in_px = _fill_price(
-                            bid,
-                            ask,
-                            age,
-                            c_new,
-                            t,
-                            buying,
-                            fill_mode,
-                            tick,
-                            base_ticks,
-                            alpha,
-                            beta,
-                            max_age,
-                        )
+                        in_px = _fill_price(quotes, fill_model, c_new, t, buying)
                         flow = _record_fill(
                             fills, n_f, t, leg, c_new, leg_side[leg], pos_qty[leg], in_px,
                             REBALANCE_OPEN, next_pos_id,
@@ -751,20 +680,7 @@ def simulate_day(
                         cycle_cash += flow
                         pos_c[leg], pos_entry[leg], pos_id[leg] = c_new, in_px, next_pos_id
                         next_pos_id += 1
-                        mark[leg] = _fill_price(
-                            bid,
-                            ask,
-                            age,
-                            c_new,
-                            t,
-                            not buying,
-                            fill_mode,
-                            tick,
-                            base_ticks,
-                            alpha,
-                            beta,
-                            max_age,
-                        )
+                        mark[leg] = _fill_price(quotes, fill_model, c_new, t, not buying)
                     if done:
                         rebalance_due = False
                         anchor_t = t

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -10,9 +12,14 @@ from ticklake.backtest import kernel as k
 COMPILED_AND_PLAIN = pytest.mark.parametrize("plain", [False, True], ids=["numba", "python"])
 
 
+def _plain(function: Any) -> Any:
+    """The Python function behind a Numba dispatcher (itself under NUMBA_DISABLE_JIT=1)."""
+    return getattr(function, "py_func", function)
+
+
 @COMPILED_AND_PLAIN
 def test_record_fill_writes_one_column_and_returns_the_cash_flow(plain: bool) -> None:
-    record = k._record_fill.py_func if plain else k._record_fill
+    record = _plain(k._record_fill) if plain else k._record_fill
     fills = np.zeros((k.FILL_FIELDS, 4), np.int64)
     # A sell of 30 at ₹123.45 receives cash; a buy of 15 at ₹50.00 pays it.
     assert record(fills, 1, 7, 2, 11, -1, 30, 12_345, k.STOP_LOSS, 5) == 370_350
@@ -25,7 +32,7 @@ def test_record_fill_writes_one_column_and_returns_the_cash_flow(plain: bool) ->
 
 @COMPILED_AND_PLAIN
 def test_record_attempt_notes_each_new_reason_once_per_leg(plain: bool) -> None:
-    record = k._record_attempt.py_func if plain else k._record_attempt
+    record = _plain(k._record_attempt) if plain else k._record_attempt
     attempts = np.zeros((3, k.MAX_ATTEMPTS), np.int64)
     last = np.full(2, -1, np.int64)
     n = 0
@@ -49,9 +56,18 @@ def test_record_attempt_notes_each_new_reason_once_per_leg(plain: bool) -> None:
 
 @COMPILED_AND_PLAIN
 def test_a_full_attempt_table_still_tracks_the_last_reason(plain: bool) -> None:
-    record = k._record_attempt.py_func if plain else k._record_attempt
+    record = _plain(k._record_attempt) if plain else k._record_attempt
     attempts = np.zeros((3, k.MAX_ATTEMPTS), np.int64)
     last = np.full(1, -1, np.int64)
     assert record(attempts, k.MAX_ATTEMPTS, last, 5, 0, k.NO_CONTRACT) == k.MAX_ATTEMPTS
     assert last[0] == k.NO_CONTRACT
     assert not attempts.any()
+
+
+@COMPILED_AND_PLAIN
+def test_close_open_legs_keeps_flat_legs_and_earlier_reasons(plain: bool) -> None:
+    close = _plain(k._close_open_legs) if plain else k._close_open_legs
+    pos_c = np.array([4, -1, 7, 2], np.int64)  # leg 1 is flat
+    closing = np.array([-1, -1, k.LEG_STOP, -1], np.int64)  # leg 2 already closes
+    close(pos_c, closing, k.TRAILING)
+    assert closing.tolist() == [k.TRAILING, -1, k.LEG_STOP, k.TRAILING]
