@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
 
-from ticklake.analytics.registry import get_metric
+from ticklake.analytics.registry import NoParams, get_metric
+from ticklake.errors import ConfigError
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # py_vollib points at 'vollib'
@@ -207,3 +210,133 @@ def test_vectorised_over_instruments_and_integer_columns() -> None:
     assert get_metric("theta").name == "theta_per_day" and get_metric("vega").name.startswith(
         "vega"
     )
+
+
+# ----------------------------------------------------------------------- days to expiry
+#: NSE's published trading holidays of 2024 that fall on weekdays (NSE circular
+#: NSE/CMTR/59722; 22 January was added as a special holiday).
+NSE_HOLIDAYS_2024 = [
+    "2024-01-22", "2024-01-26", "2024-03-08", "2024-03-25", "2024-03-29", "2024-04-11",
+    "2024-04-17", "2024-05-01", "2024-05-20", "2024-06-17", "2024-07-17", "2024-08-15",
+    "2024-10-02", "2024-11-01", "2024-11-15", "2024-11-20", "2024-12-25",
+]  # fmt: skip
+
+
+def _days_to_expiry(session_dates: list[date | None], expiry_dates: list[date]) -> pl.DataFrame:
+    frame = pl.DataFrame(
+        {"session_date": session_dates, "expiry": expiry_dates},
+        schema={"session_date": pl.Date, "expiry": pl.Date},
+    )
+    return frame.select(
+        get_metric("days_to_expiry").series(NoParams()),
+        get_metric("trading_days_to_expiry").series(NoParams()),
+    )
+
+
+@pytest.mark.parametrize(
+    ("session", "expiry", "calendar_days", "trading_days"),
+    [
+        (date(2024, 1, 10), date(2024, 1, 10), 0, 0),  # expiry day
+        (date(2024, 1, 9), date(2024, 1, 10), 1, 1),
+        (date(2024, 1, 5), date(2024, 1, 10), 5, 3),  # Fri -> Wed: Mon, Tue, Wed
+        (date(2024, 3, 22), date(2024, 3, 27), 5, 2),  # Mon 25th Holi
+        (date(2024, 3, 26), date(2024, 4, 3), 8, 5),  # Fri 29th Good Friday
+        (date(2024, 1, 20), date(2024, 1, 24), 4, 2),  # a Saturday; Mon 22nd closed
+        (date(2024, 1, 25), date(2024, 1, 24), -1, -1),  # expired yesterday
+        (date(2024, 1, 29), date(2024, 1, 25), -4, -1),  # (25th, 29th]: Fri 26th closed
+    ],
+)
+def test_days_to_expiry_by_hand(
+    session: date, expiry: date, calendar_days: int, trading_days: int
+) -> None:
+    got = _days_to_expiry([session], [expiry]).row(0)
+    assert got == (calendar_days, trading_days)
+
+
+def test_trading_days_to_expiry_matches_the_published_holiday_list() -> None:
+    sessions = [date(2024, 1, 1) + timedelta(days=i) for i in range(0, 350, 3)]
+    pairs = [(s, s + timedelta(days=gap)) for s in sessions for gap in (0, 1, 2, 4, 6, 9, 13)]
+    got = _days_to_expiry([s for s, _ in pairs], [e for _, e in pairs])
+    start = np.array([s for s, _ in pairs], dtype="datetime64[D]")
+    end = np.array([e for _, e in pairs], dtype="datetime64[D]")
+    # Business days in (session, expiry]: numpy counts [begin, end), so shift both by one.
+    want = np.busday_count(start + 1, end + 1, holidays=NSE_HOLIDAYS_2024)
+    assert got["trading_days_to_expiry"].to_list() == want.tolist()
+    assert got["days_to_expiry"].to_list() == [(e - s).days for s, e in pairs]
+
+
+def test_days_to_expiry_nulls_and_errors() -> None:
+    got = _days_to_expiry([None, date(2024, 1, 9)], [date(2024, 1, 10)] * 2)
+    assert got.rows() == [(None, None), (1, 1)]
+    with pytest.raises(ConfigError) as info:
+        _days_to_expiry([date(2024, 1, 9)], [date(2090, 1, 10)])
+    message = str(info.value)
+    assert "trading_days_to_expiry: 2090-01-10 is outside the XBOM calendar" in message
+    assert "upgrade exchange-calendars" in message and "use days_to_expiry" in message
+
+
+def test_days_to_expiry_in_the_option_pipeline(tmp_path: Path) -> None:
+    """Over option snapshots (``option_grid``), against each contract's NSE symbol."""
+    from ticklake.analytics.pipeline import parse_pipeline
+    from ticklake.analytics.run import run_pipeline
+    from ticklake.generate import generate_options
+    from ticklake.ingest.pipeline import ingest_files
+    from ticklake.ingest.readers.base import ReaderOptions
+    from ticklake.lake import init_lake
+    from ticklake.market.nse_symbols import parse_symbol
+
+    raw = tmp_path / "vendor"
+    # Thursday 2024-03-07 and Monday 2024-03-11 (Fri 8th was a holiday); weekly and
+    # monthly contracts.
+    generate_options(
+        "BANKNIFTY",
+        start=date(2024, 3, 7),
+        days=2,
+        out=raw,
+        seed=3,
+        strikes_each_side=1,
+        expiries=("weekly", "monthly"),
+        seconds_step=60,
+    )
+    lake = init_lake(tmp_path / "lake")
+    ingest_files(lake, "nse_options", [raw / "options"], "banknifty_options")
+    spot = ReaderOptions(instrument="BANKNIFTY")
+    ingest_files(lake, "nse_index", [raw / "spot"], "banknifty_spot", options=spot)
+    spec = parse_pipeline(
+        {
+            "name": "expiry_days",
+            "universe": ["BANKNIFTY"],
+            "timezone": "Asia/Kolkata",
+            "bucket": {"width": "1h"},
+            "passes": [
+                {
+                    "name": "days",
+                    "input": "banknifty_options",
+                    "preprocess": [
+                        {
+                            "kind": "option_grid",
+                            "underlying": "banknifty_spot",
+                            "expiry_time": "15:30",
+                        }
+                    ],
+                    "modules": [{"metric": "days_to_expiry"}, {"metric": "trading_days_to_expiry"}],
+                }
+            ],
+        }
+    )
+    run_pipeline(lake, spec, executor="serial")
+    out = lake.read("gold.expiry_days_days")
+    session = out["ts"].dt.convert_time_zone("Asia/Kolkata").dt.date()
+    expiry = [parse_symbol(symbol).expiry for symbol in out["instrument"]]
+    assert {day.isoformat() for day in session} == {"2024-03-07", "2024-03-11"}
+    assert len(set(expiry)) == 2  # weekly and monthly contracts
+    want_days = [(e - s).days for s, e in zip(session, expiry, strict=True)]
+    start = np.array(session.to_list(), dtype="datetime64[D]")
+    end = np.array(expiry, dtype="datetime64[D]")
+    want_sessions = np.busday_count(start + 1, end + 1, holidays=NSE_HOLIDAYS_2024)
+    assert out["days_to_expiry"].to_list() == want_days
+    assert out["trading_days_to_expiry"].to_list() == want_sessions.tolist()
+    # By hand: Thu 7th -> Wed 13th weekly is 6 calendar days but 3 sessions (11-13th).
+    columns = (session, expiry, out["days_to_expiry"], out["trading_days_to_expiry"])
+    got = set(zip(*columns, strict=True))
+    assert (date(2024, 3, 7), date(2024, 3, 13), 6, 3) in got

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from ticklake.backtest.spec import load_spec
 from ticklake.backtest.sweep import expand, load_sweep
 from ticklake.cli import app
+from ticklake.market.nse_symbols import parse_symbol
 from ticklake.strategies import template_data, template_info, template_names, template_path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,7 +41,7 @@ TRADING_DAY: dict[str, tuple[date, date]] = {
     "opening_range_breakout_put": (MONDAY, TUESDAY),
     "spread_contraction_scalp": (WEDNESDAY, WEDNESDAY),
     "monday_gap_fade": (FRIDAY, MONDAY),
-    "expiry_day_decay_seller": (TUESDAY, WEDNESDAY),
+    "expiry_day_decay_seller": (FRIDAY, WEDNESDAY),
     "iron_fly_wing_sweep": (MONDAY, MONDAY),
     "hourly_rolling_straddle": (WEDNESDAY, WEDNESDAY),
     "volatility_filtered_strangle": (MONDAY, TUESDAY),
@@ -278,23 +279,42 @@ def test_monday_gap_fade_trades_only_gapped_mondays(
     assert daily[MONDAY]["skip_reason"] == "day_filter false"
 
 
+def _nearest_expiry_by_symbol(root: Path, day: date) -> date:
+    """The nearest expiry among the day's raw contracts, read from their NSE symbols."""
+    symbols = _raw(root, "banknifty_options", day)["symbol"].unique().to_list()
+    return min(parse_symbol(symbol).expiry for symbol in symbols)
+
+
 def test_expiry_day_seller_trades_only_on_the_expiry_day(
     run_template: Callable[..., Any], strategies_lake: Any
 ) -> None:
-    expiries = {
-        day: _raw(strategies_lake.root, "banknifty_options", day)["expiry"].min()
-        for day in (TUESDAY, WEDNESDAY)
-    }
-    assert expiries == {TUESDAY: EXPIRY, WEDNESDAY: EXPIRY}
-    run = run_template("expiry_day_decay_seller", TUESDAY, WEDNESDAY)
+    expiries = {day: _nearest_expiry_by_symbol(strategies_lake.root, day) for day in DAYS}
+    assert expiries == dict.fromkeys(DAYS, EXPIRY)
+    run = run_template("expiry_day_decay_seller", FRIDAY, WEDNESDAY)
     daily = _daily(run)
-    assert daily[TUESDAY]["status"] == "skipped"
-    assert daily[TUESDAY]["skip_reason"] == "day_filter false"
-    assert daily[WEDNESDAY]["status"] == "traded"
+    for day in DAYS:
+        if day == expiries[day]:
+            assert daily[day]["status"] == "traded", day
+        else:
+            assert daily[day]["status"] == "skipped", day
+            assert daily[day]["skip_reason"] == "day_filter false", day
     trades = _trades(run)
     assert set(trades["date"]) == {EXPIRY} and set(trades["expiry"]) == {EXPIRY}
     entry_seconds = {_second(ts, EXPIRY) for ts in trades.filter(pl.col("reason") == "entry")["ts"]}
     assert entry_seconds == {900}  # 09:30:00, the window's first second
+
+
+def test_trading_days_to_expiry_skips_the_weekend(
+    run_template: Callable[..., Any], strategies_lake: Any
+) -> None:
+    # Friday 2024-01-05 -> Wednesday 2024-01-10: 5 calendar days, but only the sessions
+    # of Mon 8, Tue 9 and Wed 10 (no holiday that week): 3 trading days; Monday has 2.
+    assert _nearest_expiry_by_symbol(strategies_lake.root, FRIDAY) == EXPIRY
+    three_sessions = {"day_filter": "ce.trading_days_to_expiry == 3 and ce.days_to_expiry == 5"}
+    daily = _daily(run_template("expiry_day_decay_seller", FRIDAY, MONDAY, three_sessions))
+    assert daily[FRIDAY]["status"] == "traded"
+    assert daily[MONDAY]["status"] == "skipped"
+    assert daily[MONDAY]["skip_reason"] == "day_filter false"
 
 
 def test_volatility_filter_enters_at_the_first_second_above_the_threshold(

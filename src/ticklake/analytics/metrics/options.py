@@ -12,12 +12,18 @@ bounds (at or below the discounted intrinsic value, at or above the spot for a c
 or the discounted strike for a put) has no implied volatility: the row is null, and
 so are its greeks — never a wrong number. Greek conventions follow ``py_vollib``:
 vega per volatility point (0.01), theta per calendar day (annual / 365).
+
+The time left to expiry in days reads the row's ``session_date`` and the contract's
+``expiry`` date: ``days_to_expiry`` counts calendar days, ``trading_days_to_expiry``
+NSE sessions (the XBOM calendar of :mod:`ticklake.market.calendar`); both are 0 on the
+expiry day itself.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import date, timedelta
 from typing import Literal
 
 import numba
@@ -26,6 +32,7 @@ import polars as pl
 from pydantic import Field
 
 from ticklake.analytics.registry import MetricParams, NoParams, metric
+from ticklake.errors import ConfigError
 
 IMPLIED_VOLATILITY, DELTA, GAMMA, VEGA, THETA = range(5)
 MAX_IMPLIED_VOLATILITY = 20.0
@@ -417,3 +424,103 @@ def spot_price(params: NoParams) -> pl.Expr:
         22150.5
     """
     return pl.col("spot")
+
+
+EXPIRY_INPUTS = ("grid.session_date", "grid.expiry")
+
+
+@metric(
+    name="days_to_expiry",
+    family="options",
+    title="Calendar days to the contract's expiry",
+    unit="calendar days",
+    inputs=EXPIRY_INPUTS,
+    kind="series",
+)
+def days_to_expiry(params: NoParams) -> pl.Expr:
+    """Calendar days from the row's session date to the contract's expiry date.
+
+    0 on the expiry day, 1 the calendar day before (a Monday expiry is 3 days away on
+    the Friday before it); negative for a contract that has already expired. It reads
+    dates, not the clock, so it is constant through a session.
+
+    Formula:
+        expiry - session_date   (in days)
+
+    Examples:
+        >>> import polars as pl
+        >>> from datetime import date
+        >>> df = pl.DataFrame({"session_date": [date(2024, 1, 5), date(2024, 1, 10)],
+        ...     "expiry": [date(2024, 1, 10), date(2024, 1, 10)]})
+        >>> df.select(days_to_expiry(NoParams())).to_series().to_list()
+        [5, 0]
+    """
+    return (pl.col("expiry").cast(pl.Date) - pl.col("session_date").cast(pl.Date)).dt.total_days()
+
+
+def trading_sessions_between(session_date: date, expiry: date) -> int:
+    """NSE sessions in (session_date, expiry]; minus those in (expiry, session_date].
+
+    Examples:
+        >>> trading_sessions_between(date(2024, 1, 19), date(2024, 1, 24))  # 22nd: holiday
+        2
+        >>> trading_sessions_between(date(2024, 1, 24), date(2024, 1, 23))
+        -1
+    """
+    from ticklake.market.calendar import trading_days
+
+    one = timedelta(days=1)
+    if expiry >= session_date:
+        return len(trading_days(session_date + one, expiry))
+    return -len(trading_days(expiry + one, session_date))
+
+
+@metric(
+    name="trading_days_to_expiry",
+    family="options",
+    title="NSE trading sessions to the contract's expiry",
+    unit="trading days",
+    inputs=EXPIRY_INPUTS,
+    kind="series",
+)
+def trading_days_to_expiry(params: NoParams) -> pl.Expr:
+    """NSE trading sessions after the row's session date up to the contract's expiry date.
+
+    0 on the expiry day, 1 on the trading day before it; weekends and exchange holidays
+    (the XBOM calendar, see ``ticklake.market.calendar``) are not counted, so a Tuesday
+    expiry after a Monday holiday is 1 trading day away on the Friday before. Negative
+    for a contract that has already expired. A date outside the years of the calendar
+    is an error (upgrade exchange-calendars), never a guess.
+
+    Formula:
+        number of trading days d with session_date < d <= expiry
+
+    Examples:
+        >>> import polars as pl
+        >>> from datetime import date
+        >>> df = pl.DataFrame({"session_date": [date(2024, 1, 19), date(2024, 1, 24)],
+        ...     "expiry": [date(2024, 1, 24), date(2024, 1, 24)]})
+        >>> df.select(trading_days_to_expiry(NoParams())).to_series().to_list()  # 22nd: holiday
+        [2, 0]
+    """
+    columns = pl.struct(
+        pl.col("session_date").cast(pl.Date).alias("session_date"),
+        pl.col("expiry").cast(pl.Date).alias("expiry"),
+    )
+
+    def compute(batch: pl.Series) -> pl.Series:
+        # A series holds a handful of (session, expiry) pairs: count each pair once.
+        pairs = batch.struct.unnest()
+        distinct = pairs.unique().drop_nulls()
+        try:
+            sessions = [trading_sessions_between(s, e) for s, e in distinct.iter_rows()]
+        except ConfigError as exc:
+            raise ConfigError(
+                f"trading_days_to_expiry: {exc.message} Or use days_to_expiry (calendar days).",
+                **exc.fields,
+            ) from None
+        counts = distinct.with_columns(pl.Series("sessions", sessions, dtype=pl.Int64))
+        keys = ["session_date", "expiry"]
+        return pairs.join(counts, on=keys, how="left", maintain_order="left")["sessions"]
+
+    return columns.map_batches(compute, return_dtype=pl.Int64, is_elementwise=True)

@@ -9,7 +9,8 @@ caches every computed series, so the variants of a sweep share them:
   own session so ``previous_close`` (and any cross-session metric) has its history;
 - one frame per **contract**: ``ts``, ``price`` (as-of last traded price), ``volume``
   (per second), ``bid``, ``ask``, ``spot``, ``strike``, ``years_to_expiry``, ``is_call``,
-  ``session_date`` — a metric of a leg is computed over the contract's own history;
+  ``session_date``, ``expiry`` (the contract's expiry date) — a metric of a leg is
+  computed over the contract's own history;
 - the **selection** of each leg per second: the contract the leg's selector picks at
   ``t`` (entry conditions and day filters read that contract; exits read the held one).
 """
@@ -164,6 +165,8 @@ class DayMarket:
                 "years_to_expiry": data.years_to_expiry,
                 "is_call": np.full(self.seconds, bool(data.is_call[c])),
                 "session_date": [data.day] * self.seconds,
+                # Every contract of a day has the day's one expiry (the universe's choice).
+                "expiry": [data.expiry] * self.seconds,
             }
         ).lazy()
 

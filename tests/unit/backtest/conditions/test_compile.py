@@ -37,6 +37,10 @@ GOLDEN_CASES = {
         "entry",
     ),
     "day_filter_gap": ("open_of_day > previous_close * 1.002", "day_filter"),
+    "day_filter_expiry": (
+        "ce.days_to_expiry == 0 or ce.trading_days_to_expiry == 1",
+        "day_filter",
+    ),
     "exit_program": (
         "position.pnl < -3000 or position.drawdown > 1500 or "
         "(ce.ltp + pe.ltp) crosses_above 1.5 * (ce.open_of_day + pe.open_of_day) or "
@@ -93,6 +97,12 @@ def test_equal_series_written_differently_share_one_atom() -> None:
             "iv > 0.2",
             "entry",
             "is an option metric; use it on a leg, e.g. ce.implied_volatility",
+            1,
+        ),
+        (
+            "days_to_expiry == 0",
+            "day_filter",
+            "is an option metric; use it on a leg, e.g. ce.days_to_expiry",
             1,
         ),
         ("spread < 2", "entry", "spread needs ask, bid, which the underlying does not have", 1),

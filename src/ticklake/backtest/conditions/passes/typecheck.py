@@ -27,6 +27,7 @@ CONTRACT_COLUMNS = frozenset(
         "years_to_expiry",
         "is_call",
         "session_date",
+        "expiry",
     }
 )
 
@@ -71,7 +72,7 @@ def _check_reference(ref: MetricRef, context: CompileContext) -> None:
         # A metric over a chosen column only reads that column (mid = bid and ask).
         needed = (needed & {"ts", "session_date"}) | {"mid": {"bid", "ask"}}.get(field, {field})
     missing = sorted(needed - UNDERLYING_COLUMNS)
-    if {"strike", "is_call"} & needed:
+    if {"strike", "is_call", "expiry"} & needed:
         raise context.error(
             f"metric {ref.metric!r} is an option metric; use it on a leg, e.g. ce.{ref.metric}",
             ref.column,
