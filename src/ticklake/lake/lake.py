@@ -533,11 +533,19 @@ class Lake:
 
     def record_source(self, dataset: str, record: dict[str, Any], layer: str = "bronze") -> None:
         """Append a completed ingest (after all its partitions committed)."""
+        self.record_sources(dataset, [record], layer=layer)
+
+    def record_sources(
+        self, dataset: str, records: Sequence[dict[str, Any]], layer: str = "bronze"
+    ) -> None:
+        """Append completed ingests in one write and one fsync (many files, one run)."""
+        if not records:
+            return
         path = self._dataset_dir(layer, dataset) / SOURCES_FILE
         lock = self.root / LOCK_DIR / layer / dataset / "_sources.lock"
         timeout = self.settings.lake.lock_timeout_seconds
         with file_lock(lock, timeout, f"{layer}.{dataset}"), path.open("a") as fh:
-            fh.write(json.dumps(record, sort_keys=True) + "\n")
+            fh.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
             fh.flush()
             os.fsync(fh.fileno())
 
