@@ -627,8 +627,9 @@ def ingest_files(
                     SourceRef(path=result.label, sha256=result.sha256)
                 )
         parts_by_day: dict[str, list[Path]] = {}
-        for group in groups:  # in input order
-            sdir = staging / _stage_dirname(group[0][0])
+        # Stage directories are named by their first input index: sorted = input order.
+        # (A group that fell back to one task per file left one directory per file.)
+        for sdir in sorted(staging.glob("stage-*")):
             for day in sorted(sources_by_day):
                 parts_by_day.setdefault(day, []).extend(
                     sorted((sdir / f"date={day}").glob("part-*.parquet"))

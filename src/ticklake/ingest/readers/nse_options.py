@@ -13,7 +13,6 @@ from typing import ClassVar
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ticklake.errors import IngestError
@@ -107,8 +106,15 @@ class NseOptionsReader(Reader):
             for record_batch in parquet.iter_batches(
                 batch_size=max(1, options.batch_rows), columns=columns
             ):
-                table = _tag(pa.Table.from_batches([record_batch]), 0, row_offset)
-                lookup, problems = _contract_lookup(0, table, path, contracts, file_contract)
+                table = pl.from_arrow(pa.Table.from_batches([record_batch]))
+                assert isinstance(table, pl.DataFrame)
+                table = _tag(table, [0], [record_batch.num_rows], row_offset)
+                symbols = (
+                    table["symbol"].cast(pl.String).unique().to_list()
+                    if "symbol" in table.columns
+                    else [None]
+                )
+                lookup, problems = _contract_lookup(0, symbols, path, contracts, file_contract)
                 frame, rejected = _to_canonical(
                     table,
                     lookup,
@@ -143,40 +149,50 @@ class NseOptionsReader(Reader):
         timezone = options.timezone or DEFAULT_TIMEZONE
         failed: dict[int, str] = {}
         problems: dict[int, dict[str | None, IngestError]] = {}
-        by_layout: dict[tuple[tuple[str, str], ...], list[tuple[pa.Table, pl.DataFrame]]] = {}
+        # Footers first (cheap): files with the same projected layout are read together.
+        by_layout: dict[tuple[tuple[str, str], ...], list[tuple[int, Path, list[str], int]]] = {}
         for index, raw_path in enumerate(paths):
             path = Path(raw_path)
             try:
                 parquet = _open(path)
                 columns = _wanted_columns(parquet, path, options)
-                try:
-                    table = parquet.read(columns=columns, use_threads=False)
-                except (OSError, pa.ArrowException) as exc:
-                    raise IngestError(
-                        f"{path}: Parquet data is corrupt or truncated after row 0 ({exc}); "
-                        "re-download the file or remove it.",
-                        path=str(path),
-                        row=0,
-                    ) from exc
-                table = _tag(table, index, 0)
-                lookup, problems[index] = _contract_lookup(
-                    index, table, path, {}, _contract_from_name(path)
-                )
             except IngestError as exc:
                 failed[index] = str(exc)
                 continue
-            layout = tuple((f.name, str(f.type)) for f in table.schema)
-            by_layout.setdefault(layout, []).append((table, lookup))
+            types = parquet.schema_arrow
+            layout = tuple((name, str(types.field(name).type)) for name in columns)
+            by_layout.setdefault(layout, []).append(
+                (index, path, columns, parquet.metadata.num_rows)
+            )
+        groups: list[tuple[pl.DataFrame, pl.DataFrame]] = []
+        for members in by_layout.values():
+            frame = _read_together(members, failed)
+            if frame is None:
+                continue
+            lookups = []
+            symbol = (
+                pl.col("symbol").cast(pl.String)
+                if "symbol" in frame.columns
+                else pl.lit(None, pl.String)
+            )
+            pairs = frame.select("__file", symbol.alias("symbol"))
+            for (index,), symbols in pairs.unique().partition_by("__file", as_dict=True).items():
+                path = Path(paths[index])
+                lookup, problems[index] = _contract_lookup(
+                    index, symbols["symbol"].to_list(), path, {}, _contract_from_name(path)
+                )
+                lookups.append(lookup)
+            groups.append((frame, pl.concat(lookups)))
         frames, rejected = [], []
-        for group in by_layout.values():
-            frame, bad = _to_canonical(
-                pa.concat_tables([table for table, _ in group]),
-                pl.concat([lookup for _, lookup in group]),
+        for frame, lookup in groups:
+            out, bad = _to_canonical(
+                frame,
+                lookup,
                 timezone=timezone,
                 full=options.keep_all_columns,
                 target_columns=target.column_names,
             )
-            frames.append(frame)
+            frames.append(out)
             rejected.append(bad)
         if not frames:
             return FilesBatch(_empty_files_frame(target), _empty_files_rejected(), failed)
@@ -235,17 +251,60 @@ def _wanted_columns(parquet: pq.ParquetFile, path: Path, options: ReaderOptions)
     return [name for name in present if name in used]
 
 
-def _tag(table: pa.Table, file_index: int, row_offset: int) -> pa.Table:
-    """Add ``__file`` (index of the source file) and ``__row`` (1-based row in it)."""
-    rows = table.num_rows
-    return table.append_column(
-        "__file", pa.array(np.full(rows, file_index, dtype=np.uint32))
-    ).append_column("__row", pa.array(np.arange(row_offset + 1, row_offset + rows + 1)))
+def _tag(
+    frame: pl.DataFrame, files: Sequence[int], rows: Sequence[int], row_offset: int = 0
+) -> pl.DataFrame:
+    """Add ``__file`` (source file index) and ``__row`` (1-based row in that file).
+
+    ``frame`` holds the files' rows back to back: ``rows[i]`` rows of file ``files[i]``.
+    """
+    counts = np.asarray(rows, dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    index = np.arange(int(counts.sum()), dtype=np.int64)
+    return frame.with_columns(
+        pl.Series("__file", np.repeat(np.asarray(files, dtype=np.uint32), counts)),
+        pl.Series("__row", index - np.repeat(starts, counts) + 1 + row_offset),
+    )
+
+
+def _read_together(
+    members: list[tuple[int, Path, list[str], int]], failed: dict[int, str]
+) -> pl.DataFrame | None:
+    """Read files of one layout in one native multi-file scan, tagged with file and row.
+
+    If the scan fails (a file whose data pages are corrupt), read them one by one so
+    the broken file is named in ``failed`` and the others still load.
+    """
+    columns = members[0][2]
+    try:
+        frame = pl.scan_parquet([path for _, path, _, _ in members]).select(columns).collect()
+        if frame.height == sum(rows for *_, rows in members):
+            return _tag(frame, [m[0] for m in members], [m[3] for m in members])
+    except (pl.exceptions.PolarsError, OSError):
+        pass
+    parts, files, counts = [], [], []
+    for index, path, _, _ in members:
+        try:
+            table = pq.ParquetFile(path).read(columns=columns)
+        except (OSError, pa.ArrowException) as exc:
+            failed[index] = (
+                f"{path}: Parquet data is corrupt or truncated after row 0 ({exc}); "
+                "re-download the file or remove it."
+            )
+            continue
+        part = pl.from_arrow(table)
+        assert isinstance(part, pl.DataFrame)
+        parts.append(part)
+        files.append(index)
+        counts.append(part.height)
+    if not parts:
+        return None
+    return _tag(pl.concat(parts, how="vertical"), files, counts)
 
 
 def _contract_lookup(
     file_index: int,
-    table: pa.Table,
+    distinct: list[str | None],
     path: Path,
     contracts: dict[str, OptionContract],
     file_contract: OptionContract | None,
@@ -256,10 +315,6 @@ def _contract_lookup(
     the file if a row with a usable time carries it (rows without a time are rejected
     for that first).
     """
-    if "symbol" in table.column_names:
-        distinct = pc.unique(table.column("symbol").cast(pa.string())).to_pylist()
-    else:
-        distinct = [None]
     decoded: dict[str | None, OptionContract] = {}
     problems: dict[str | None, IngestError] = {}
     for symbol in distinct:
@@ -361,7 +416,7 @@ def _value_expr(frame: pl.DataFrame, vendor: str, canonical: str, kind: str) -> 
 
 
 def _to_canonical(
-    table: pa.Table,
+    frame: pl.DataFrame,
     lookup: pl.DataFrame,
     *,
     timezone: str,
@@ -374,8 +429,6 @@ def _to_canonical(
     ``(__file, __symbol_raw)``. One lazy plan: Polars fuses the time parsing, the
     contract join and the ~30 column expressions into one pass.
     """
-    frame = pl.from_arrow(table)
-    assert isinstance(frame, pl.DataFrame)
     times = [_time_expr(frame, name, timezone).alias(f"__t_{name}") for name in TIME_COLUMNS]
     ts = pl.coalesce([pl.col(f"__t_{name}") for name in TIME_COLUMNS])
     work = frame.lazy().with_columns(*times).with_columns(ts.alias("__ts"))
