@@ -301,6 +301,7 @@ def _with_option_columns(frame: pl.DataFrame) -> pl.DataFrame:
         strike=pl.lit(2_200_000.0),
         years_to_expiry=pl.lit(7 / 365),
         is_call=pl.lit(True),
+        expiry=pl.col("session_date").dt.offset_by("7d"),
     ).with_columns(price=pl.col("price") / 10, bid=pl.col("bid") / 10, ask=pl.col("ask") / 10)
 
 
