@@ -133,7 +133,8 @@ def test_grouped_equals_one_by_one(
     assert {row[1] for row in grouped["quarantine"] if row[1] is not None} == {4, 18}  # type: ignore[union-attr]
     assert "volume is negative or not finite" in reasons
     damaged = statuses["banknifty24jan46000pe.parquet"]
-    assert damaged[0] == "failed" and "banknifty24jan46000pe.parquet: Parquet data is corrupt" in damaged[1]
+    assert damaged[0] == "failed"
+    assert "banknifty24jan46000pe.parquet: Parquet data is corrupt" in damaged[1]
     assert sum(d[2] for d in grouped["days"]) > 0  # type: ignore[union-attr]
 
 
