@@ -169,3 +169,37 @@ def test_memory_spool_is_released_after_the_run(option_files: Path, tmp_path: Pa
     _ingest(tmp_path / "lake", option_files)
     assert pipeline._memory_spool == {}
     assert not (tmp_path / "lake" / "_staging").exists()
+
+
+def test_time_in_a_dst_gap_falls_through_to_the_next_column(tmp_path: Path) -> None:
+    # 02:30 on 2024-03-10 does not exist in New York; the rule then uses `timestamp`.
+    from datetime import datetime
+
+    from ticklake.ingest.readers import ReaderOptions, get_reader
+
+    path = tmp_path / "banknifty24jan48000ce.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "ts": pa.array(
+                    [datetime(2024, 3, 10, 2, 30), datetime(2024, 3, 10, 4, 0), None],
+                    pa.timestamp("ns"),
+                ),
+                "timestamp": pa.array(
+                    [datetime(2024, 3, 10, 3, 15), datetime(2024, 3, 10, 4, 1), None],
+                    pa.timestamp("ns"),
+                ),
+                "price": [10.0, 11.0, 12.0],
+            }
+        ),
+        path,
+    )
+    options = ReaderOptions(timezone="America/New_York")
+    reader = get_reader("nse_options")
+    (batch,) = reader.read(path, options)
+    # 03:15 EDT = 07:15 UTC; 04:00 EDT = 08:00 UTC (hand-computed).
+    assert batch.frame["ts"].dt.to_string("%H:%M").to_list() == ["07:15", "08:00"]
+    assert batch.rejected["source_row"].to_list() == [3]
+    together = reader.read_files([path], options)
+    assert together.frame.drop("__file").equals(batch.frame)
+    assert together.rejected.drop("__file").equals(batch.rejected)

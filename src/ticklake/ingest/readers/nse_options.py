@@ -422,6 +422,7 @@ def _to_canonical(
     timezone: str,
     full: bool,
     target_columns: tuple[str, ...],
+    exact: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Map tagged vendor rows (``__file``, ``__row``) to canonical rows and rejected rows.
 
@@ -429,9 +430,25 @@ def _to_canonical(
     ``(__file, __symbol_raw)``. One lazy plan: Polars fuses the time parsing, the
     contract join and the ~30 column expressions into one pass.
     """
-    times = [_time_expr(frame, name, timezone).alias(f"__t_{name}") for name in TIME_COLUMNS]
-    ts = pl.coalesce([pl.col(f"__t_{name}") for name in TIME_COLUMNS])
-    work = frame.lazy().with_columns(*times).with_columns(ts.alias("__ts"))
+    present = [name for name in TIME_COLUMNS if name in frame.columns]
+    naive = all(
+        isinstance(dtype := frame.schema[name], pl.Datetime) and dtype.time_zone is None
+        for name in present
+    )
+    fast = naive and not full and not exact
+    if fast:
+        # Localizing is the costly step: take the first non-null naive time and localize
+        # once, not every column. Differs only when that time does not exist in the zone
+        # (a DST gap), where the rule moves on to the next column: checked below.
+        first = pl.coalesce([pl.col(name).dt.cast_time_unit("ns") for name in present])
+        localized = first.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
+        work = frame.lazy().with_columns(
+            first.alias("__naive"), localized.dt.convert_time_zone("UTC").alias("__ts")
+        )
+    else:
+        times = [_time_expr(frame, name, timezone).alias(f"__t_{name}") for name in TIME_COLUMNS]
+        ts = pl.coalesce([pl.col(f"__t_{name}") for name in TIME_COLUMNS])
+        work = frame.lazy().with_columns(*times).with_columns(ts.alias("__ts"))
 
     raw_cols = [c for c in frame.columns if c in (*TIME_COLUMNS, "symbol")]
     rejected = (
@@ -451,8 +468,9 @@ def _to_canonical(
                 "reason"
             ),
             pl.col("__file"),
+            *([pl.col("__naive")] if fast else []),
         )
-        .cast(_FILES_REJECTED)
+        .cast({**dict(_FILES_REJECTED.items()), **({"__naive": pl.Datetime("ns")} if fast else {})})
     )
 
     symbols = (
@@ -510,4 +528,15 @@ def _to_canonical(
         .select(*target_columns, "__file", "__symbol_raw")
     )
     canonical, bad = pl.collect_all([out, rejected])
+    if fast:
+        if bad["__naive"].is_not_null().any():
+            return _to_canonical(
+                frame,
+                lookup,
+                timezone=timezone,
+                full=full,
+                target_columns=target_columns,
+                exact=True,
+            )
+        bad = bad.drop("__naive")
     return canonical, bad
