@@ -62,9 +62,12 @@ COND_OPCODE_NAMES = (
     "all",
     "any",
     "not",
+    "seconds_in_trade",
 )
 COND_CONST, COND_SERIES, COND_LEG, COND_PNL, COND_DRAWDOWN = 0, 1, 2, 3, 4
 COND_ADD, COND_SUB, COND_MUL, COND_DIV, COND_CMP, COND_ALL, COND_ANY, COND_NOT = range(5, 13)
+# Appended after the logic opcodes so the numbers above stay stable.
+COND_SECONDS_IN_TRADE = 13
 COND_COMPARISONS = (">", ">=", "<", "<=", "==", "!=")
 COND_MAX_PROGRAM = 512
 
@@ -275,11 +278,14 @@ def _eval_condition(
     drawdown,
     pnl_prev,
     drawdown_prev,
+    seconds_in_trade,
 ):
     """Run an exit-condition program at second ``t``; 1 = true, 0 = false, 2 = unknown.
 
     ``pnl``/``drawdown`` are rupees of the current entry; ``*_prev`` the previous second's
-    (NaN on the entry's first second). A leg operand reads the leg's *held* contract.
+    (NaN on the entry's first second). ``seconds_in_trade`` is ``t`` minus the entry's
+    second (its value at t-1 is NaN on the entry's first second). A leg operand reads the
+    leg's *held* contract.
     """
     n = program.shape[0]
     values = np.empty(n, np.float64)
@@ -288,7 +294,7 @@ def _eval_condition(
     nt = 0
     for i in range(n):
         op, a, b, c = program[i, 0], program[i, 1], program[i, 2], program[i, 3]
-        if op <= COND_DRAWDOWN:
+        if op <= COND_DRAWDOWN or op == COND_SECONDS_IN_TRADE:
             at = t - b
             value = math.nan
             if op == COND_CONST:
@@ -302,8 +308,10 @@ def _eval_condition(
                     value = contract_values[a, contract_slot[held], at]
             elif op == COND_PNL:
                 value = pnl_prev if b else pnl
-            else:
+            elif op == COND_DRAWDOWN:
                 value = drawdown_prev if b else drawdown
+            elif seconds_in_trade - b >= 0:
+                value = seconds_in_trade - b
             values[nv] = value
             nv += 1
         elif op <= COND_DIV:
@@ -437,6 +445,7 @@ def simulate_day(
     entries = 0
     state = 0  # 0 flat/waiting, 1 in position, 2 done for the day
     anchor_t = 0
+    entry_t = 0
     anchor_spot = np.int64(0)
     peak = 0.0
     rebalance_due = False
@@ -509,6 +518,7 @@ def simulate_day(
                 cycle_premium = abs(cycle_cash) / unit_quantity
                 state = 1
                 anchor_t = t
+                entry_t = t
                 anchor_spot = spot[t]
                 rebalance_due = False
                 condition_pnl_prev = math.nan
@@ -558,6 +568,7 @@ def simulate_day(
                         drawdown_rupees,
                         condition_pnl_prev,
                         condition_drawdown_prev,
+                        float(t - entry_t),
                     )
                     condition_pnl_prev = pnl_rupees
                     condition_drawdown_prev = drawdown_rupees

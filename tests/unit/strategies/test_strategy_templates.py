@@ -424,3 +424,17 @@ def test_volume_momentum_enters_on_the_calls_accelerating_volume(
         assert last_minute > minute_before
         last_price = rows.filter(pl.col("ts") <= entry["ts"])["last_price"][-1]
         assert last_price > rows["last_price"].drop_nulls()[0]
+
+
+def test_minutes_in_trade_exits_45_minutes_after_a_0930_entry(
+    run_template: Callable[..., Any],
+) -> None:
+    # Entry at 09:30:00; 45 minutes = 2,700 s later is 10:15:00 (at 10:14:59 only
+    # 44.98 minutes have passed). The 40 % stop is removed so only the clock exits.
+    overrides = {"exits": {"when": "position.minutes_in_trade >= 45"}}
+    trades = _trades(run_template("expiry_day_decay_seller", WEDNESDAY, WEDNESDAY, overrides))
+    entries = trades.filter(pl.col("reason") == "entry")
+    closes = trades.filter(pl.col("reason") != "entry")
+    assert {_second(ts, EXPIRY) for ts in entries["ts"]} == {900}  # 09:30:00
+    assert closes["reason"].to_list() == ["exit_condition"] * 2
+    assert {_second(ts, EXPIRY) for ts in closes["ts"]} == {900 + 45 * 60}  # 10:15:00

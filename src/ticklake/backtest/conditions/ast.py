@@ -25,7 +25,7 @@ from typing import Any
 
 COMPARISONS = (">", ">=", "<", "<=", "==", "!=", "crosses_above", "crosses_below")
 ARITHMETIC = ("+", "-", "*", "/")
-POSITION_MEASURES = ("pnl", "drawdown")
+POSITION_MEASURES = ("pnl", "drawdown", "seconds_in_trade", "minutes_in_trade")
 _PARAMETER = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
 

@@ -98,7 +98,7 @@ class Plan:
             return f"push {self.series_columns[a]}{at}"
         if name == "leg":
             return f"push leg#{c} held contract's {self.contract_outputs[a]}{at}"
-        if name in ("pnl", "drawdown"):
+        if name in ("pnl", "drawdown", "seconds_in_trade"):
             return f"push position.{name}{at}"
         if name == "compare":
             return f"compare {COND_COMPARISONS[a]}"

@@ -95,6 +95,37 @@ def test_exit_on_position_pnl_closes_everything_at_the_first_second_it_holds(
     assert drawdown.trades.filter(pl.col("side") == "buy")["ts"].to_list() == [ist("09:18:00")] * 2
 
 
+def test_time_in_trade_exits_the_second_it_is_reached_and_counts_each_entry(
+    tmp_path: Path,
+) -> None:
+    lake = _hand_lake(tmp_path / "lake", _straddle_chain(), {})
+    # Entry at 09:16:00 (the window's first second, quotes everywhere): 7 minutes = 420 s
+    # later is 09:23:00; at 09:22:59 only 6.98 minutes have passed.
+    spec = hand_spec(exits={"when": "position.minutes_in_trade >= 7"})
+    result = run_day(lake, spec, HAND_DAY)
+    entries = result.trades.filter(pl.col("side") == "sell")
+    closes = result.trades.filter(pl.col("side") == "buy")
+    assert entries["ts"].to_list() == [ist("09:16:00")] * 2
+    assert closes["reason"].to_list() == ["exit_condition"] * 2
+    assert closes["ts"].to_list() == [ist("09:23:00")] * 2
+    # In seconds, and per entry: a second entry (max 2 a day, window to 09:20) starts its
+    # own clock at 09:16:31 (the second after the first exit at 09:16:30).
+    again = hand_spec(exits={"when": "position.seconds_in_trade > 29"}, max_entries_per_day=2)
+    twice = run_day(lake, again, HAND_DAY).trades
+    assert twice.filter(pl.col("side") == "sell")["ts"].unique().sort().to_list() == [
+        ist("09:16:00"),
+        ist("09:16:31"),
+    ]
+    assert twice.filter(pl.col("side") == "buy")["ts"].unique().sort().to_list() == [
+        ist("09:16:30"),
+        ist("09:17:01"),
+    ]
+    # Crossing needs the previous second of the same entry: 29 -> 30 s crosses 29.5.
+    crossing = hand_spec(exits={"when": "position.seconds_in_trade crosses_above 29.5"})
+    closes = run_day(lake, crossing, HAND_DAY).trades.filter(pl.col("side") == "buy")
+    assert closes["ts"].to_list() == [ist("09:16:30")] * 2
+
+
 def test_exit_conditions_read_the_held_contract_and_entries_the_selected_one(
     tmp_path: Path,
 ) -> None:

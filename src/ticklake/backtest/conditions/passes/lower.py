@@ -155,7 +155,13 @@ class _Emitter:
             assert isinstance(node, MetricRef)
             atom = atom_of(node)
             if atom.source == "position":
-                self.emit(k.COND_PNL if atom.metric == "pnl" else k.COND_DRAWDOWN, 0, flag)
+                if atom.metric in ("seconds_in_trade", "minutes_in_trade"):
+                    self.emit(k.COND_SECONDS_IN_TRADE, 0, flag)
+                    if atom.metric == "minutes_in_trade":
+                        self.emit(k.COND_CONST, self._index(self.constants, 60.0))
+                        self.emit(k.COND_DIV)
+                else:
+                    self.emit(k.COND_PNL if atom.metric == "pnl" else k.COND_DRAWDOWN, 0, flag)
             elif atom.source == "underlying":
                 self.emit(k.COND_SERIES, self._index(self.series, atom.column), flag)
             else:

@@ -44,7 +44,8 @@ def _resolve(operand: Operand, context: CompileContext) -> Operand:
             raise context.error(
                 f"unknown position measure {operand.metric!r}; use position.pnl or "
                 "position.drawdown (₹, the current entry's combined P&L and its fall from "
-                "its peak)",
+                "its peak), position.seconds_in_trade or position.minutes_in_trade (time "
+                "since the entry)",
                 operand.column,
             )
         if operand.args:
