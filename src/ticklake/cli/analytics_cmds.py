@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -45,21 +46,24 @@ def explain_cmd(name: Annotated[str, typer.Argument(help="Metric name.")]) -> No
     from ticklake.analytics.registry import get_metric
 
     m = get_metric(name)
+    # Metric text is printed as-is: docstrings hold brackets (``[date(2024, 1, 5), ...]``,
+    # JSON Schema arrays) that Rich would otherwise swallow as markup.
     body = [
-        f"[bold]{m.title}[/]  ({m.family}, {m.kind} metric, unit: {m.unit})",
+        f"[bold]{escape(m.title)}[/]  ({m.family}, {m.kind} metric, unit: {escape(m.unit)})",
         "",
-        m.description,
+        escape(m.description),
         "",
-        f"[bold]inputs:[/] {', '.join(m.inputs)}",
-        f"[bold]output column:[/] {m.output}",
+        f"[bold]inputs:[/] {escape(', '.join(m.inputs))}",
+        f"[bold]output column:[/] {escape(m.output)}",
     ]
     if m.aliases:
-        body.append(f"[bold]aliases:[/] {', '.join(m.aliases)}")
+        body.append(f"[bold]aliases:[/] {escape(', '.join(m.aliases))}")
     if m.formula:
-        body += ["", "[bold]formula:[/]", m.formula]
-    body += ["", "[bold]parameters (JSON Schema):[/]", json.dumps(m.parameters_schema(), indent=1)]
+        body += ["", "[bold]formula:[/]", escape(m.formula)]
+    schema = json.dumps(m.parameters_schema(), indent=1)
+    body += ["", "[bold]parameters (JSON Schema):[/]", escape(schema)]
     if m.example:
-        body += ["", "[bold]example:[/]", m.example]
+        body += ["", "[bold]example:[/]", escape(m.example)]
     console.print(Panel("\n".join(body), title=m.name, expand=False), highlight=False)
 
 

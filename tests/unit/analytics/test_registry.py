@@ -80,6 +80,19 @@ def test_cli_list_and_explain() -> None:
     assert missing.exit_code == 4 and "Known metrics" in missing.output
 
 
+def test_explain_prints_brackets_as_written() -> None:
+    """Examples and formulas hold ``[date(...)]`` / ``ema[first]``; Rich must not read
+    them as markup tags and drop them."""
+    from ticklake.analytics.registry import get_metric
+
+    explained = CliRunner().invoke(app, ["analytics", "explain", "ema"], terminal_width=200)
+    assert explained.exit_code == 0, explained.output
+    metric = get_metric("ema")
+    assert "ema[first] = field[first]" in (metric.formula or "")
+    assert "ema[first] = field[first]" in explained.output
+    assert "[datetime(2024, 1, 1, 9, 15, s) for s in (0, 1, 2)]" in explained.output
+
+
 def test_a_broken_plugin_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     class BrokenEntryPoint:
         name = "broken"
