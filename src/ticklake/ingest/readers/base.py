@@ -19,12 +19,12 @@ Contract (checked for every registered reader by the conformance suite):
 from __future__ import annotations
 
 import gzip
-import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, ClassVar, cast
 
+import numpy as np
 import polars as pl
 
 from ticklake.errors import IngestError
@@ -180,20 +180,52 @@ def read_source_bytes(path: Path) -> bytes:
 
 
 def iter_text_chunks(path: Path, lines_per_chunk: int) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(first_line_number, bytes)`` chunks of whole lines (1-based numbers)."""
-    with open_source(path) as raw:
-        fh = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var]
+    """Yield ``(first_line_number, bytes)`` chunks of whole lines (1-based numbers).
+
+    Every chunk but the last holds exactly ``lines_per_chunk`` lines (split on
+    ``\\n``, as iterating a binary file does). The file is read in large blocks and
+    the newlines counted in C, not line by line.
+    """
+    block_bytes = 8 * 2**20
+    with open_source(path) as fh:
         line_no = 1
+        pieces: list[bytes] = []  # blocks read but not yet yielded
+        counts: list[int] = []  # newlines in each piece
+        eof = False
         while True:
-            try:
-                lines = [ln for _, ln in zip(range(lines_per_chunk), fh, strict=False)]
-            except (OSError, EOFError, gzip.BadGzipFile) as exc:
-                raise IngestError(
-                    f"{path}: file is corrupt or truncated after line {line_no} ({exc}).",
-                    path=str(path),
-                    row=line_no,
-                ) from exc
-            if not lines:
+            while not eof and sum(counts) < lines_per_chunk:
+                try:
+                    block = fh.read(block_bytes)
+                except (OSError, EOFError, gzip.BadGzipFile) as exc:
+                    raise IngestError(
+                        f"{path}: file is corrupt or truncated after line {line_no} ({exc}).",
+                        path=str(path),
+                        row=line_no,
+                    ) from exc
+                if not block:
+                    eof = True
+                    break
+                pieces.append(block)
+                counts.append(block.count(b"\n"))
+            if not pieces:
                 return
-            yield line_no, b"".join(lines)
-            line_no += len(lines)
+            if sum(counts) >= lines_per_chunk:
+                # The chunk ends in the piece holding the lines_per_chunk-th newline.
+                need, j = lines_per_chunk, 0
+                while counts[j] < need:
+                    need -= counts[j]
+                    j += 1
+                newlines = np.flatnonzero(np.frombuffer(pieces[j], dtype=np.uint8) == 10)
+                cut = int(newlines[need - 1]) + 1
+                chunk = b"".join([*pieces[:j], pieces[j][:cut]])
+                rest = pieces[j][cut:]
+                pieces = ([rest] if rest else []) + pieces[j + 1 :]
+                counts = ([counts[j] - need] if rest else []) + counts[j + 1 :]
+                lines = lines_per_chunk
+            else:  # end of file: the rest, with or without a final newline
+                chunk = b"".join(pieces)
+                lines = sum(counts) + (0 if chunk.endswith(b"\n") else 1)
+                pieces, counts = [], []
+            if chunk:
+                yield line_no, chunk
+            line_no += lines

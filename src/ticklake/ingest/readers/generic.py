@@ -38,6 +38,7 @@ from ticklake.ingest.readers.base import (
     open_source,
     register_reader,
 )
+from ticklake.schemas import get_schema
 
 #: A frame of source rows, the 1-based source row of its first row, and rows rejected
 #: before mapping (keyed by source row: raw text and reason).
@@ -107,8 +108,10 @@ def _csv_fallback(
     return pl.DataFrame(columns, schema={n: pl.String for n in names}), rejected
 
 
-def iter_csv_frames(path: Path, spec: CsvSpec, lines_per_chunk: int) -> Iterator[SourceFrame]:
-    """Yield all-string frames of at most ``lines_per_chunk`` rows from a delimited file."""
+def _csv_chunks(
+    path: Path, spec: CsvSpec, lines_per_chunk: int
+) -> Iterator[tuple[bytes, list[str], int]]:
+    """Yield ``(chunk, column names, first source row)`` for the data lines of a file."""
     names = list(spec.column_names) if spec.column_names else None
     pending_skip = spec.skip_rows + (1 if spec.has_header else 0)
     for line_no, chunk in iter_text_chunks(path, lines_per_chunk):
@@ -120,22 +123,67 @@ def iter_csv_frames(path: Path, spec: CsvSpec, lines_per_chunk: int) -> Iterator
             if spec.has_header and pending_skip == 0 and dropped:
                 header = _header_names(dropped[-1], spec.separator)
                 names = names or header
-        if not chunk.strip():
+        if not chunk or chunk.isspace():  # isspace: no copy of a big chunk, unlike strip
             continue
         if names is None:
             width = len(_header_names(chunk.split(b"\n", 1)[0], spec.separator))
             names = [f"column_{i + 1}" for i in range(width)]
-        try:
-            frame = pl.read_csv(
-                io.BytesIO(chunk),
-                has_header=False,
-                separator=spec.separator,
-                schema={name: pl.String for name in names},
-            )
-            rejected: dict[int, tuple[str, str]] = {}
-        except pl.exceptions.PolarsError:
-            frame, rejected = _csv_fallback(chunk, names, spec.separator, first_row)
-        yield frame, first_row, rejected
+        yield chunk, names, first_row
+
+
+def _string_frame(chunk: bytes, names: list[str], separator: str, first_row: int) -> SourceFrame:
+    """Parse a chunk as all-string columns; malformed lines become rejected rows."""
+    try:
+        frame = pl.read_csv(
+            io.BytesIO(chunk),
+            has_header=False,
+            separator=separator,
+            schema={name: pl.String for name in names},
+        )
+        rejected: dict[int, tuple[str, str]] = {}
+    except pl.exceptions.PolarsError:
+        frame, rejected = _csv_fallback(chunk, names, separator, first_row)
+    return frame, first_row, rejected
+
+
+def iter_csv_frames(path: Path, spec: CsvSpec, lines_per_chunk: int) -> Iterator[SourceFrame]:
+    """Yield all-string frames of at most ``lines_per_chunk`` rows from a delimited file."""
+    for chunk, names, first_row in _csv_chunks(path, spec, lines_per_chunk):
+        yield _string_frame(chunk, names, spec.separator, first_row)
+
+
+def typed_source_columns(mapping: Mapping) -> dict[str, pl.DataType]:
+    """Source columns the CSV parser may read as numbers directly (see ``CsvReader``).
+
+    Only columns whose mapped value is a plain number of the same type (or an epoch
+    time with an explicit unit): for those, Polars' CSV number parser and the careful
+    path's string-to-number cast accept the same texts and give the same values, and a
+    text one of them refuses makes the fast parse fail, so the careful path decides.
+    """
+    schema = get_schema(mapping.dataset_schema)
+    wanted: dict[str, list[pl.DataType]] = {}
+    time = mapping.time
+    if time.column is not None and time.unit not in (None, "auto") and time.format is None:
+        wanted.setdefault(time.column, []).append(pl.Int64())
+    coded = {*mapping.value_maps, "side"}
+    for name, column in mapping.columns.items():
+        kind = schema.column(name).type
+        if name in coded:
+            wanted.setdefault(column, []).append(pl.String())
+        elif kind == "float64":
+            wanted.setdefault(column, []).append(pl.Float64())
+        elif kind == "int64":
+            wanted.setdefault(column, []).append(pl.Int64())
+        else:
+            wanted.setdefault(column, []).append(pl.String())
+    for policy in (mapping.seq, mapping.trade_id):
+        if policy not in (None, "row"):
+            wanted.setdefault(str(policy), []).append(pl.String())
+    return {
+        column: types[0]
+        for column, types in wanted.items()
+        if all(t == types[0] for t in types) and types[0] != pl.String()
+    }
 
 
 def iter_jsonl_frames(path: Path, lines_per_chunk: int) -> Iterator[SourceFrame]:
@@ -226,6 +274,53 @@ class CsvReader(MappingReader):
 
     def frames(self, path: Path, mapping: Mapping, options: ReaderOptions) -> Iterator[SourceFrame]:
         return iter_csv_frames(path, mapping.csv, options.batch_rows)
+
+    def read(self, path: Path, options: ReaderOptions) -> Iterator[Batch]:
+        mapping = resolve_mapping(options, reader=self.name)
+        typed = typed_source_columns(mapping)
+        if not typed:
+            return map_frames(self.frames(Path(path), mapping, options), mapping, source=str(path))
+        return self._read_typed(Path(path), mapping, options, typed)
+
+    def _read_typed(
+        self, path: Path, mapping: Mapping, options: ReaderOptions, typed: dict[str, pl.DataType]
+    ) -> Iterator[Batch]:
+        """Parse numeric columns natively; any doubt sends the chunk down the careful path.
+
+        A chunk is kept from the fast parse only if Polars parses it with the numeric
+        types and the mapping rejects none of its rows. Otherwise (a malformed line, a
+        bad number, a bad time, a wrong field count) the chunk is parsed again as
+        strings, exactly as before, so rejected rows keep their line, raw text and reason.
+        """
+        spec = mapping.csv
+        source = str(path)
+        resolved: Mapping | None = None
+        for chunk, names, first_row in _csv_chunks(path, spec, options.batch_rows):
+            careful: SourceFrame | None = None
+            if resolved is None:
+                resolved = mapping
+                if mapping.time.unit == "auto":  # decided from the first chunk's text
+                    careful = _string_frame(chunk, names, spec.separator, first_row)
+                    resolved = resolve_auto_unit(mapping, careful[0])
+            batch: Batch | None = None
+            if set(typed) <= set(names) and len(set(names)) == len(names):
+                try:
+                    frame = pl.read_csv(
+                        io.BytesIO(chunk),
+                        has_header=False,
+                        separator=spec.separator,
+                        schema={name: typed.get(name, pl.String()) for name in names},
+                    )
+                except pl.exceptions.PolarsError:
+                    frame = None
+                if frame is not None:
+                    fast = apply_mapping(frame, resolved, source=source, first_row=first_row)
+                    if fast.rejected.height == 0:
+                        batch = fast
+            if batch is None:
+                careful = careful or _string_frame(chunk, names, spec.separator, first_row)
+                batch = next(map_frames([careful], resolved, source=source))
+            yield batch
 
 
 @register_reader
