@@ -10,8 +10,11 @@ Two cases, each run on the same input by both sides:
   ``COPY (SELECT * FROM read_parquet('dir/*.parquet')) TO 'x.parquet'``.
 
 Input generation is not timed. Every measurement runs in its own subprocess, so
-peak RSS (VmHWM, read at the end of the child) belongs to that side alone. The
-ratio is ticklake's rows/s over DuckDB's; the target is ≥ 0.5×.
+peak RSS (VmHWM, read at the end of the child) belongs to that side alone. Library
+imports happen before the timer on both sides (``import duckdb``; ticklake's readers
+and the lazily imported exchange calendar, which alone takes ~1 s to import when
+``PYTHONDONTWRITEBYTECODE`` is set). The ratio is ticklake's rows/s over DuckDB's;
+the target is ≥ 0.5×.
 
     python benchmarks/bench_ingest.py            # full: 5 M CSV rows, ~4.5 M option rows
     python benchmarks/bench_ingest.py --quick    # 500 k CSV rows, a small option day
@@ -118,7 +121,10 @@ def run_case(case: str, source: Path, work: Path) -> dict[str, float]:
         seconds = time.perf_counter() - started
         rows = int(row[0]) if row else 0
     else:
+        import exchange_calendars  # noqa: F401  (imported lazily by the NSE calendar)
+
         import ticklake
+        import ticklake.ingest.readers  # registers every reader
         from ticklake.ingest.pipeline import ingest_files
         from ticklake.ingest.readers.base import ReaderOptions
 
