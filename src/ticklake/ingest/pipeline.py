@@ -608,9 +608,9 @@ def ingest_files(
         items = [(request, group) for group in groups]
 
         def staged(index: int, results: list[FileResult]) -> None:
-            if progress:
-                last = groups[index][-1][0]
-                progress("read", last, len(sources), results[-1].label)
+            if progress:  # one call per file, as callers count them
+                for (file_index, _), result in zip(groups[index], results, strict=True):
+                    progress("read", file_index, len(sources), result.label)
 
         summary.files = [
             result

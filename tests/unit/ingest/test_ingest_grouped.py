@@ -203,3 +203,18 @@ def test_time_in_a_dst_gap_falls_through_to_the_next_column(tmp_path: Path) -> N
     together = reader.read_files([path], options)
     assert together.frame.drop("__file").equals(batch.frame)
     assert together.rejected.drop("__file").equals(batch.rejected)
+
+
+def test_progress_is_reported_once_per_file(option_files: Path, tmp_path: Path) -> None:
+    calls: list[tuple[str, int, int]] = []
+    lake = ticklake.init_lake(tmp_path / "lake")
+    ingest_files(
+        lake,
+        "nse_options",
+        [option_files],
+        "options",
+        progress=lambda phase, index, total, note: calls.append((phase, index, total)),
+    )
+    reads = [(index, total) for phase, index, total in calls if phase == "read"]
+    total = len(list(option_files.glob("*.parquet")))
+    assert sorted(reads) == [(i, total) for i in range(total)]

@@ -64,22 +64,21 @@ def test_polars_frame_is_written_in_row_groups_and_cast_to_the_schema(tmp_path: 
     assert meta.row_group(0).column(0).statistics.has_min_max
 
 
-def test_same_bytes_as_a_plain_pyarrow_write(tmp_path: Path) -> None:
-    # The oracle: pyarrow's own write_table with the same options.
-    table = _frame(3_000).to_arrow()
-    ours, theirs = tmp_path / "ours.parquet", tmp_path / "theirs.parquet"
-    write_parquet(table, ours, row_group_rows=1_000, zstd_level=3)
-    pq.write_table(
-        table,
-        theirs,
-        row_group_size=1_000,
-        compression="zstd",
-        compression_level=3,
-        write_statistics=True,
-        write_page_checksum=True,
-        use_dictionary=True,
+def test_dictionary_only_for_columns_with_few_distinct_values(tmp_path: Path) -> None:
+    frame = _frame(100_000).with_columns(
+        pl.int_range(pl.len()).cast(pl.String).alias("trade_id"),
+        pl.lit(None, pl.Datetime("ns", "UTC")).alias("recv_ts"),
     )
-    assert ours.read_bytes() == theirs.read_bytes()
+    path = tmp_path / "x.parquet"
+    write_parquet(frame, path, row_group_rows=50_000, zstd_level=3)
+    group = pq.ParquetFile(path).metadata.row_group(1)
+    encodings = {group.column(i).path_in_schema: group.column(i).encodings for i in range(5)}
+    # 7 instruments and an all-null column: dictionary; unique ids/times/prices: plain.
+    assert "RLE_DICTIONARY" in encodings["instrument"]
+    assert "RLE_DICTIONARY" in encodings["recv_ts"]
+    for unique in ("trade_id", "ts", "price"):
+        assert "RLE_DICTIONARY" not in encodings[unique], unique
+    assert pq.read_table(path).to_pylist() == frame.to_arrow().to_pylist()
 
 
 def test_empty_frame_writes_a_readable_file(tmp_path: Path) -> None:
