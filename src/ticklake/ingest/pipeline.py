@@ -45,7 +45,7 @@ from ticklake.ingest.sources import SourceFile, expand_inputs
 from ticklake.ingest.validate import split_valid
 from ticklake.lake import Lake, open_lake
 from ticklake.lake.commit import write_parquet
-from ticklake.lake.lake import trading_day_expr
+from ticklake.lake.lake import is_sorted_by, trading_day_expr
 from ticklake.lake.layout import QUARANTINE_DIR, partition_dirname
 from ticklake.lake.manifest import SourceRef, sha256_file, utc_now_iso
 
@@ -468,12 +468,26 @@ class DayTask:
     sources: tuple[SourceRef, ...]
 
 
-def _resolve_conflicts(frame: pl.DataFrame, key: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Keep identical duplicates once; for different rows sharing a key keep the first."""
-    # The common case is no repeated key at all. Distinct 64-bit hashes of the key prove
-    # it in one cheap pass; only equal hashes (a repeat, or a collision) need the exact,
-    # multi-column check.
-    if frame.select(pl.struct(key).hash().n_unique()).item() == frame.height:
+def _no_repeated_key(frame: pl.DataFrame, key: list[str], order: list[str] | None) -> bool:
+    """Cheap proofs that no key repeats (False means: not proven, check exactly)."""
+    if order is not None and set(order) == set(key) and is_sorted_by(frame, order):
+        # Sorted by exactly the key columns: equal keys would sit next to each other.
+        same = pl.all_horizontal([pl.col(c).eq_missing(pl.col(c).shift(1)) for c in key])
+        return not frame.select(same.slice(1).any()).item()
+    # Distinct 64-bit hashes of the key prove it in one pass; equal hashes (a repeat,
+    # or a collision) need the exact, multi-column check.
+    return bool(frame.select(pl.struct(key).hash().n_unique()).item() == frame.height)
+
+
+def _resolve_conflicts(
+    frame: pl.DataFrame, key: list[str], order: list[str] | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Keep identical duplicates once; for different rows sharing a key keep the first.
+
+    ``order`` (the dataset's sort order) lets a sorted frame prove uniqueness cheaply.
+    """
+    # The common case is no repeated key at all.
+    if frame.height < 2 or _no_repeated_key(frame, key, order):
         return frame, frame.head(0)
     if not frame.select(key).is_duplicated().any():
         return frame, frame.head(0)
@@ -496,7 +510,8 @@ def commit_day(task: DayTask) -> DayResult:
     info = lake.dataset_info(request.dataset, request.layer)
     dschema = info.dataset_schema
     frame = pl.concat([_unspool(p) for p in task.parts], how="vertical", rechunk=False)
-    kept, losers = _resolve_conflicts(frame, list(dschema.key))
+    order = [*dschema.sort, *[k for k in dschema.key if k not in dschema.sort]]
+    kept, losers = _resolve_conflicts(frame, list(dschema.key), order)
     if losers.height:
         q = _quarantine_frame(
             f"{request.dataset} ingest {request.ingest_id}",

@@ -218,3 +218,32 @@ def test_progress_is_reported_once_per_file(option_files: Path, tmp_path: Path) 
     reads = [(index, total) for phase, index, total in calls if phase == "read"]
     total = len(list(option_files.glob("*.parquet")))
     assert sorted(reads) == [(i, total) for i in range(total)]
+
+
+@pytest.mark.parametrize("sorted_input", [True, False])
+def test_conflict_resolution_matches_a_plain_polars_oracle(sorted_input: bool) -> None:
+    from ticklake.ingest.pipeline import _resolve_conflicts
+
+    key = ["instrument", "ts", "trade_id"]
+    rows = [
+        ("A", 1, "x", 1.0),
+        ("A", 1, "x", 1.0),  # identical duplicate: kept once
+        ("A", 2, "y", 2.0),
+        ("A", 2, "y", 3.0),  # same key, other value: the first wins
+        ("B", 2, "y", 4.0),
+        ("B", 3, None, 5.0),
+        ("B", 3, None, 5.0),
+    ]
+    frame = pl.DataFrame(rows, schema=["instrument", "ts", "trade_id", "price"], orient="row")
+    if not sorted_input:
+        frame = frame.reverse()
+    order = ["ts", "instrument", "trade_id"]
+    if sorted_input:
+        frame = frame.sort(order, maintain_order=True)
+    kept, losers = _resolve_conflicts(frame, key, order)
+    distinct = frame.unique(maintain_order=True)
+    expected = distinct.unique(subset=key, keep="first", maintain_order=True)
+    assert kept.rows() == expected.rows()
+    assert losers.height == distinct.height - expected.height == 1
+    unique = pl.DataFrame({"instrument": ["A", "B"], "ts": [1, 1], "trade_id": ["x", "x"]})
+    assert _resolve_conflicts(unique.sort(order), key, order)[0].height == 2
