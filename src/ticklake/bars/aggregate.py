@@ -15,12 +15,13 @@ never rely on an unordered ``first()``.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
-from ticklake.bars._kernels import dense_codes, trade_bars_kernel, uniform_opens
+from ticklake.bars._kernels import LONG_KEY, OUT_OF_ORDER, bar_order, trade_bars
 from ticklake.bars.alignment import BarGrid, DayTable
 from ticklake.errors import ConfigError
 from ticklake.schemas import get_schema
@@ -130,10 +131,10 @@ def trades_to_bars(
     if trades.height == 0:
         return empty_bars()
     table = _day_table(trades, grid)
-    bars = _kernel_bars(trades, grid, table, check_ties=True)
+    bars = _kernel_bars(trades, grid, table, check_order=True)
     if bars is None:  # out of order: sort once, then the pass cannot fail
         trades = order_trades(trades)
-        bars = _kernel_bars(trades, grid, table, check_ties=False)
+        bars = _kernel_bars(trades, grid, table, check_order=False)
         assert bars is not None
     if fill == "forward":
         bars = forward_fill(bars, grid)
@@ -142,61 +143,91 @@ def trades_to_bars(
     return bars
 
 
-def _opens(ts: np.ndarray, grid: BarGrid, table: DayTable) -> np.ndarray:
-    """Bar open per row (int64 ns); integer arithmetic when no DST change is in range."""
-    if not table.is_uniform:
-        series = pl.Series("ts", ts)
-        return (
-            series.to_frame().select(grid.open_ns_expr(pl.col("ts"), table)).to_series().to_numpy()
-        )
-    start0 = int(table.starts_ns[0])
-    offset = int(table.origins_ns[0] - start0)
-    return uniform_opens(ts, start0, offset, grid.interval.nanoseconds, grid.interval.is_daily)
+_NO_VIEWS = np.empty((0, 2), dtype=np.uint64)
+_EMPTY_BYTES = np.empty(0, dtype=np.uint8)
+
+
+def _string_views(series: pl.Series) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """A String column's Arrow views as ``uint64[n, 2]``, validity bitmap and bit offset.
+
+    Zero-copy for a single-chunk column; ``None`` when the column is not a string.
+    """
+    if series.dtype != pl.String:
+        return None
+    array = series.to_arrow(compat_level=pl.CompatLevel.newest())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not pa.types.is_string_view(array.type):
+        return None
+    validity, views = array.buffers()[:2]
+    assert views is not None
+    words = np.frombuffer(views, dtype=np.uint64).reshape(-1, 2)
+    words = words[array.offset : array.offset + len(array)]
+    bitmap = _EMPTY_BYTES if validity is None else np.frombuffer(validity, dtype=np.uint8)
+    return words, bitmap, array.offset
 
 
 def _kernel_bars(
-    trades: pl.DataFrame, grid: BarGrid, table: DayTable, *, check_ties: bool
+    trades: pl.DataFrame, grid: BarGrid, table: DayTable, *, check_order: bool
 ) -> pl.DataFrame | None:
     """Run the one-pass kernel; ``None`` when the rows are not in (ts, trade id) order."""
     ts = trades["ts"].dt.epoch("ns").to_numpy()
-    if check_ties and ts.shape[0] > 1 and bool(np.any(ts[1:] < ts[:-1])):
-        return None
-    instrument = trades["instrument"]
-    codes, distinct = dense_codes(
-        instrument.hash(0x5EED).to_numpy(), instrument.hash(0xB0A7).to_numpy()
-    )
-    if "side" in trades.columns and trades["side"].null_count() < trades.height:
-        side = (
-            trades.select(
-                pl.when(pl.col("side") == "buy")
-                .then(pl.lit(0, pl.Int8))
-                .when(pl.col("side") == "sell")
-                .then(pl.lit(1, pl.Int8))
-                .otherwise(pl.lit(-1, pl.Int8))
-            )
-            .to_series()
-            .to_numpy()
-        )
-        sides_known = True
+    if table.is_uniform:
+        opens = np.empty(0, dtype=np.int64)
+        start0 = int(table.starts_ns[0])
+        offset = int(table.origins_ns[0] - start0)
     else:
-        side = np.full(ts.shape[0], -1, dtype=np.int8)
-        sides_known = False
-    (opens, first_row, o, h, lo, c, volume, quote_volume, count, buy, sell, known,
-     tie_first, tie_second) = trade_bars_kernel(
-        _opens(ts, grid, table), ts, codes, distinct,
-        trades["price"].to_numpy(), trades["size"].to_numpy(), side,
-    )  # fmt: skip
-    if (
-        check_ties
-        and tie_first.shape[0]
-        and not _ids_ascending(trades["trade_id"], tie_first, tie_second)
-    ):
+        opens = trades.select(grid.open_ns_expr(_TS_NS, table)).to_series().to_numpy()
+        start0 = offset = 0
+    instrument = trades["instrument"]
+    symbol_views = _string_views(instrument) if instrument.null_count() == 0 else None
+    side_views, side_valid, side_offset = _NO_VIEWS, _EMPTY_BYTES, 0
+    sides_known = "side" in trades.columns and trades["side"].null_count() < trades.height
+    if sides_known:
+        views = _string_views(trades["side"]) or _string_views(trades["side"].cast(pl.String))
+        assert views is not None
+        side_views, side_valid, side_offset = views
+    id_views = _NO_VIEWS.view(np.uint8)
+    if check_order and "trade_id" in trades.columns and trades["trade_id"].null_count() == 0:
+        views = _string_views(trades["trade_id"])
+        if views is not None:
+            id_views = views[0].view(np.uint8)
+
+    def run(keys: np.ndarray, inline_keys: bool) -> tuple[Any, ...]:
+        return trade_bars(
+            ts, opens, start0, offset, grid.interval.nanoseconds, grid.interval.is_daily,
+            keys, inline_keys, trades["price"].to_numpy(), trades["size"].to_numpy(),
+            side_views, side_valid, side_offset, id_views, check_order,
+        )  # fmt: skip
+
+    result = None
+    if symbol_views is not None:
+        result = run(symbol_views[0], True)
+    if result is None or result[0] == LONG_KEY:
+        # Symbols beyond 12 bytes (or with nulls): two independent 64-bit hashes make a
+        # 128-bit key; a collision among even millions of symbols is below 2^-80.
+        hashes = np.column_stack(
+            [instrument.hash(0x5EED).to_numpy(), instrument.hash(0xB0A7).to_numpy()]
+        )
+        result = run(hashes, False)
+    (status, bar_open, bar_end, first_row, bar_code, o, h, lo, c, volume, quote_volume, count,
+     buy, sell, known, code_row, defer_first, defer_second) = result  # fmt: skip
+    if status == OUT_OF_ORDER:
         return None
-    side_volume = {"buy_volume": buy, "sell_volume": sell}
+    if defer_first.shape[0] and not _ids_ascending(trades["trade_id"], defer_first, defer_second):
+        return None
+    if code_row.shape[0] > 1:  # (ts, instrument) order: rank the symbols, sort ties of ts
+        rank = np.empty(code_row.shape[0], dtype=np.int64)
+        rank[instrument.gather(code_row).arg_sort().to_numpy()] = np.arange(code_row.shape[0])
+        order = bar_order(bar_open, rank[bar_code])
+        (bar_open, bar_end, first_row, o, h, lo, c, volume, quote_volume, count, buy, sell,
+         known) = (a[order] for a in (bar_open, bar_end, first_row, o, h, lo, c, volume,
+                                      quote_volume, count, buy, sell, known))  # fmt: skip
     frame = pl.DataFrame(
         {
+            "ts": bar_open,
+            "ts_end": bar_end,
             "instrument": instrument.gather(first_row),
-            _OPEN: opens,
             "open": o,
             "high": h,
             "low": lo,
@@ -204,16 +235,21 @@ def _kernel_bars(
             "volume": volume,
             "quote_volume": quote_volume,
             "trade_count": count,
-            **side_volume,
+            "buy_volume": buy,
+            "sell_volume": sell,
         }
-    ).with_columns(
-        *(
-            (pl.when(pl.Series(known)).then(pl.col(n)) if sides_known else pl.lit(None)).alias(n)
-            for n in side_volume
-        ),
-        pl.when(pl.col("volume") > 0).then(pl.col("quote_volume") / pl.col("volume")).alias("vwap"),
     )
-    return _finish(frame.lazy(), grid, table)
+    if not table.is_uniform:
+        frame = frame.with_columns(grid.end_ns_expr(pl.col("ts"), table).alias("ts_end"))
+    known_side = pl.Series(known) if sides_known else pl.lit(False)
+    return frame.select(
+        pl.col("ts", "ts_end").cast(pl.Datetime("ns")).dt.replace_time_zone("UTC"),
+        "instrument", "open", "high", "low", "close", "volume", "quote_volume", "trade_count",
+        pl.when(pl.col("volume") > 0).then(pl.col("quote_volume") / pl.col("volume")).alias("vwap"),
+        pl.when(known_side).then(pl.col("buy_volume")).alias("buy_volume"),
+        pl.when(known_side).then(pl.col("sell_volume")).alias("sell_volume"),
+        *(pl.lit(None, pl.Float64).alias(n) for n in ("bid_price", "ask_price", "open_interest")),
+    )  # fmt: skip
 
 
 def _ids_ascending(ids: pl.Series, first: np.ndarray, second: np.ndarray) -> bool:
