@@ -37,6 +37,7 @@ from ticklake.backtest.sweep import (
     walk_forward,
 )
 from ticklake.errors import ConfigError
+from ticklake.lake import open_lake
 
 TEMPLATE: dict[str, Any] = {
     "name": "momentum",
@@ -297,3 +298,54 @@ def test_cli_check_prints_the_grid_and_the_compiled_plans(tmp_path: Path) -> Non
     assert failed.exit_code != 0
     # The column is in the variant's text, shown under the message.
     assert "entry.when: column 9: expected a number" in failed.output
+
+
+def test_a_day_of_the_4x2x2_grid_is_loaded_once_and_its_series_computed_once(
+    generated_lake_root: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The 12 variants left of the 4 x 2 x 2 grid share one ``load_day`` and one
+    ``DayMarket``; each distinct metric series is computed once for all of them; a
+    variant with another quote tolerance (a different data need) loads its own day."""
+    import ticklake.backtest.sweep as sweep_module
+
+    loads: list[date] = []
+    markets: list[Any] = []
+    real_load = sweep_module.load_day
+
+    def counting_load(*args: Any, **kwargs: Any) -> Any:
+        loads.append(args[2])
+        return real_load(*args, **kwargs)
+
+    class RecordingMarket(sweep_module.DayMarket):  # type: ignore[misc, name-defined]
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            markets.append(self)
+
+    monkeypatch.setattr(sweep_module, "load_day", counting_load)
+    monkeypatch.setattr(sweep_module, "DayMarket", RecordingMarket)
+    lake = open_lake(generated_lake_root)
+    specs = [v.spec for v in expand(sweep_from_data(_sweep_data()))]
+    assert len(specs) == 12
+    day = GENERATED_DAYS[0]
+    outcomes = sweep_module.run_day_variants(lake, specs, day)
+    assert len(outcomes) == 12
+    assert loads == [day]
+    assert len(markets) == 1
+    # By hand: ema_fast in {1, 2}, ema_slow in {5, 10}; (2, 5) is pruned but 2 and 5 each
+    # occur in another variant, so the underlying needs four EMAs, each computed once.
+    underlying = sorted(markets[0]._underlying)
+    assert len(underlying) == 4, underlying
+    assert [c for c in underlying if "ema" in c] == underlying
+    # The call's volume over 1, 2, 3 and 4 minutes: four leg series, not twelve.
+    leg_outputs = {output for output, _ in markets[0]._contract}
+    assert len(leg_outputs) == 4, leg_outputs
+
+    loads.clear()
+    markets.clear()
+    other = specs[0].model_copy(
+        update={"fills": specs[0].fills.model_copy(update={"as_of_tolerance_seconds": 2})}
+    )
+    sweep_module.run_day_variants(lake, [specs[0], other, specs[1]], day)
+    assert loads == [day, day]
+    assert len(markets) == 2
