@@ -31,6 +31,12 @@ ASK_SIZE = pl.col("ask_size_0")
 MID = (BID + ASK) / 2
 
 
+def _top(frame: pl.DataFrame) -> pl.DataFrame:
+    """The columns a best-quote frame metric reads: time-weighting sorts the rows, and
+    sorting only these (not every level of the book) is most of its cost."""
+    return frame.select("ts", "instrument", "bid_price_0", "ask_price_0")
+
+
 def _aggregate(value: pl.Expr, aggregation: Aggregation) -> pl.Expr:
     if aggregation == "last":
         return value.last()
@@ -381,7 +387,7 @@ def time_weighted_spread(
         >>> [round(v, 6) for v in out["time_weighted_spread"]]
         [0.2]
     """
-    return time_weighted_per_bucket(frame, spread_value(), "time_weighted_spread", bucket)
+    return time_weighted_per_bucket(_top(frame), spread_value(), "time_weighted_spread", bucket)
 
 
 @metric(
@@ -409,7 +415,9 @@ def time_weighted_spread_bps(
         >>> time_weighted_spread_bps(f, NoParams())["time_weighted_spread_bps"].to_list()
         [200.0]
     """
-    return time_weighted_per_bucket(frame, spread_bps_value(), "time_weighted_spread_bps", bucket)
+    return time_weighted_per_bucket(
+        _top(frame), spread_bps_value(), "time_weighted_spread_bps", bucket
+    )
 
 
 class PresenceParams(MetricParams):
@@ -452,4 +460,4 @@ def best_quote_presence_share(
         "both": BID.is_not_null() & ASK.is_not_null(),
     }[params.side].cast(pl.Float64)
     name = f"best_quote_presence_share_{params.side}"
-    return time_weighted_per_bucket(frame, present, name, bucket)
+    return time_weighted_per_bucket(_top(frame), present, name, bucket)
