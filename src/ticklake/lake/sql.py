@@ -27,21 +27,25 @@ import os
 import shutil
 import threading
 import time
+import traceback
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import polars as pl
 
-from ticklake.errors import QueryError, QueryRejectedError, QueryTimeoutError
+from ticklake.errors import InterruptedRunError, QueryError, QueryRejectedError, QueryTimeoutError
 from ticklake.lake.lake import Lake
 from ticklake.lake.layout import DATA_FILE
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 SNAPSHOT_DIR = Path("cache") / "sql"
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -156,12 +160,76 @@ def run_sql(lake: Lake, query: str) -> pl.DataFrame:
     with snapshot(lake) as root:
         con = connect(lake, root=root)
         try:
-            rel = con.sql(query)
-            return rel.pl() if rel is not None else pl.DataFrame()
+
+            def execute() -> pl.DataFrame:
+                rel = con.sql(query)
+                return rel.pl() if rel is not None else pl.DataFrame()
+
+            return _interruptible(con, execute, query)
         except duckdb.Error as exc:
             raise QueryError(f"query failed: {exc}", query=query) from exc
         finally:
             con.close()
+
+
+def _interruptible(
+    con: duckdb.DuckDBPyConnection,
+    work: Callable[[], T],
+    query: str,
+    timeout_seconds: float | None = None,
+) -> T:
+    """Run ``work`` (which uses ``con``) in a helper thread that Ctrl+C and a timeout can stop.
+
+    DuckDB does not always notice SIGINT while it executes, so a long query on the main
+    thread can ignore Ctrl+C; and ``con.interrupt()`` is lost when it arrives before the
+    statement starts executing (while it binds or plans). So the main thread only waits,
+    and to stop the query it interrupts the connection again every 0.1 s until the helper
+    thread ends. Ctrl+C raises :class:`InterruptedRunError`, the timeout
+    :class:`QueryTimeoutError`; other exceptions of ``work`` are re-raised as they are.
+    """
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+    # An Event, not Thread.join/is_alive: on CPython 3.11 a KeyboardInterrupt inside
+    # join() can leave is_alive() False while the thread still runs.
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as exc:  # handed to the waiting thread
+            # Drop the frames' locals: a half-read DuckDB result kept alive by the
+            # traceback holds the connection busy, and then it cannot be closed.
+            traceback.clear_frames(exc.__traceback__)
+            failure.append(exc)
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=target, name="ticklake-sql", daemon=True)
+    deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+    stop: BaseException | None = None
+    worker.start()
+    while True:
+        # Everything inside the try: Ctrl+C can land on any line of the wait.
+        try:
+            if stop is not None:
+                con.interrupt()
+            if done.wait(0.1):
+                break
+            if stop is None and deadline is not None and time.monotonic() >= deadline:
+                stop = QueryTimeoutError(
+                    f"query stopped after the {timeout_seconds:g} s limit; narrow it (filter "
+                    "by date, select fewer columns) or raise query.timeout_seconds",
+                    query=query,
+                )
+        except KeyboardInterrupt:
+            stop = InterruptedRunError(
+                "query interrupted (Ctrl+C); it only reads, so nothing was changed", query=query
+            )
+    if stop is not None:
+        raise stop from None
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 def refresh_warehouse(lake: Lake) -> Path:
@@ -233,32 +301,33 @@ def _run_locked(
     root = str(lake.root).rstrip("/") + "/"
     con.execute(f"SET memory_limit={_quote_literal(settings.memory_limit)}")
     con.execute(f"SET threads={int(settings.threads)}")
+    # DuckDB spills to ./.tmp of the working directory by default (and lets the query read
+    # it): spill inside the lake instead, in a directory removed after the query (and by
+    # vacuum, by its pid, if this process dies).
+    spill = lake.root / SNAPSHOT_DIR / f"{os.getpid()}-{uuid.uuid4().hex}-spill"
+    con.execute(f"SET temp_directory={_quote_literal(str(spill))}")
     con.execute(f"SET allowed_directories=[{_quote_literal(root)}]")
     con.execute("SET enable_external_access=false")
     con.execute("SET autoinstall_known_extensions=false")
     con.execute("SET autoload_known_extensions=false")
     con.execute("SET lock_configuration=true")
-    timer = threading.Timer(timeout_seconds, con.interrupt)
     started = time.monotonic()
-    timer.start()
-    try:
+
+    def execute() -> pl.DataFrame:
         rel = con.sql(query)
         if rel is None:
             raise QueryRejectedError("only SELECT queries are allowed here", query=query)
-        frame = rel.limit(max_rows + 1).pl()
-    except duckdb.InterruptException as exc:
-        raise QueryTimeoutError(
-            f"query stopped after the {timeout_seconds:g} s limit; narrow it (filter by date, "
-            "select fewer columns) or raise query.timeout_seconds",
-            query=query,
-        ) from exc
+        return rel.limit(max_rows + 1).pl()
+
+    try:
+        frame = _interruptible(con, execute, query, timeout_seconds)
     except duckdb.PermissionException as exc:
         raise QueryRejectedError(f"query refused: {exc}", query=query) from exc
     except duckdb.Error as exc:
         raise QueryError(f"query failed: {exc}", query=query) from exc
     finally:
-        timer.cancel()
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
     elapsed = time.monotonic() - started
     truncated = frame.height > max_rows
     return QueryResult(frame.head(max_rows), truncated, elapsed)
