@@ -23,8 +23,9 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from typer.exceptions import TyperException
 
-from ticklake.errors import TicklakeError
+from ticklake.errors import InterruptedRunError, TicklakeError
 from ticklake.lake import Lake, open_lake
 
 # Pipes and CI logs get a wide fixed width instead of Rich's 80-column fallback.
@@ -59,18 +60,52 @@ def setup_logging(verbose: bool) -> None:
     )
 
 
+INTERRUPTED_EXIT_CODE = InterruptedRunError.exit_code
+UNEXPECTED_EXIT_CODE = 1
+
+
+def _one_line(message: str) -> None:
+    err_console.print(message, highlight=False, soft_wrap=True, markup=False)
+
+
 def handle_errors(func: F) -> F:
-    """Turn a TicklakeError into one red line and its exit code (traceback with --debug)."""
+    """Turn any error into one red line and an exit code (a traceback only with --debug).
+
+    A TicklakeError exits with its own code; Ctrl+C with 130 (commits are atomic per
+    partition, so a re-run finishes the job); anything else is a bug and exits with 1,
+    naming the exception type and pointing at ``--debug`` for the traceback.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort, TyperException):
+            raise  # deliberate exits and usage errors: typer prints and exits as usual
         except TicklakeError as exc:
             if state.debug:
                 raise
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print("[bold red]error:[/] ", end="")
+            _one_line(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            if state.debug:
+                raise
+            err_console.print("[bold red]interrupted:[/] ", end="")
+            _one_line(
+                "stopped by Ctrl+C. Every partition commit is atomic, so nothing partial "
+                "is visible; run the same command again to finish."
+            )
+            raise typer.Exit(INTERRUPTED_EXIT_CODE) from None
+        except Exception as exc:
+            if state.debug:
+                raise
+            err_console.print("[bold red]unexpected error:[/] ", end="")
+            _one_line(
+                f"{type(exc).__name__}: {exc} (a ticklake bug: re-run with --debug for the "
+                "traceback and report it)"
+            )
+            raise typer.Exit(UNEXPECTED_EXIT_CODE) from None
 
     return wrapper  # type: ignore[return-value]
 
