@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from ticklake.cli._common import LakeOption, console, get_lake, handle_errors, progress_bar
+from ticklake.errors import ConfigError
+from ticklake.lake import Lake
 
 bars_app = typer.Typer(help="Build bars from ticks and roll them up.", no_args_is_help=True)
 
@@ -113,8 +115,30 @@ def slice_cmd(
 
     lake = get_lake(lake_path)
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+    if wanted:
+        _check_symbols(lake, dataset, wanted)
     result = export_slice(
         lake, dataset, out, format=fmt, symbols=wanted, start=start, end=end,  # type: ignore[arg-type]
         timeframe=tf, anchor=anchor, fill=fill,  # type: ignore[arg-type]
     )  # fmt: skip
     console.print(f"wrote {result.rows:,} rows to {result.path}", highlight=False)
+
+
+def _check_symbols(lake: Lake, dataset: str, wanted: list[str]) -> None:
+    """Refuse symbols the dataset never holds (a typo would export an empty file)."""
+    info = lake.dataset_info(dataset)
+    column = "symbol" if "symbol" in info.dataset_schema.column_names else "instrument"
+    known = (
+        lake.scan(info.name, layer=info.layer, columns=[column])
+        .unique()
+        .collect()[column]
+        .sort()
+        .to_list()
+    )
+    unknown = [symbol for symbol in wanted if symbol not in set(known)]
+    if unknown:
+        shown = ", ".join(known[:12]) + (f", … ({len(known)} in all)" if len(known) > 12 else "")
+        raise ConfigError(
+            f"{info.layer}.{info.name} has no rows for --symbols {', '.join(unknown)} "
+            f"(symbols are matched exactly, on {column}); it holds: {shown or 'no rows'}"
+        )
