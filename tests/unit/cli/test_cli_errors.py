@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def lake_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return str(tmp_path / "lake")
 
 
-def _sql_raising(exc: BaseException):  # type: ignore[no-untyped-def]
+def _sql_raising(exc: BaseException) -> Callable[[Lake, str], None]:
     def sql(self: Lake, query: str) -> None:
         raise exc
 
