@@ -151,7 +151,7 @@ def validate_cmd(
             r.id,
             r.name,
             r.severity,
-            f"{r.checked:,} {r.unit.split(' ')[0]}",
+            f"{r.checked:,} {r.unit.split(' (')[0]}",  # the unit without its note
             f"{r.violations:,}",
             f"{100 * r.share:.4f}",
             f"[{style}]{r.status}[/]" + (f" ({r.skip_reason})" if r.skip_reason else ""),

@@ -123,3 +123,24 @@ def test_q1_quote_age_and_receive_delay(validate: Validate) -> None:
     summary = report.rule("Q1")
     assert (summary.checked, summary.violations) == (5, 2)
     assert summary.statistics["stale_book_rows"] == 1 and summary.statistics["late_rows"] == 2
+
+
+def test_cli_table_names_each_rules_unit(lake: Lake) -> None:
+    """The validate table prints what was counted: "strike pairs" for O2, not "strike"."""
+    from typer.testing import CliRunner
+
+    from ticklake.cli import app
+
+    lake.write(
+        "chain", _snapshots(_chain(0, 100.0, [95.0, 100.0, 105.0])), schema="option_snapshots"
+    )
+    result = CliRunner().invoke(
+        app,
+        ["validate", "chain", "--lake", str(lake.root), "--rules", "O2,Q1"],
+        terminal_width=200,
+    )
+    assert result.exit_code == 0, result.output
+    o2 = next(line for line in result.output.splitlines() if " O2 " in line)
+    q1 = next(line for line in result.output.splitlines() if " Q1 " in line)
+    assert "3 strike pairs" in o2
+    assert "6 rows" in q1 and "(option" not in q1
