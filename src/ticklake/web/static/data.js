@@ -48,9 +48,13 @@ document.addEventListener("DOMContentLoaded", () => {
     const query = new URLSearchParams({ dataset });
     if ($("chart-start").value) query.set("date", $("chart-start").value);
     const names = await api("GET", `/instruments?${query}`);
+    const chosen = $("chart-instrument").value;
     $("chart-instrument").replaceChildren(...names.map((n) => el("option", { value: n }, n)));
+    if (names.includes(chosen)) $("chart-instrument").value = chosen;
   }
   $("chart-dataset").addEventListener("change", () => { syncDates($("chart-dataset"), $("chart-start"), $("chart-end")); loadInstruments(); });
+  // The contracts of an options dataset change from day to day: list those of the first day.
+  $("chart-start").addEventListener("change", () => loadInstruments().catch((e) => toast(e.message, true)));
   syncDates($("chart-dataset"), $("chart-start"), $("chart-end"));
   let instrumentsLoaded = false;
   window.addEventListener("tl-tab", (event) => {
