@@ -1,0 +1,180 @@
+"""The pages the other browser tests do not drive: every page loads in Chromium without a
+script error or a failed request; the candlestick chart (price, volume, spread) of the
+index and of an option contract; a validation started from the Quality page; two runs
+compared side by side."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from _e2e_fixtures import BASE_RUN, GENERATED_DAYS, OPTIONS, SPOT, LiveServer
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # pragma: no cover - conftest explains; CI must have it
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("browser tests skipped: playwright is not installed", allow_module_level=True)
+
+# Each page with an element its scripts fill from the API (not present in the HTML).
+PAGES = [
+    ("/", "[data-testid=dataset-count]"),
+    ("/data", "#dataset-table tbody tr"),
+    ("/quality", "#validate-form select option"),
+    ("/analytics", "details.metric"),
+    ("/builder", '#builder[data-ready="true"]'),
+    ("/runs", "#runs-table tbody tr"),
+    (f"/runs/{BASE_RUN}", "#results-table tbody tr"),
+    (f"/compare?a={BASE_RUN}&b={BASE_RUN}", "#compare-stats tbody tr"),
+]
+
+
+def _raw(root: Path, dataset: str) -> pd.DataFrame:
+    day = GENERATED_DAYS[0].isoformat()
+    return pd.read_parquet(root / "bronze" / dataset / f"date={day}" / "data.parquet")
+
+
+def _failed_requests(page: Any) -> list[tuple[int, str]]:
+    failed: list[tuple[int, str]] = []
+    page.on("response", lambda r: failed.append((r.status, r.url)) if r.status >= 400 else None)
+    page.on("requestfailed", lambda r: failed.append((0, r.url)))
+    return failed
+
+
+@pytest.mark.parametrize(("path", "ready"), PAGES, ids=[p for p, _ in PAGES])
+def test_every_page_loads_without_script_errors(
+    page: Any, live_server: LiveServer, path: str, ready: str
+) -> None:
+    failed = _failed_requests(page)
+    page.goto(live_server.url + path)
+    page.wait_for_selector(ready, state="attached")
+    page.wait_for_load_state("networkidle")
+    assert [f for f in failed if "favicon" not in f[1]] == []
+    assert page.js_errors == []
+
+
+def test_candle_chart_of_the_index_and_of_an_option_contract(
+    page: Any, live_server: LiveServer
+) -> None:
+    day = GENERATED_DAYS[0].isoformat()
+    page.goto(live_server.url + "/data")
+    page.click('[data-tab="chart"]')
+    page.select_option("#chart-dataset", f"bronze.{SPOT}")
+    page.wait_for_selector('#chart-instrument option[value="BANKNIFTY"]', state="attached")
+    page.fill("#chart-start", day)
+    page.fill("#chart-end", day)
+    page.select_option("#chart-interval", "5m")
+    page.click("#chart-form [type=submit], #chart-form button")
+    expect(page.locator("#chart-source")).to_contain_text("5m")
+    traces = page.evaluate("document.getElementById('candles').data")
+    # Oracle: pandas' 5-minute OHLC of the raw prices in exchange time.
+    raw = _raw(live_server.lake_root, SPOT)
+    local = raw.assign(ts=raw["ts"].dt.tz_convert("Asia/Kolkata")).set_index("ts")["price"]
+    bars = local.resample("5min", label="left", closed="left").ohlc().dropna()
+    assert [t["type"] for t in traces] == ["candlestick", "bar"]  # an index has no spread
+    candles = traces[0]
+    assert candles["x"] == [t.strftime("%Y-%m-%d %H:%M:%S") for t in bars.index]
+    for key in ("open", "high", "low", "close"):
+        assert candles[key] == pytest.approx(bars[key].tolist()), key
+    assert page.locator("#candles .main-svg").count() >= 1
+
+    # An option contract: volume bars and the spread line under the candles.
+    page.select_option("#chart-dataset", f"bronze.{OPTIONS}")
+    page.fill("#chart-start", day)
+    page.fill("#chart-end", day)
+    options = _raw(live_server.lake_root, OPTIONS)
+    symbol = sorted(options["symbol"].unique())[len(options["symbol"].unique()) // 2]
+    page.wait_for_selector(f'#chart-instrument option[value="{symbol}"]', state="attached")
+    page.select_option("#chart-instrument", symbol)
+    page.select_option("#chart-interval", "15m")
+    page.click("#chart-form [type=submit], #chart-form button")
+    expect(page.locator("#chart-source")).to_contain_text(f"{symbol} · 15m")
+    traces = page.evaluate("document.getElementById('candles').data")
+    assert [t["type"] for t in traces] == ["candlestick", "bar", "scatter"]
+    contract = options[options["symbol"] == symbol].sort_values("ts")
+    contract = contract.assign(ts=contract["ts"].dt.tz_convert("Asia/Kolkata")).set_index("ts")
+    last_quote = contract[["bid_price_0", "ask_price_0"]].resample("15min").last().dropna()
+    spread = (last_quote["ask_price_0"] - last_quote["bid_price_0"]).tolist()
+    assert traces[2]["y"] == pytest.approx(spread)
+    assert len(traces[1]["y"]) == len(traces[0]["x"]) == len(spread)
+    assert page.js_errors == []
+
+
+def test_quality_page_validates_and_shows_verdicts_and_offending_rows(
+    page: Any, live_server: LiveServer
+) -> None:
+    page.goto(live_server.url + "/quality")
+    page.select_option("#validate-form select[name=dataset]", f"bronze.{SPOT}")
+    page.click("#validate-form [type=submit], #validate-form button")
+    page.wait_for_url("**/quality?report=*", timeout=120_000)
+    report_id = page.url.split("report=")[1]
+    report = json.loads(
+        (live_server.lake_root / "reports" / "quality" / f"{report_id}.json").read_text()
+    )
+    assert page.inner_text("[data-testid=verdict]") == report["verdict"]
+    # Oracle for one rule, by pandas: the spot prices are all positive (R2 passes).
+    raw = pd.concat(
+        pd.read_parquet(p)
+        for p in sorted((live_server.lake_root / "bronze" / SPOT).glob("date=*/data.parquet"))
+    )
+    assert (raw["price"] > 0).all()
+    body = page.inner_text("body")
+    for rule in report["rules"].values():
+        assert rule["name"] in body
+    positive = page.locator('tr:has(td:text-is("R2"))').first.inner_text()
+    assert "positive_prices" in positive and "pass" in positive
+    assert f"{len(raw):,} rows" in positive
+    # Every rule that failed on a day shows its offending rows under its own heading.
+    for rule_id, rule in report["rules"].items():
+        if rule["offending_rows"]:
+            assert f"{rule_id} {rule['name']}: offending rows" in body
+    assert page.js_errors == []
+
+
+def test_compare_page_shows_both_runs_and_the_spec_difference(
+    page: Any, live_server: LiveServer
+) -> None:
+    from _e2e_fixtures import straddle_spec_data
+
+    from ticklake.backtest.runner import run_backtest
+    from ticklake.backtest.spec import parse_spec
+    from ticklake.lake import open_lake
+
+    lake = open_lake(live_server.lake_root)
+    day = GENERATED_DAYS[0].isoformat()
+    other = straddle_spec_data(
+        time={
+            "start": day,
+            "end": day,
+            "entry_windows": ["09:20-09:25"],
+            "exit_time": "14:00",
+        }
+    )
+    run_backtest(lake, parse_spec(other), run_id="straddle-compare", executor="serial")
+    page.goto(f"{live_server.url}/compare?a={BASE_RUN}&b=straddle-compare")
+    page.wait_for_selector("#compare-spec tbody tr")
+    spec_rows = page.locator("#compare-spec tbody tr").all_inner_texts()
+    assert any(r.startswith("time.exit_time") and "15:20" in r and "14:00" in r for r in spec_rows)
+    assert any(r.startswith("time.end") for r in spec_rows)
+    runs = live_server.lake_root / "runs"
+    # The net P&L row: each run's total from its daily table, and B - A.
+    net = [
+        int(pd.read_parquet(runs / run / "daily.parquet")["net_pnl_paise"].sum())
+        for run in (BASE_RUN, "straddle-compare")
+    ]
+    headers = page.locator("#compare-stats th").all_inner_texts()
+    assert headers[1:3] == [BASE_RUN, "straddle-compare"]
+    texts = page.locator("#compare-stats tbody tr").all_inner_texts()
+    cells = next(t for t in texts if t.startswith("Total net P&L")).split("\t")
+
+    def rupees(text: str) -> float:  # the page shows rupees with Indian digit grouping
+        return float(text.replace(",", "").replace("−", "-").strip())
+
+    shown = [rupees(c) for c in cells[1:4]]
+    assert shown == pytest.approx([net[0] / 100, net[1] / 100, (net[1] - net[0]) / 100])
+    assert page.js_errors == []
