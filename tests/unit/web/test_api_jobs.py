@@ -3,6 +3,7 @@ server-sent events; cancel, restart (interrupted) and resume finish the same run
 
 from __future__ import annotations
 
+import html
 import json
 import threading
 from pathlib import Path
@@ -279,3 +280,19 @@ def test_sweep_templates_validate_with_their_grid_and_are_refused_as_backtests(
     )
     assert refused.status_code == 422
     assert "submit it as a sweep job" in refused.text
+
+
+def test_quality_page_names_each_rules_whole_unit(writable_client: Any, lake_copy: Path) -> None:
+    """The checked count carries its whole unit ("912,098 strike pairs", not "strike")."""
+    job = writable_client.post(
+        "/api/v1/jobs/validate", json={"dataset": OPTIONS, "rules": ["R2", "O2"]}
+    ).json()
+    state = writable_client.app.state.jobs.wait(job["job_id"])
+    assert state.status == "done", state.error
+    report_id = state.result["report_id"]
+    written = json.loads((lake_copy / "reports" / "quality" / f"{report_id}.json").read_text())
+    units = {r["rule"]: (r["checked"], r["unit"]) for r in written["summary"]}
+    assert units["O2"][1] == "strike pairs"
+    page = writable_client.get("/quality", params={"report": report_id}).text
+    for checked, unit in units.values():
+        assert f'<td class="num">{checked:,} {html.escape(unit)}</td>' in page, unit
