@@ -389,8 +389,16 @@ def bar_order(bar_open: np.ndarray, bar_rank: np.ndarray) -> np.ndarray:
         end = start + 1
         while end < n and bar_open[end] == bar_open[start]:
             end += 1
-        if end - start > 1:
+        if end - start > 16:
             run = order[start:end]
             order[start:end] = run[np.argsort(bar_rank[run], kind="mergesort")]
+        else:  # a few symbols: insertion sort, no allocation per run
+            for j in range(start + 1, end):
+                moving = order[j]
+                k = j
+                while k > start and bar_rank[order[k - 1]] > bar_rank[moving]:
+                    order[k] = order[k - 1]
+                    k -= 1
+                order[k] = moving
         start = end
     return order

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import polars as pl
 import pytest
 from _bars_data import make_trades
@@ -21,6 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ticklake.bars import BarGrid, trades_to_bars
+from ticklake.bars._kernels import bar_order
 
 NS = 1_000_000_000
 # (interval, step ns, time zone, anchor, first trade, span in seconds)
@@ -193,3 +195,11 @@ def test_frame_layouts_give_the_same_bars(layout: str) -> None:
             for bar in _python_bars(base.with_columns(side=pl.lit(None)), NS, "UTC", None)
         ]
     assert _ours(frame, grid) == expected
+
+
+@pytest.mark.parametrize("symbols", [2, 40])  # short runs (insertion sort) and long ones
+def test_bar_order_equals_a_stable_lexsort(symbols: int) -> None:
+    rng = np.random.default_rng(symbols)
+    opens = np.sort(rng.integers(0, 500, 5000))
+    rank = rng.integers(0, symbols, 5000)
+    np.testing.assert_array_equal(bar_order(opens, rank), np.lexsort((rank, opens)))
