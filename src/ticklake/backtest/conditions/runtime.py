@@ -17,9 +17,10 @@ caches every computed series, so the variants of a sweep share them:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import time
+from functools import partial
 from typing import Any
 
 import numba
@@ -103,6 +104,17 @@ class DayMarket:
         self._underlying: dict[str, np.ndarray] = {}
         self._contract: dict[tuple[str, int], np.ndarray] = {}
         self._selection: dict[tuple[Any, ...], np.ndarray] = {}
+        # Finished condition columns (null for NaN), shared by every plan of the day that
+        # reads the same series through the same selection (the variants of a sweep).
+        self._columns: dict[tuple[Any, ...], pl.Series] = {}
+
+    def column(self, key: tuple[Any, ...], name: str, make: Callable[[], np.ndarray]) -> pl.Series:
+        """The Polars column ``name`` of ``make()`` with NaN as null, cached under ``key``."""
+        found = self._columns.get(key)
+        if found is None:
+            found = pl.Series(make()).fill_nan(None)
+            self._columns[key] = found
+        return found.alias(name)
 
     # ------------------------------------------------------------------ underlying
     def underlying_frame(self) -> pl.DataFrame:
@@ -233,38 +245,64 @@ def _legs(spec: StrategySpec) -> dict[str, LegSpec]:
     return {leg.name: leg for leg in spec.legs}
 
 
+def _one_second_later(values: np.ndarray) -> np.ndarray:
+    """``values`` shifted one second later: at ``t`` the value of ``t - 1`` (NaN at 0)."""
+    return np.concatenate([[np.nan], values[:-1]])
+
+
+def _held(market: DayMarket, chosen: np.ndarray, output: str, previous: bool = False) -> np.ndarray:
+    """The series ``output`` of the contract ``chosen`` at each second (NaN where none);
+    with ``previous``, its value one second earlier: the previous second of the *same*
+    contract, so a change of the selected contract is not a crossing."""
+    out = np.full(market.seconds, np.nan)
+    for c in np.unique(chosen[chosen >= 0]):
+        at = np.flatnonzero(chosen == c)
+        values = market.contract_series(output, int(c))
+        if previous:
+            at = at[at > 0]
+            out[at] = values[at - 1]
+        else:
+            out[at] = values[at]
+    return out
+
+
 def _frame(plan: Plan, market: DayMarket, spec: StrategySpec, seconds: np.ndarray) -> pl.DataFrame:
     """Atom columns (and ``@prev`` columns) at every grid second (NaN → null)."""
-    T = market.seconds
-    columns: dict[str, np.ndarray] = {}
+    columns: list[pl.Series] = []
     for column, values in market.underlying_values(plan.atoms).items():
-        columns[column] = values
+        columns.append(market.column(("underlying", column), column, partial(np.asarray, values)))
         if column in plan.prev_columns:
-            columns[f"{column}@prev"] = np.concatenate([[np.nan], values[:-1]])
+            columns.append(
+                market.column(
+                    ("underlying@prev", column),
+                    f"{column}@prev",
+                    partial(_one_second_later, values),
+                )
+            )
     legs = _legs(spec)
     leg_atoms = [a for a in plan.atoms if a.source not in ("underlying", "position")]
     if leg_atoms:
+        seconds = np.asarray(seconds, dtype=np.int64)
         selections = {
             name: market.selection(legs[name], seconds) for name in {a.source for a in leg_atoms}
         }
         contracts = np.unique(np.concatenate([s[s >= 0] for s in selections.values()]))
         market.require_contracts(leg_atoms, contracts)
+        seconds_key = seconds.tobytes()
         for atom in leg_atoms:
             chosen = selections[atom.source]
-            now = np.full(T, np.nan)
-            before = np.full(T, np.nan)
-            for c in np.unique(chosen[chosen >= 0]):
-                at = np.flatnonzero(chosen == c)
-                values = market.contract_series(atom.output, int(c))
-                now[at] = values[at]
-                earlier = at[at > 0]
-                # The previous second of the *same* contract: a change of the selected
-                # contract is not a crossing.
-                before[earlier] = values[earlier - 1]
-            columns[atom.column] = now
+            key = ("leg", atom.output, selector_key(legs[atom.source]), seconds_key)
+            now = market.column(key, atom.column, partial(_held, market, chosen, atom.output))
+            columns.append(now)
             if atom.column in plan.prev_columns:
-                columns[f"{atom.column}@prev"] = before
-    return pl.DataFrame({name: pl.Series(v).fill_nan(None) for name, v in columns.items()})
+                columns.append(
+                    market.column(
+                        (*key, "@prev"),
+                        f"{atom.column}@prev",
+                        partial(_held, market, chosen, atom.output, previous=True),
+                    )
+                )
+    return pl.DataFrame({c.name: c for c in columns})
 
 
 def condition_mask(
