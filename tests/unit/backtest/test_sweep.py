@@ -340,6 +340,9 @@ def test_a_day_of_the_4x2x2_grid_is_loaded_once_and_its_series_computed_once(
     # The call's volume over 1, 2, 3 and 4 minutes: four leg series, not twelve.
     leg_outputs = {output for output, _ in markets[0]._contract}
     assert len(leg_outputs) == 4, leg_outputs
+    # The entry masks' columns (4 EMAs, the call's 4 volumes at the ATM selection) are
+    # built once for the 12 variants.
+    assert len(markets[0]._columns) == 8, sorted(k[:2] for k in markets[0]._columns)
 
     loads.clear()
     markets.clear()
