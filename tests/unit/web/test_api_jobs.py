@@ -295,4 +295,4 @@ def test_quality_page_names_each_rules_whole_unit(writable_client: Any, lake_cop
     assert units["O2"][1] == "strike pairs"
     page = writable_client.get("/quality", params={"report": report_id}).text
     for checked, unit in units.values():
-        assert f'<td class="num">{checked:,} {html.escape(unit)}</td>' in page, unit
+        assert f'<td class="num unit">{checked:,} {html.escape(unit)}</td>' in page, unit
