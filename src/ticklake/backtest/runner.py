@@ -278,6 +278,7 @@ def run_backtest(
     ledger: dict[str, Any] = {
         "run_id": run_id,
         "name": spec.name,
+        "spec": spec.model_dump(mode="json"),
         "spec_hash": spec_hash(spec),
         "status": "running",
         "created_at": utc_now_iso(),

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -194,6 +195,18 @@ def test_serial_and_process_executors_give_identical_bytes(
         assert sha256(process.run_dir / name) == sha256(serial_run.run_dir / name), name
     assert _day_hashes(process.run_dir) == _day_hashes(serial_run.run_dir)
     assert serial_run.trades().height > 20
+
+
+def test_ledger_records_the_spec_its_hash_and_the_partitions_read(serial_run: RunResult) -> None:
+    ledger = load_ledger(serial_run.run_dir)
+    assert parse_spec(ledger["spec"]) == _spec()
+    body = json.dumps(ledger["spec"], sort_keys=True, separators=(",", ":"))
+    assert ledger["spec_hash"] == hashlib.sha256(body.encode()).hexdigest()[:16]
+    lake_root = Path(ledger["lake"])
+    for day, entry in ledger["days"].items():
+        for dataset in (OPTIONS, SPOT):
+            data = lake_root / "bronze" / dataset / f"date={day}" / "data.parquet"
+            assert entry["inputs"][f"{dataset}/{day}"] == sha256(data)
 
 
 def test_days_are_independent_of_order_and_subset(
