@@ -213,6 +213,13 @@ def test_sweep_job_runs_every_variant(writable_client: Any, lake_copy: Path) -> 
     assert facet == dict(trades.group_by("variant").len().iter_rows())
     listed = {r["run_id"]: r for r in writable_client.get("/api/v1/runs").json()}
     assert listed[state.run_id]["kind"] == "sweep" and listed[state.run_id]["variants"] == 2
+    # The overview and the runs page list the sweep with its best variant's net P&L.
+    best = int(variants.filter(pl.col("rank") == 1)["total_net_pnl_paise"].item())
+    shown = f"{'−' if best < 0 else ''}₹{abs(best) / 100:,.2f}"
+    for path in ("/", "/runs"):
+        response = writable_client.get(path)
+        assert response.status_code == 200, path
+        assert f'{shown} <span class="muted">(best of 2)</span>' in response.text, path
 
 
 def test_pipeline_from_the_web_may_not_import_code_or_write_outside(writable_client: Any) -> None:
