@@ -67,6 +67,14 @@ ATTEMPT_SCHEMA = pl.Schema(
         "reason": pl.String(),
     }
 )
+PNL_SCHEMA = pl.Schema(
+    {
+        "date": pl.Date(),
+        "ts": pl.Datetime("ns", "UTC"),
+        "pnl_paise": pl.Int64(),
+        "in_position": pl.Boolean(),
+    }
+)
 
 
 @dataclass
@@ -76,6 +84,27 @@ class DayOutcome:
     attempts: pl.DataFrame
     summary: dict[str, Any]
     pnl_path: np.ndarray | None = None
+    pnl_ts_ns: np.ndarray | None = None
+    in_position: np.ndarray | None = None
+
+    def pnl_frame(self) -> pl.DataFrame:
+        """The day's per-second P&L path (empty when not kept or the day was skipped).
+
+        ``pnl_paise`` is the day's gross P&L at the end of each second: realized cash
+        flows plus open legs marked at their closing price, before costs (so the last
+        value of a traded day is ``gross_pnl_paise``).
+        """
+        if self.pnl_path is None or self.pnl_ts_ns is None or self.in_position is None:
+            return pl.DataFrame(schema=PNL_SCHEMA)
+        return pl.DataFrame(
+            {
+                "date": pl.Series([self.day] * len(self.pnl_path), dtype=pl.Date),
+                "ts": pl.Series(self.pnl_ts_ns).cast(pl.Datetime("ns", "UTC")),
+                "pnl_paise": pl.Series(self.pnl_path, dtype=pl.Int64),
+                "in_position": pl.Series(self.in_position, dtype=pl.Boolean),
+            },
+            schema=PNL_SCHEMA,
+        )
 
 
 def entry_mask(spec: StrategySpec, day: date, seconds: int) -> np.ndarray:
@@ -360,7 +389,9 @@ def outcome_from_kernel(
         underlying_source=data.spot_source,
         expiry=data.expiry.isoformat(),
     )
-    return DayOutcome(day, trades, attempts, summary, pnl if keep_pnl_path else None)
+    if not keep_pnl_path:
+        return DayOutcome(day, trades, attempts, summary)
+    return DayOutcome(day, trades, attempts, summary, pnl, grid, np.asarray(in_pos, dtype=bool))
 
 
 def _iso(value: Any) -> str | None:

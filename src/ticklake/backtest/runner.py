@@ -31,7 +31,7 @@ import polars as pl
 from ticklake._version import __version__
 from ticklake.backtest.conditions import compile_spec_conditions
 from ticklake.backtest.data import partition_hash, previous_underlying_day
-from ticklake.backtest.engine import ATTEMPT_SCHEMA, TRADE_SCHEMA, run_day
+from ticklake.backtest.engine import ATTEMPT_SCHEMA, PNL_SCHEMA, TRADE_SCHEMA, run_day
 from ticklake.backtest.spec import StrategySpec, parse_spec, spec_hash
 from ticklake.backtest.stats import compute_statistics, session_seconds_from_spec
 from ticklake.errors import ConfigError, ExecutionError, InterruptedRunError, LakeError
@@ -44,6 +44,13 @@ from ticklake.market.calendar import trading_days
 RUNS_DIR = "runs"
 CACHE_DIR = "cache/backtest"
 DAY_FILES = ("trades.parquet", "attempts.parquet", "summary.json")
+PNL_FILE = "pnl.parquet"
+
+
+def day_files(pnl_per_second: bool) -> tuple[str, ...]:
+    """The files a run writes per day (plus the per-second P&L when asked for)."""
+    return (*DAY_FILES, PNL_FILE) if pnl_per_second else DAY_FILES
+
 
 DAILY_SCHEMA = pl.Schema(
     {
@@ -74,6 +81,7 @@ class DayJob:
     spec_json: str
     day: str
     use_cache: bool = True
+    pnl_per_second: bool = False
 
 
 def _write_frame(frame: pl.DataFrame, path: Path) -> None:
@@ -126,25 +134,26 @@ def _table_hashes(spec: StrategySpec) -> dict[str, str]:
     return out
 
 
-def cache_key(spec: StrategySpec, day: date, inputs: dict[str, str]) -> str:
-    """Hash of everything a day's result depends on: spec, data, tables, version."""
-    body = json.dumps(
-        {
-            "spec": spec_hash(spec),
-            "day": day.isoformat(),
-            "inputs": inputs,
-            "tables": _table_hashes(spec),
-            "v": __version__,
-        },
-        sort_keys=True,
-    )
+def cache_key(
+    spec: StrategySpec, day: date, inputs: dict[str, str], *, pnl_per_second: bool = False
+) -> str:
+    """Hash of everything a day's result depends on: spec, data, tables, version (and
+    whether the entry holds the per-second P&L, so a plain entry never serves such a run)."""
+    fields: dict[str, Any] = {
+        "spec": spec_hash(spec),
+        "day": day.isoformat(),
+        "inputs": inputs,
+        "tables": _table_hashes(spec),
+        "v": __version__,
+    }
+    if pnl_per_second:
+        fields["pnl_per_second"] = True
+    body = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _outputs(directory: Path) -> dict[str, str]:
-    return {
-        name: sha256_file(directory / name) for name in DAY_FILES if (directory / name).exists()
-    }
+def _outputs(directory: Path, files: tuple[str, ...]) -> dict[str, str]:
+    return {name: sha256_file(directory / name) for name in files if (directory / name).exists()}
 
 
 def day_task(job: DayJob) -> dict[str, Any]:
@@ -156,26 +165,29 @@ def day_task(job: DayJob) -> dict[str, Any]:
     out_dir = Path(job.run_dir) / "days" / job.day
     out_dir.mkdir(parents=True, exist_ok=True)
     inputs = _input_hashes(lake, spec, day)
-    key = cache_key(spec, day, inputs)
+    key = cache_key(spec, day, inputs, pnl_per_second=job.pnl_per_second)
+    files = day_files(job.pnl_per_second)
     cache = lake.root / CACHE_DIR / key[:2] / key
     cached = False
     if job.use_cache and (cache / "summary.json").is_file():
-        for name in DAY_FILES:
+        for name in files:
             tmp = out_dir / f".tmp-{uuid.uuid4().hex}.tmp"
             shutil.copyfile(cache / name, tmp)
             os.replace(tmp, out_dir / name)
         summary = json.loads((out_dir / "summary.json").read_text())
         cached = True
     else:
-        outcome = run_day(lake, spec, day)
+        outcome = run_day(lake, spec, day, keep_pnl_path=job.pnl_per_second)
         _write_frame(outcome.trades, out_dir / "trades.parquet")
         _write_frame(outcome.attempts, out_dir / "attempts.parquet")
+        if job.pnl_per_second:
+            _write_frame(outcome.pnl_frame(), out_dir / PNL_FILE)
         summary = outcome.summary
         write_text_atomic(out_dir / "summary.json", json.dumps(summary, sort_keys=True) + "\n")
         if job.use_cache:
             staging = cache.parent / f".tmp-{uuid.uuid4().hex}"
             staging.mkdir(parents=True, exist_ok=True)
-            for name in DAY_FILES:
+            for name in files:
                 shutil.copyfile(out_dir / name, staging / name)
             try:
                 os.replace(staging, cache)
@@ -187,7 +199,7 @@ def day_task(job: DayJob) -> dict[str, Any]:
         "reason": summary["skip_reason"],
         "fills": summary["fills"],
         "net_pnl_paise": summary["net_pnl_paise"],
-        "outputs": _outputs(out_dir),
+        "outputs": _outputs(out_dir, files),
         "inputs": inputs,
         "cache_key": key,
         "cached": cached,
@@ -267,8 +279,13 @@ def run_backtest(
     run_id: str | None = None,
     use_cache: bool = True,
     progress: ProgressFn | None = None,
+    pnl_per_second: bool = False,
 ) -> RunResult:
-    """Run a strategy over its date range; return the finished run."""
+    """Run a strategy over its date range; return the finished run.
+
+    ``pnl_per_second`` also writes each day's P&L path, second by second
+    (``pnl.parquet``: date, ts, pnl_paise, in_position; see ``DayOutcome.pnl_frame``).
+    """
     run_id = run_id or new_run_id(spec.name)
     run_dir = lake.root / RUNS_DIR / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -294,6 +311,7 @@ def run_backtest(
             "platform": platform.platform(),
         },
         "lake": str(lake.root),
+        "pnl_per_second": pnl_per_second,
         "days": {d.isoformat(): {"status": "pending"} for d in days},
     }
     _save_ledger(run_dir, ledger)
@@ -318,17 +336,18 @@ def resume_backtest(
         )
     ledger = load_ledger(run_dir)
     spec = parse_spec(json.loads((run_dir / "spec.json").read_text()), source=str(run_dir))
+    files = day_files(bool(ledger.get("pnl_per_second")))
     for day, entry in ledger["days"].items():
-        if entry.get("status") == "done" and not _intact(run_dir / "days" / day, entry):
+        if entry.get("status") == "done" and not _intact(run_dir / "days" / day, entry, files):
             ledger["days"][day] = {"status": "pending", "note": "outputs missing or changed"}
     ledger["status"] = "running"
     ledger.setdefault("resumed_at", []).append(utc_now_iso())
     return _execute(lake, run_dir, ledger, spec, executor, workers, True, progress)
 
 
-def _intact(directory: Path, entry: dict[str, Any]) -> bool:
+def _intact(directory: Path, entry: dict[str, Any], files: tuple[str, ...] = DAY_FILES) -> bool:
     outputs = entry.get("outputs") or {}
-    if set(outputs) != set(DAY_FILES):
+    if set(outputs) != set(files):
         return False
     return all(
         (directory / name).is_file() and sha256_file(directory / name) == sha
@@ -403,7 +422,8 @@ def _execute(
 ) -> RunResult:
     spec_json = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
     pending = [d for d, e in sorted(ledger["days"].items()) if e.get("status") != "done"]
-    jobs = [DayJob(str(lake.root), str(run_dir), spec_json, d, use_cache) for d in pending]
+    pnl = bool(ledger.get("pnl_per_second"))
+    jobs = [DayJob(str(lake.root), str(run_dir), spec_json, d, use_cache, pnl) for d in pending]
     execute_day_jobs(
         lake,
         run_dir,
@@ -420,10 +440,12 @@ def _execute(
 
 def finish_run(run_dir: Path, ledger: dict[str, Any], spec: StrategySpec) -> None:
     """Check every day's outputs against the ledger, then write the run-level files."""
+    pnl_per_second = bool(ledger.get("pnl_per_second"))
+    files = day_files(pnl_per_second)
     broken = [
         d
         for d, e in ledger["days"].items()
-        if e.get("status") != "done" or not _intact(run_dir / "days" / d, e)
+        if e.get("status") != "done" or not _intact(run_dir / "days" / d, e, files)
     ]
     if broken:
         ledger["status"] = "incomplete"
@@ -472,10 +494,14 @@ def finish_run(run_dir: Path, ledger: dict[str, Any], spec: StrategySpec) -> Non
         "costs_paise": int(daily["costs_paise"].sum()),
         "net_pnl_paise": int(daily["net_pnl_paise"].sum()),
     }
-    ledger["outputs"] = {
-        name: sha256_file(run_dir / name)
-        for name in ("trades.parquet", "daily.parquet", "attempts.parquet", "samples.parquet")
-    }
+    run_files = ["trades.parquet", "daily.parquet", "attempts.parquet", "samples.parquet"]
+    if pnl_per_second:
+        paths = [run_dir / "days" / d / PNL_FILE for d in days]
+        frames = [pl.read_parquet(p) for p in paths]
+        pnl = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=PNL_SCHEMA)
+        _write_frame(pnl, run_dir / PNL_FILE)
+        run_files.append(PNL_FILE)
+    ledger["outputs"] = {name: sha256_file(run_dir / name) for name in run_files}
     stats = compute_statistics(
         daily,
         all_trades,

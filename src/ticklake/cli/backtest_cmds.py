@@ -59,6 +59,13 @@ def run_cmd(
     workers: Annotated[int | None, typer.Option(help="Parallel day tasks.")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute every day.")] = False,
     report: Annotated[bool, typer.Option(help="Write report.html at the end.")] = True,
+    pnl_per_second: Annotated[
+        bool,
+        typer.Option(
+            "--pnl-per-second",
+            help="Also write the P&L path second by second (pnl.parquet; not for sweeps).",
+        ),
+    ] = False,
     rank_by: Annotated[
         str, typer.Option(help="Sweeps: statistic ranking the variants.")
     ] = "total_net_pnl_paise",
@@ -72,10 +79,16 @@ def run_cmd(
     from ticklake.backtest.runner import plan_days, run_backtest
     from ticklake.backtest.spec import load_spec
     from ticklake.backtest.sweep import load_sweep
+    from ticklake.errors import ConfigError
 
     overrides = {k: v for k, v in (("time.start", start), ("time.end", end)) if v}
     sweep = load_sweep(strategy)
     if sweep is not None:
+        if pnl_per_second:
+            raise ConfigError(
+                "--pnl-per-second applies to single strategies, not sweeps (run the chosen "
+                "variant on its own to get its P&L path)"
+            )
         _run_sweep(sweep, overrides, executor, workers, not no_cache, rank_by, lake_path, report)
         return
     spec = load_spec(strategy, overrides=overrides)
@@ -89,6 +102,7 @@ def run_cmd(
             workers=workers,
             use_cache=not no_cache,
             progress=progress,
+            pnl_per_second=pnl_per_second,
         ),
         total,
     )
