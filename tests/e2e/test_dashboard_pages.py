@@ -178,3 +178,89 @@ def test_compare_page_shows_both_runs_and_the_spec_difference(
     shown = [rupees(c) for c in cells[1:4]]
     assert shown == pytest.approx([net[0] / 100, net[1] / 100, (net[1] - net[0]) / 100])
     assert page.js_errors == []
+
+
+def test_builder_not_group_saves_as_yaml_and_opens_again(
+    page: Any, live_server: LiveServer, tmp_path: Path
+) -> None:
+    import yaml
+
+    from ticklake.backtest.conditions import compile_spec_conditions
+    from ticklake.backtest.spec import parse_spec
+
+    def operand(leaf: Any, side: str, metric: str, minutes: int) -> None:
+        box = leaf.locator(f'[data-side="{side}"]')
+        if box.locator('[data-role="kind"]').input_value() != "metric":
+            box.locator('[data-role="kind"]').select_option("metric")
+        box.locator('[data-role="metric"]').select_option(metric)
+        box.locator('[data-param="minutes"]').fill(str(minutes))
+
+    page.goto(live_server.url + "/builder")
+    page.wait_for_selector('#builder[data-ready="true"]')
+    page.fill("#f-name", "not_group")
+    entry = page.locator('[data-rule="entry"]')
+    entry.locator('[data-role="add-condition"]').first.click()
+    first = entry.locator('[data-role="leaf"]').nth(0)
+    operand(first, "left", "ema", 1)
+    first.locator('[data-role="op"]').select_option(">")
+    operand(first, "right", "ema", 5)
+    entry.locator('[data-role="add-group"]').first.click()
+    inner = entry.locator(".rule-group .rule-group").first
+    inner.locator('[data-role="add-condition"]').first.click()
+    inner.locator('[data-role="add-condition"]').first.click()
+    a, b = inner.locator('[data-role="leaf"]').nth(0), inner.locator('[data-role="leaf"]').nth(1)
+    operand(a, "left", "ema", 2)
+    a.locator('[data-role="op"]').select_option("crosses_above")
+    operand(a, "right", "ema", 10)
+    operand(b, "left", "rsi", 14)
+    b.locator('[data-role="op"]').select_option(">")
+    b.locator('[data-side="right"] [data-role="kind"]').select_option("number")
+    b.locator('[data-side="right"] [data-role="number"]').fill("70")
+    inner.locator('.rule-head [data-role="not"]').click()
+    expected = {
+        "all": [
+            {
+                "left": {"metric": "ema", "args": {"minutes": 1}},
+                "op": ">",
+                "right": {"metric": "ema", "args": {"minutes": 5}},
+            },
+            {
+                "not": {
+                    "any": [
+                        {
+                            "left": {"metric": "ema", "args": {"minutes": 2}},
+                            "op": "crosses_above",
+                            "right": {"metric": "ema", "args": {"minutes": 10}},
+                        },
+                        {
+                            "left": {"metric": "rsi", "args": {"minutes": 14}},
+                            "op": ">",
+                            "right": 70,
+                        },
+                    ]
+                }
+            },
+        ]
+    }
+    shown = json.loads(page.inner_text("#spec-json"))
+    assert shown["entry"]["when"] == expected
+    with page.expect_download() as download:
+        page.click("#save-yaml")
+    saved = Path(download.value.path()).read_text()
+    data = yaml.safe_load(saved)
+    assert data["entry"]["when"] == expected
+    # The library accepts the saved file and compiles its condition: four EMAs and the
+    # RSI of the underlying, one atom each.
+    plans = compile_spec_conditions(parse_spec(data))
+    assert plans.entry is not None
+    assert len(plans.entry.atoms) == 5, plans.entry.atoms
+    # Open the file in a fresh builder: the same spec comes back.
+    path = tmp_path / "not_group.yml"
+    path.write_text(saved)
+    page.goto(live_server.url + "/builder")
+    page.wait_for_selector('#builder[data-ready="true"]')
+    page.set_input_files("#yaml-file", str(path))
+    expect(page.locator("#f-name")).to_have_value("not_group")
+    reopened = json.loads(page.inner_text("#spec-json"))
+    assert reopened["entry"]["when"] == expected
+    assert page.js_errors == []
