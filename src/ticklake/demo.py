@@ -102,6 +102,7 @@ def run_demo(directory: Path, *, log: Callable[[str], None] = print, days: int =
 
     t0 = time.perf_counter()
     quality = lake.validate("banknifty_spot")
+    quality.write_to_lake(lake.root)
     counts = ", ".join(f"{rule.id} {rule.violations}" for rule in quality.rules if rule.violations)
     log(
         f"3. validated bronze.banknifty_spot with {len(quality.rules)} rules: verdict "

@@ -138,6 +138,7 @@ def validate_cmd(
         workers=workers,
     )
     result.write(report, json_path)
+    result.write_to_lake(lake.root)  # the dashboard's Quality page lists the lake's reports
     table = Table(
         title=f"validate {result.layer}.{result.dataset}: {len(result.days)} day(s), "
         f"{result.rows:,} rows, {result.seconds:.1f} s",

@@ -36,6 +36,9 @@ from ticklake.quality.base import (
 VERDICTS = ("PASS", "INVESTIGATE", "FAIL")
 
 
+QUALITY_REPORTS_DIR = Path("reports") / "quality"
+
+
 @dataclass
 class RuleSummary:
     """One rule over the whole run."""
@@ -235,6 +238,18 @@ class ValidationReport:
                     "",
                 ]
         return "\n".join(lines).rstrip() + "\n"
+
+    @property
+    def report_id(self) -> str:
+        """``<layer>.<dataset>-<run_id>``: the name the lake keeps this report under."""
+        return f"{self.layer}.{self.dataset}-{self.run_id}"
+
+    def write_to_lake(self, lake_root: Path | str) -> str:
+        """Keep the report in the lake (``reports/quality/<report_id>.md|json``), where
+        the dashboard's Quality page lists it; returns the report id."""
+        directory = Path(lake_root) / QUALITY_REPORTS_DIR
+        self.write(directory / f"{self.report_id}.md", directory / f"{self.report_id}.json")
+        return self.report_id
 
     def write(
         self, markdown: Path | str | None = None, json_path: Path | str | None = None

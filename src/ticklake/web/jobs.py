@@ -25,7 +25,6 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ticklake.backtest.runner import new_run_id
@@ -36,7 +35,6 @@ from ticklake.lake.manifest import utc_now_iso
 from ticklake.web.errors import JobStateError, ResourceNotFoundError, json_safe
 
 JOBS_DIR = "jobs"
-QUALITY_REPORTS_DIR = Path("reports") / "quality"
 JOB_KINDS = ("backtest", "sweep", "pipeline", "validate", "resume")
 ACTIVE = frozenset({"queued", "running"})
 RESUMABLE = frozenset({"interrupted", "cancelled", "failed"})
@@ -549,9 +547,7 @@ def _run_validate(manager: JobManager, job: Job, progress: ProgressFn) -> dict[s
         executor=executor,
         workers=workers,
     )
-    report_id = f"{report.layer}.{report.dataset}-{report.run_id}"
-    directory = manager.lake.root / QUALITY_REPORTS_DIR
-    report.write(directory / f"{report_id}.md", directory / f"{report_id}.json")
+    report_id = report.write_to_lake(manager.lake.root)
     progress({"done": 1, "total": 1})
     return {"report_id": report_id, "verdict": report.verdict}
 

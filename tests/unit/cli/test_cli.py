@@ -144,6 +144,9 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
         for p in (tmp_path / "demo" / "vendor" / "options").rglob("*.parquet")
     )
     assert rows == generated > 0
+    # The validation report is kept in the lake, so the dashboard's Quality page has it.
+    quality = list((tmp_path / "demo" / "lake" / "reports" / "quality").glob("*.json"))
+    assert [p.name.split("-")[0] for p in quality] == ["bronze.banknifty_spot"]
     report = next((tmp_path / "demo" / "lake" / "runs").glob("*/report.html"))
     assert "Equity" in report.read_text()
     daily = pl.read_parquet(report.parent / "daily.parquet")

@@ -89,6 +89,10 @@ def test_cli_validate_quarantines_and_promotes(lake: Lake, tmp_path: Path) -> No
     )
     assert result.exit_code == 0, result.output
     assert "verdict: FAIL" in result.output and "S2" in result.output
+    # The lake keeps a copy where the dashboard lists reports; it equals the --json one.
+    kept = list((lake.root / "reports" / "quality").glob("bronze.idx-*.json"))
+    assert len(kept) == 1 and kept[0].read_text() == js.read_text()
+    assert kept[0].with_suffix(".md").read_text() == md.read_text()
     held = quarantined_days(lake, "idx")
     assert list(held) == [date(2024, 1, 6)]
     assert held[date(2024, 1, 6)]["rules"] == ["S2", "S3"]

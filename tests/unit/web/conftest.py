@@ -34,7 +34,7 @@ def finished_lake_root(pristine_lake_root: Path, tmp_path_factory: pytest.TempPa
     from ticklake.backtest.runner import run_backtest
     from ticklake.backtest.spec import parse_spec
     from ticklake.quality import validate_dataset
-    from ticklake.web.jobs import QUALITY_REPORTS_DIR
+    from ticklake.quality.report import QUALITY_REPORTS_DIR
 
     root = tmp_path_factory.mktemp("web-finished") / "lake"
     lake = copy_lake(pristine_lake_root, root)

@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ticklake.errors import ConfigError
 from ticklake.lake import Lake
+from ticklake.quality.report import QUALITY_REPORTS_DIR
 from ticklake.web.api.deps import get_lake
 from ticklake.web.errors import ResourceNotFoundError, json_safe
-from ticklake.web.jobs import QUALITY_REPORTS_DIR, strategy_from_request, sweep_from_request
+from ticklake.web.jobs import strategy_from_request, sweep_from_request
 
 router = APIRouter()
 LakeDep = Annotated[Lake, Depends(get_lake)]
