@@ -141,10 +141,7 @@ def snapshot(lake: Lake) -> Iterator[Path]:
             for data in (lake.root / base).glob(f"date=*/{DATA_FILE}"):
                 target = root / base / data.parent.name / DATA_FILE
                 target.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(data, target)
-                except FileNotFoundError:  # the partition vanished (vacuum): skip it
-                    continue
+                _link_committed(data, target)
     except OSError:
         shutil.rmtree(root, ignore_errors=True)
         yield lake.root
@@ -153,6 +150,24 @@ def snapshot(lake: Lake) -> Iterator[Path]:
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _link_committed(data: Path, target: Path, attempts: int = 100) -> None:
+    """Hard-link the committed file at ``data`` to ``target``.
+
+    Linux's link() fails with ENOENT when the inode it looked up loses its last name
+    before the link is made: exactly what a commit's rename onto ``data.parquet`` does to
+    the previous file. The path itself always names a committed file, so look it up
+    again; only a partition that is really gone (vacuum) is skipped.
+    """
+    for _ in range(attempts):
+        try:
+            os.link(data, target)
+            return
+        except FileNotFoundError:
+            if not data.exists():
+                return
+    raise OSError(f"could not pin {data}: replaced {attempts} times while linking")
 
 
 def run_sql(lake: Lake, query: str) -> pl.DataFrame:
