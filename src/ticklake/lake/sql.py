@@ -138,8 +138,14 @@ def snapshot(lake: Lake) -> Iterator[Path]:
     try:
         for info in lake.datasets():
             base = Path(info.layer) / info.name
-            for data in (lake.root / base).glob(f"date=*/{DATA_FILE}"):
-                target = root / base / data.parent.name / DATA_FILE
+            # List the partition directories (never renamed), then look each data file
+            # up by name: a directory listing racing a commit's rename onto
+            # data.parquet need not return that entry at all.
+            for partition in (lake.root / base).glob("date=*"):
+                data = partition / DATA_FILE
+                if not data.exists():
+                    continue
+                target = root / base / partition.name / DATA_FILE
                 target.parent.mkdir(parents=True, exist_ok=True)
                 _link_committed(data, target)
     except OSError:
