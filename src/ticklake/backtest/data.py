@@ -104,6 +104,9 @@ def choose_expiry(spec: StrategySpec, day: date, available: list[date]) -> date 
         return monthly_expiry(underlying, expiry.year, expiry.month) == expiry
 
     kind = spec.universe.expiry
+    if kind == "by_days_to_expiry":
+        target = spec.universe.target_days_to_expiry or 0
+        return min(candidates, key=lambda d: (abs((d - day).days - target), d))
     if kind in ("nearest_monthly", "next_monthly"):
         candidates = [d for d in candidates if is_monthly(d)]
     elif kind in ("nearest_weekly", "next_weekly"):

@@ -59,11 +59,40 @@ class UniverseSpec(_Spec):
         None, description="lake dataset of the underlying (prices); none = put-call parity"
     )
     expiry: Literal[
-        "nearest", "next", "nearest_weekly", "nearest_monthly", "next_weekly", "next_monthly"
-    ] = Field("nearest", description="which expiry's contracts; 'nearest' = weekly or monthly")
+        "nearest",
+        "next",
+        "nearest_weekly",
+        "nearest_monthly",
+        "next_weekly",
+        "next_monthly",
+        "by_days_to_expiry",
+    ] = Field(
+        "nearest",
+        description="which expiry's contracts; 'nearest' = weekly or monthly; "
+        "'by_days_to_expiry' = the one closest to target_days_to_expiry",
+    )
+    target_days_to_expiry: int | None = Field(
+        None,
+        ge=0,
+        description="with expiry 'by_days_to_expiry': the expiry closest to this many "
+        "calendar days after the trading day (a tie goes to the nearer expiry)",
+    )
     min_days_to_expiry: int = Field(
         0, ge=0, description="skip expiries closer than this many days (0 = expiry day allowed)"
     )
+
+    @model_validator(mode="after")
+    def _target_days(self) -> UniverseSpec:
+        by_days = self.expiry == "by_days_to_expiry"
+        if by_days and self.target_days_to_expiry is None:
+            raise ValueError("expiry 'by_days_to_expiry' needs target_days_to_expiry (e.g. 30)")
+        if not by_days and self.target_days_to_expiry is not None:
+            raise ValueError(
+                "target_days_to_expiry applies only to expiry: by_days_to_expiry "
+                f"(expiry is {self.expiry!r})"
+            )
+        return self
+
     strike_candidates: int = Field(
         20, ge=1, le=200, description="strikes each side of ATM a selector may look at"
     )
