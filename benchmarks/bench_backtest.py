@@ -38,10 +38,7 @@ import polars as pl
 from ticklake.backtest.data import OPTION_COLUMNS, load_day
 from ticklake.backtest.engine import outcome_from_kernel, run_day, simulate
 from ticklake.backtest.spec import StrategySpec, parse_spec
-from ticklake.generate import generate_options
-from ticklake.ingest.pipeline import ingest_files
-from ticklake.ingest.readers.base import ReaderOptions
-from ticklake.lake import Lake, init_lake, open_lake
+from ticklake.lake import Lake, open_lake
 
 HERE = Path(__file__).resolve().parent
 FIRST_DAY = date(2024, 1, 1)
@@ -81,39 +78,16 @@ def straddle_spec(first: date, last: date) -> StrategySpec:
 
 def build_lake(out: Path, days: int, strikes_each_side: int) -> Path:
     """Generate and ingest ``days`` days once; return the lake root (reused when present)."""
-    tag = f"banknifty-{FIRST_DAY}-{days}d-{strikes_each_side}s"
-    root = out / tag
-    done = root / "READY"
-    if done.is_file():
-        return root / "lake"
-    generated = root / "generated"
-    began = time.perf_counter()
-    summary = generate_options(
-        "BANKNIFTY",
-        start=FIRST_DAY,
-        days=days,
-        out=generated,
-        strikes_each_side=strikes_each_side,
-        progress=lambda d, n: print(f"  generated day {d}/{n}", flush=True),
-    )
-    print(
-        f"generated {summary.rows:,} rows in {summary.files:,} files "
-        f"({time.perf_counter() - began:.0f} s)",
-        flush=True,
-    )
-    if (root / "lake").exists():
-        import shutil
+    from _generated_lake import build_generated_lake
 
-        shutil.rmtree(root / "lake")
-    lake = init_lake(root / "lake")
-    began = time.perf_counter()
-    ingest_files(lake, "nse_options", [generated / "options"], OPTIONS)
-    ingest_files(
-        lake, "nse_index", [generated / "spot"], SPOT, options=ReaderOptions(instrument="BANKNIFTY")
+    return build_generated_lake(
+        out / f"banknifty-{FIRST_DAY}-{days}d-{strikes_each_side}s",
+        first_day=FIRST_DAY,
+        days=days,
+        strikes_each_side=strikes_each_side,
+        options_dataset=OPTIONS,
+        spot_dataset=SPOT,
     )
-    print(f"ingested into {root / 'lake'} ({time.perf_counter() - began:.0f} s)", flush=True)
-    done.write_text(json.dumps({"rows": summary.rows, "days": [str(d) for d in summary.dates]}))
-    return root / "lake"
 
 
 def lake_days(lake: Lake) -> list[date]:

@@ -209,6 +209,8 @@ def main(argv: list[str] | None = None) -> None:
         return
 
     scale = QUICK if args.quick else FULL
+    if args.workdir is not None:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="bench-ingest-", dir=args.workdir))
     try:
         csv_path = root / "BTCUSDT-trades-2024-01-01.csv"

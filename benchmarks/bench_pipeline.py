@@ -64,42 +64,17 @@ LABELS = {"scan": "raw scan", "serial": "pipeline serial", "process": "pipeline 
 
 def build_lake(out: Path, days: int, strikes_each_side: int) -> Path:
     """Generate and ingest ``days`` days once; return the lake root (reused when present)."""
-    from ticklake.generate import generate_options
-    from ticklake.ingest.pipeline import ingest_files
-    from ticklake.ingest.readers.base import ReaderOptions
-    from ticklake.lake import init_lake
+    from _generated_lake import build_generated_lake
 
-    root = out / f"pipeline-banknifty-{FIRST_DAY}-{days}d-{strikes_each_side}s"
-    done = root / "READY"
-    if done.is_file():
-        return root / "lake"
-    generated = root / "generated"
-    began = time.perf_counter()
-    summary = generate_options(
-        "BANKNIFTY",
-        start=FIRST_DAY,
+    return build_generated_lake(
+        out / f"pipeline-banknifty-{FIRST_DAY}-{days}d-{strikes_each_side}s",
+        first_day=FIRST_DAY,
         days=days,
-        out=generated,
         strikes_each_side=strikes_each_side,
-        progress=lambda d, n: print(f"  generated day {d}/{n}", flush=True),
+        options_dataset=OPTIONS,
+        spot_dataset=SPOT,
+        keep_generated=False,
     )
-    print(
-        f"generated {summary.rows:,} rows in {summary.files:,} files "
-        f"({time.perf_counter() - began:.0f} s)",
-        flush=True,
-    )
-    if (root / "lake").exists():
-        shutil.rmtree(root / "lake")
-    lake = init_lake(root / "lake")
-    began = time.perf_counter()
-    ingest_files(lake, "nse_options", [generated / "options"], OPTIONS)
-    ingest_files(
-        lake, "nse_index", [generated / "spot"], SPOT, options=ReaderOptions(instrument="BANKNIFTY")
-    )
-    print(f"ingested into {root / 'lake'} ({time.perf_counter() - began:.0f} s)", flush=True)
-    shutil.rmtree(generated)  # the lake holds everything the benchmark reads
-    done.write_text(json.dumps({"rows": summary.rows, "days": [str(d) for d in summary.dates]}))
-    return root / "lake"
 
 
 def reset_outputs(lake_root: Path) -> None:
