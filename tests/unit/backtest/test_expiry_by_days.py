@@ -49,9 +49,7 @@ def _spec(**universe: Any) -> Any:
     ],
 )
 def test_the_closest_expiry_wins(target: int, floor: int, expected: date) -> None:
-    spec = _spec(
-        expiry="by_days_to_expiry", target_days_to_expiry=target, min_days_to_expiry=floor
-    )
+    spec = _spec(expiry="by_days_to_expiry", target_days_to_expiry=target, min_days_to_expiry=floor)
     assert choose_expiry(spec, MONDAY, [FAR, MONTHLY, WEEKLY, NEXT_WEEKLY]) == expected
 
 
