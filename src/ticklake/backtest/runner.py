@@ -331,7 +331,7 @@ def resume_backtest(
     if (run_dir / "sweep.json").is_file():
         from ticklake.backtest.sweep import resume_sweep
 
-        return resume_sweep(  # type: ignore[return-value]
+        return resume_sweep(
             lake, str(run_dir), executor=executor, workers=workers, progress=progress
         )
     ledger = load_ledger(run_dir)

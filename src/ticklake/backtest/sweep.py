@@ -75,8 +75,10 @@ from ticklake.backtest.runner import (
     CACHE_DIR,
     DAILY_SCHEMA,
     RUNS_DIR,
+    RunResult,
     _git_sha,
     _input_hashes,
+    _intact,
     _save_ledger,
     _write_frame,
     execute_day_jobs,
@@ -410,23 +412,11 @@ def sweep_day_task(job: SweepDayJob) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------- the run
 @dataclass
-class SweepResult:
-    run_id: str
-    run_dir: Path
-    ledger: dict[str, Any]
-
-    @property
-    def status(self) -> str:
-        return str(self.ledger["status"])
+class SweepResult(RunResult):
+    """A finished sweep: a run whose files carry a ``variant`` column, plus its ranking."""
 
     def variants(self) -> pl.DataFrame:
         return pl.read_parquet(self.run_dir / "variants.parquet")
-
-    def trades(self) -> pl.DataFrame:
-        return pl.read_parquet(self.run_dir / "trades.parquet")
-
-    def daily(self) -> pl.DataFrame:
-        return pl.read_parquet(self.run_dir / "daily.parquet")
 
 
 def run_sweep(
@@ -508,19 +498,13 @@ def resume_sweep(
     run_dir = resolve_run(lake, run)
     ledger = load_ledger(run_dir)
     for day, entry in ledger["days"].items():
-        if entry.get("status") == "done" and not _intact(run_dir / "days" / day, entry):
+        if entry.get("status") == "done" and not _intact(
+            run_dir / "days" / day, entry, SWEEP_DAY_FILES
+        ):
             ledger["days"][day] = {"status": "pending", "note": "outputs missing or changed"}
     ledger["status"] = "running"
     ledger.setdefault("resumed_at", []).append(utc_now_iso())
     return _execute_sweep(lake, run_dir, ledger, executor, workers, True, progress)
-
-
-def _intact(directory: Path, entry: dict[str, Any]) -> bool:
-    outputs = entry.get("outputs") or {}
-    return set(outputs) == set(SWEEP_DAY_FILES) and all(
-        (directory / n).is_file() and sha256_file(directory / n) == sha
-        for n, sha in outputs.items()
-    )
 
 
 def _execute_sweep(
@@ -557,7 +541,7 @@ def _finish_sweep(
     broken = [
         d
         for d, e in ledger["days"].items()
-        if e.get("status") != "done" or not _intact(run_dir / "days" / d, e)
+        if e.get("status") != "done" or not _intact(run_dir / "days" / d, e, SWEEP_DAY_FILES)
     ]
     if broken:
         ledger["status"] = "incomplete"
