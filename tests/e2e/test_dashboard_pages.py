@@ -105,6 +105,38 @@ def test_candle_chart_of_the_index_and_of_an_option_contract(
     assert page.js_errors == []
 
 
+# Delays, in the page, every instruments answer that is not for the asked-for day, so that
+# the answer for the dataset's last day (asked first) lands after the one for the day.
+_SLOW_OTHER_DAYS = """
+(() => {
+  const fetchNow = window.fetch.bind(window);
+  window.fetch = (url, options) => {
+    const answer = fetchNow(url, options);
+    const text = String(url);
+    if (!text.includes("/instruments?") || text.includes("date=%s")) return answer;
+    return answer.then((r) => new Promise((resolve) => setTimeout(() => resolve(r), 1500)));
+  };
+})();
+"""
+
+
+def test_instrument_list_follows_the_last_asked_day_when_answers_cross(
+    page: Any, live_server: LiveServer
+) -> None:
+    day = GENERATED_DAYS[0].isoformat()
+    page.add_init_script(_SLOW_OTHER_DAYS % day)
+    page.goto(live_server.url + "/data")
+    page.click('[data-tab="chart"]')
+    page.select_option("#chart-dataset", f"bronze.{OPTIONS}")  # asks for the last day (slow)
+    page.fill("#chart-start", day)  # asks for the first day (fast)
+    page.wait_for_timeout(2500)  # the slow, stale answer has arrived by now
+    listed = page.eval_on_selector_all("#chart-instrument option", "os => os.map(o => o.value)")
+    # Oracle: the contracts in the first day's file; the weekly expiring on the first
+    # day's week is there and not on the last day, so a stale answer would show.
+    assert sorted(listed) == sorted(_raw(live_server.lake_root, OPTIONS)["symbol"].unique())
+    assert page.js_errors == []
+
+
 def test_quality_page_validates_and_shows_verdicts_and_offending_rows(
     page: Any, live_server: LiveServer
 ) -> None:

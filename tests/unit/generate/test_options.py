@@ -185,7 +185,7 @@ def test_put_call_parity_on_mids_against_the_spot_file(
         strike = parse_symbol(call_path.name).strike
         calls = pq.read_table(call_path).to_pandas().set_index("ts")
         puts = pq.read_table(put_path).to_pandas().set_index("ts")
-        joined = calls.join(puts, lsuffix="_c", rsuffix="_p", how="inner").iloc[::97]
+        joined = calls.add_suffix("_c").join(puts.add_suffix("_p"), how="inner").iloc[::97]
         for ts, row in joined.iterrows():
             if min(row["bp0_c"], row["bp0_p"]) <= 0:
                 continue

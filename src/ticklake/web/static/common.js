@@ -103,5 +103,13 @@ const TL = (() => {
     document.querySelectorAll("[data-tabs]").forEach(setupTabs);
   });
 
-  return { api, el, fillTable, format, toast, cookie };
+  // A panel can have several requests in flight (a day changed, then another; a time
+  // stepped twice): answers come back in any order and only the newest may be drawn.
+  // `const turn = latest();` then per request `const mine = turn(); ... if (!mine()) return;`
+  function latest() {
+    let newest = 0;
+    return () => { const ticket = ++newest; return () => ticket === newest; };
+  }
+
+  return { api, el, fillTable, format, toast, cookie, latest };
 })();

@@ -2,17 +2,20 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  const { api, el, fillTable, toast } = TL;
+  const { api, el, fillTable, toast, latest } = TL;
   const $ = (id) => document.getElementById(id);
 
   // ------------------------------------------------------------- preview
   const preview = { dataset: null, offset: 0, limit: 100 };
+  const previewTurn = latest();
   async function loadPreview() {
     const day = $("preview-day").value;
     const query = new URLSearchParams({ offset: preview.offset, limit: preview.limit });
     if (day) query.set("date", day);
+    const mine = previewTurn();
     try {
       const page = await api("GET", `/datasets/${encodeURIComponent(preview.dataset)}/preview?${query}`);
+      if (!mine()) return;
       fillTable($("preview-rows"), page.columns, page.rows);
       $("preview-info").textContent = page.total
         ? `rows ${page.offset + 1}–${page.offset + page.rows.length} of ${page.total.toLocaleString()} on ${page.date}`
@@ -42,12 +45,16 @@ document.addEventListener("DOMContentLoaded", () => {
     if (startInput) startInput.value = option.dataset.last || "";
     if (endInput) endInput.value = option.dataset.last || "";
   }
+  // The dataset changes, then the day: a slow answer for the other day must not win.
+  const instrumentsTurn = latest();
   async function loadInstruments() {
     const dataset = $("chart-dataset").value;
     if (!dataset) return;
     const query = new URLSearchParams({ dataset });
     if ($("chart-start").value) query.set("date", $("chart-start").value);
+    const mine = instrumentsTurn();
     const names = await api("GET", `/instruments?${query}`);
+    if (!mine()) return;
     const chosen = $("chart-instrument").value;
     $("chart-instrument").replaceChildren(...names.map((n) => el("option", { value: n }, n)));
     if (names.includes(chosen)) $("chart-instrument").value = chosen;
@@ -60,11 +67,14 @@ document.addEventListener("DOMContentLoaded", () => {
   window.addEventListener("tl-tab", (event) => {
     if (event.detail === "chart" && !instrumentsLoaded) { instrumentsLoaded = true; loadInstruments().catch((e) => toast(e.message, true)); }
   });
+  const candlesTurn = latest();
   $("chart-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const query = new URLSearchParams(new FormData(event.target));
+    const mine = candlesTurn();
     try {
       const bars = await api("GET", `/candles?${query}`);
+      if (!mine()) return;
       $("chart-source").textContent = `${bars.instrument} · ${bars.interval} · ${bars.source} · times in ${bars.timezone} · ${bars.ts.length} bars`;
       const hasSpread = bars.spread.some((v) => v !== null);
       const traces = [
@@ -99,12 +109,15 @@ document.addEventListener("DOMContentLoaded", () => {
     });
     return side === "CE" ? cells : cells.reverse();
   }
+  const chainTurn = latest();
   async function loadChain() {
     const form = $("chain-form");
     const query = new URLSearchParams();
     for (const [key, value] of new FormData(form)) if (value) query.set(key, value);
+    const mine = chainTurn();
     try {
       const chain = await api("GET", `/chain?${query}`);
+      if (!mine()) return;
       const expiry = $("chain-expiry");
       const current = expiry.value;
       expiry.replaceChildren(el("option", { value: "" }, "nearest"), ...chain.expiries.map((e) => el("option", { value: e }, e)));
