@@ -2,9 +2,13 @@
 
 The table (``data/costs_nse_fo.csv`` ships as ``nse_fo``; any CSV with the same columns
 works) has one row per component and validity range: ``basis`` is ``per_order`` (₹ per
-order), ``per_lot`` (₹ per lot), ``bps_premium`` (basis points of the order's premium
-value), or ``gst_rate`` (percent on the components marked ``gst=yes``); ``side`` says
-whether it applies to buys, sells or both; ``source`` says where the number comes from.
+order), ``per_lot`` (₹ per lot), ``bps_premium`` (basis points of the order's traded
+value: the premium of an option, price × quantity of a future), or ``gst_rate`` (percent
+on the components marked ``gst=yes``); ``side`` says whether it applies to buys, sells
+or both; the optional ``segment`` column says which instruments a row applies to
+(``options``, ``futures`` or any name an instrument leg's ``cost_segment`` gives; ``all``
+or empty = every order; a table without the column applies every row to every order);
+``source`` says where the number comes from.
 
 Each component of each order is rounded half-up to the paisa on its own, then summed:
 the total of a run is then exactly the sum of its fills' costs.
@@ -16,6 +20,12 @@ Examples:
     >>> # + SEBI 0.15→0 + GST 18% of 2080 = 374.4→374  = 2548 paise
     >>> order_costs_paise(table, date(2024, 1, 10), buying=False, premium_paise=150_000, lots=1)
     2548
+    >>> # sell a future, 15 units at ₹48,000 = ₹7,20,000 (segment futures): brokerage
+    >>> # 2000 + STT 0.0125% 9000 + exchange 0.0019% 1368 + SEBI 72
+    >>> # + GST 18% of 3440 = 619.2→619  = 13059 paise
+    >>> order_costs_paise(table, date(2024, 1, 10), buying=False, premium_paise=72_000_000,
+    ...                   lots=1, segment="futures")
+    13059
 """
 
 from __future__ import annotations
@@ -43,9 +53,12 @@ class CostRow:
     side: str
     gst: bool
     source: str
+    segment: str = "all"
 
-    def applies(self, day: date, buying: bool) -> bool:
+    def applies(self, day: date, buying: bool, segment: str = "options") -> bool:
         if day < self.valid_from or (self.valid_to is not None and day > self.valid_to):
+            return False
+        if self.segment not in ("all", segment):
             return False
         return self.side == "both" or (self.side == "buy") == buying
 
@@ -87,7 +100,8 @@ def load_cost_table(name_or_path: str) -> tuple[CostRow, ...]:
                         rate=Decimal(raw["rate"].strip()),
                         side=side,
                         gst=raw["gst"].strip().lower() in ("yes", "true", "1"),
-                        source=raw.get("source", "").strip(),
+                        source=(raw.get("source") or "").strip(),
+                        segment=(raw.get("segment") or "").strip() or "all",
                     )
                 )
             except (KeyError, ValueError, ArithmeticError) as exc:
@@ -110,13 +124,14 @@ def order_cost_breakdown(
     lots: int,
     per_order_override: float | None = None,
     per_lot_extra: float | None = None,
+    segment: str = "options",
 ) -> dict[str, int]:
-    """Each cost component of one order, in paise."""
+    """Each cost component of one order, in paise (``segment``: see the module doc)."""
     out: dict[str, int] = {}
     taxable = 0
     gst_rate: Decimal | None = None
     for row in table:
-        if not row.applies(day, buying):
+        if not row.applies(day, buying, segment):
             continue
         if row.basis == "gst_rate":
             gst_rate = row.rate

@@ -27,10 +27,11 @@ import numpy as np
 import polars as pl
 
 from ticklake.backtest.spec import StrategySpec, parse_hhmm
-from ticklake.errors import DatasetNotFoundError
+from ticklake.errors import ConfigError, DatasetNotFoundError
 from ticklake.lake import Lake, Manifest
 from ticklake.lake.layout import MANIFEST_FILE
 from ticklake.market.calendar import monthly_expiry
+from ticklake.market.nse_symbols import parse_future_symbol
 from ticklake.market.rules import MarketRules, market_rules
 
 NS = 1_000_000_000
@@ -62,10 +63,20 @@ class DayData:
     # traded in each grid second (the as-of cumulative day volume differenced; NaN = none).
     last_price: np.ndarray | None = None  # int64 [C, T]
     volume: np.ndarray | None = None  # float64 [C, T]
+    # Instrument legs: rows ``option_count:`` of the contract arrays are plain
+    # instruments (strike -1, never a selector's choice); ``leg_contract[leg]`` is the
+    # row an instrument leg trades (-1 for an option leg), ``contract_expiry`` the
+    # expiry of each such row (a future's; None for an instrument without one).
+    option_count: int = -1  # -1 = every row is an option
+    leg_contract: tuple[int, ...] = ()
+    contract_expiry: dict[int, date | None] = field(default_factory=dict)
 
     @property
     def seconds(self) -> int:
         return int(self.grid_ns.size)
+
+    def is_option(self, c: int) -> bool:
+        return self.option_count < 0 or c < self.option_count
 
 
 @dataclass(frozen=True)
@@ -370,10 +381,12 @@ def load_day(
     starts = np.append(first_rows, np.int64(frame.height))
     count = first_rows.size
 
-    bid = np.zeros((count, grid.size), dtype=np.int64)
-    ask = np.zeros((count, grid.size), dtype=np.int64)
-    age = np.full((count, grid.size), MISSING, dtype=np.int64)
-    shape = (count, grid.size) if market_fields else (0, 0)
+    plain = _instrument_rows(lake, spec, day, grid, tolerance_ns)
+    rows_total = count + len(plain)
+    bid = np.zeros((rows_total, grid.size), dtype=np.int64)
+    ask = np.zeros((rows_total, grid.size), dtype=np.int64)
+    age = np.full((rows_total, grid.size), MISSING, dtype=np.int64)
+    shape = (rows_total, grid.size) if market_fields else (0, 0)
     last = np.zeros(shape, dtype=np.int64)
     volume = np.full(shape, np.nan)
     no_rows = np.zeros(0, dtype=np.float64)
@@ -396,15 +409,34 @@ def load_day(
     strikes = np.rint(contracts["strike"].to_numpy() * 100).astype(np.int64)
     is_call = (contracts["opt_type"] == "CE").to_numpy()
 
+    max_age = spec.fills.max_quote_age_seconds
     if source == "spot":
         missing = spot_paise == 0
         if missing.any():
-            parity = _parity_spot(strikes, is_call, bid, ask, age, spec.fills.max_quote_age_seconds)
+            parity = _parity_spot(strikes, is_call, bid[:count], ask[:count], age[:count], max_age)
             if (parity[missing] > 0).any():
                 spot_paise = np.where(missing, parity, spot_paise)
                 source = "spot+parity"
     else:
-        spot_paise = _parity_spot(strikes, is_call, bid, ask, age, spec.fills.max_quote_age_seconds)
+        spot_paise = _parity_spot(strikes, is_call, bid[:count], ask[:count], age[:count], max_age)
+
+    symbols = contracts["symbol"].to_list()
+    leg_contract = [-1] * len(spec.legs)
+    contract_expiry: dict[int, date | None] = {}
+    for offset, row in enumerate(plain):
+        c = count + offset
+        bid[c], ask[c], age[c] = row.bid, row.ask, row.age
+        if market_fields:
+            last[c], volume[c] = row.last, row.volume
+        symbols.append(row.symbol)
+        contract_expiry[c] = row.expiry
+        for leg in row.legs:
+            leg_contract[leg] = c
+        if row.input_hash is not None:
+            hashes[f"{row.dataset}/{day}"] = row.input_hash
+    if plain:
+        strikes = np.concatenate([strikes, np.full(len(plain), -1, dtype=np.int64)])
+        is_call = np.concatenate([is_call, np.zeros(len(plain), dtype=np.bool_)])
 
     tz = ZoneInfo(spec.time.timezone)
     expiry_close = datetime.combine(expiry, parse_hhmm(spec.time.session_end), tzinfo=tz)
@@ -418,7 +450,7 @@ def load_day(
         spot_source=source,
         strikes_paise=strikes,
         is_call=is_call,
-        symbols=contracts["symbol"].to_list(),
+        symbols=symbols,
         bid=bid,
         ask=ask,
         age=age,
@@ -426,7 +458,177 @@ def load_day(
         input_hashes=hashes,
         last_price=last if market_fields else None,
         volume=volume if market_fields else None,
+        option_count=count if plain else -1,
+        leg_contract=tuple(leg_contract),
+        contract_expiry=contract_expiry,
     )
+
+
+@dataclass
+class _InstrumentRow:
+    """One plain instrument on the grid (paise; age -1 = no quote within tolerance)."""
+
+    dataset: str
+    symbol: str
+    expiry: date | None
+    legs: list[int]
+    bid: np.ndarray
+    ask: np.ndarray
+    age: np.ndarray
+    last: np.ndarray
+    volume: np.ndarray
+    input_hash: str | None
+
+
+def _paise_on_grid(frame: pl.DataFrame, column: str, idx: np.ndarray) -> np.ndarray:
+    """A price column as-of on the grid (``idx`` from ``_asof_indices``), paise, 0 = none."""
+    if column not in frame.columns or frame.height == 0:
+        return np.zeros(idx.size, np.int64)
+    values = _to_paise(frame[column].cast(pl.Float64).to_numpy())
+    return np.where(idx >= 0, values[np.clip(idx, 0, None)], 0)
+
+
+def _first_present(names: list[str], *candidates: str) -> str | None:
+    return next((c for c in candidates if c in names), None)
+
+
+def _instrument_rows(
+    lake: Lake, spec: StrategySpec, day: date, grid: np.ndarray, tolerance_ns: int
+) -> list[_InstrumentRow]:
+    """The day's plain instruments that instrument legs trade, as-of joined to the grid
+    like the options (one row per distinct dataset and symbol, shared by its legs).
+
+    An instrument with no rows on the day gets an all-missing row: its legs then record
+    ``missing_quote`` attempts instead of trading (never a silent skip)."""
+    wanted: dict[tuple[str, str | None], list[int]] = {}
+    for i, leg in enumerate(spec.legs):
+        if leg.instrument is not None:
+            key = (spec.instrument_dataset(leg), leg.instrument.symbol)
+            wanted.setdefault(key, []).append(i)
+    out: list[_InstrumentRow] = []
+    for (dataset, symbol), legs in wanted.items():
+        try:
+            input_hash = partition_hash(lake, dataset, day)
+        except DatasetNotFoundError as exc:
+            names = ", ".join(spec.legs[i].name for i in legs)
+            raise ConfigError(
+                f"leg {names}: instrument dataset {dataset!r} is not in the lake; set the "
+                f"leg's instrument.dataset to one that is ({exc})",
+                dataset=dataset,
+            ) from exc
+        frame, chosen, expiry = _instrument_frame(lake, spec, dataset, symbol, day, input_hash)
+        ts = frame["ts"].dt.epoch("ns").to_numpy()
+        idx, age = _asof_indices(ts, grid, tolerance_ns)
+        # Quotes when the day has any (a bars dataset's bid/ask columns may be empty).
+        quoted = [c for c in frame.columns if frame[c].null_count() < frame.height]
+        bid_col = _first_present(quoted, "bid_price", "bid_price_0") or "price"
+        ask_col = _first_present(quoted, "ask_price", "ask_price_0") or "price"
+        bid, ask = _paise_on_grid(frame, bid_col, idx), _paise_on_grid(frame, ask_col, idx)
+        last = _paise_on_grid(frame, "price", idx)
+        volume = np.full(grid.size, np.nan)
+        if (
+            "volume" in frame.columns
+            and frame.height
+            and frame["volume"].null_count() < frame.height
+        ):
+            cumulative = np.concatenate(
+                [[0.0], np.cumsum(frame["volume"].cast(pl.Float64).fill_null(0.0).to_numpy())]
+            )
+            upper = np.searchsorted(ts, grid, side="right")
+            lower = np.searchsorted(ts, grid - NS, side="right")
+            volume = cumulative[upper] - cumulative[lower]
+        out.append(
+            _InstrumentRow(dataset, chosen, expiry, legs, bid, ask, age, last, volume, input_hash)
+        )
+    return out
+
+
+def _instrument_frame(
+    lake: Lake,
+    spec: StrategySpec,
+    dataset: str,
+    symbol: str | None,
+    day: date,
+    input_hash: str | None,
+) -> tuple[pl.DataFrame, str, date | None]:
+    """The rows of one instrument on ``day`` in time order, its symbol and its expiry.
+
+    Columns: ``ts`` (when the row is known), ``price`` and/or ``bid_price``/``ask_price``,
+    ``volume`` when present. A bars dataset is read at each bar's close time ``ts_end``
+    with its ``close`` as the price: a bar is not known before it closes.
+    """
+    if input_hash is None:  # no partition that day: an all-missing instrument
+        empty = pl.DataFrame({"ts": pl.Series([], dtype=pl.Datetime("ns", "UTC"))})
+        return empty, symbol or dataset, _future_expiry(symbol)
+    scan = lake.scan(dataset, start=day, end=day)
+    names = scan.collect_schema().names()
+    symbol_col = _first_present(names, "instrument", "symbol")
+    if "price" not in names and {"close", "ts_end"} <= set(names):
+        scan = scan.drop("ts", "price", strict=False).rename({"ts_end": "ts", "close": "price"})
+        names = scan.collect_schema().names()
+    if not {"price", "bid_price", "bid_price_0"} & set(names):
+        raise ConfigError(
+            f"instrument dataset {dataset!r} has no price, bid/ask or bar close column "
+            f"(columns: {', '.join(names)}); point the leg at a prices, quotes, L2 or bars "
+            "dataset",
+            dataset=dataset,
+        )
+    if symbol is None and symbol_col is not None:
+        present = sorted(
+            scan.select(pl.col(symbol_col).unique()).collect()[symbol_col].drop_nulls().to_list()
+        )
+        if len(present) == 1:
+            symbol = present[0]
+        elif present:
+            symbol = _front_future(present, day)
+            if symbol is None:
+                listed = ", ".join(present[:10]) + (", ..." if len(present) > 10 else "")
+                raise ConfigError(
+                    f"instrument dataset {dataset!r} holds {len(present)} instruments on "
+                    f"{day} ({listed}) and they are not NSE futures (e.g. BANKNIFTY24JANFUT) "
+                    "to take the front month of: set the leg's instrument.symbol",
+                    dataset=dataset,
+                )
+    if symbol is not None:
+        if symbol_col is None:
+            raise ConfigError(
+                f"instrument dataset {dataset!r} has no instrument/symbol column to pick "
+                f"{symbol!r} from; leave instrument.symbol out for a one-instrument dataset",
+                dataset=dataset,
+            )
+        scan = scan.filter(pl.col(symbol_col) == symbol)
+    columns = [
+        c
+        for c in ("ts", "price", "volume", "bid_price", "ask_price", "bid_price_0", "ask_price_0")
+        if c in names
+    ]
+    frame = scan.select(columns).collect()
+    if frame.height > 1:
+        ts = frame["ts"].dt.epoch("ns").to_numpy()
+        if not bool(np.all(ts[1:] >= ts[:-1])):
+            frame = frame.sort("ts", maintain_order=True)
+    chosen = symbol or dataset
+    return frame, chosen, _future_expiry(symbol)
+
+
+def _future_expiry(symbol: str | None) -> date | None:
+    """The expiry of an NSE futures symbol (``BANKNIFTY24JANFUT``), else None."""
+    if not symbol:
+        return None
+    try:
+        return parse_future_symbol(symbol).expiry
+    except Exception:  # not an NSE future: an instrument without an expiry
+        return None
+
+
+def _front_future(symbols: list[str], day: date) -> str | None:
+    """The NSE future with the nearest expiry on or after ``day`` (None when the symbols
+    are not all NSE futures or every one has expired)."""
+    expiries = {s: _future_expiry(s) for s in symbols}
+    if any(e is None for e in expiries.values()):
+        return None
+    live = sorted((e, s) for s, e in expiries.items() if e is not None and e >= day)
+    return live[0][1] if live else None
 
 
 def _option_rows(options: pl.LazyFrame, market_fields: bool) -> pl.DataFrame:

@@ -26,7 +26,7 @@ from ticklake.backtest.conditions.runtime import (
 )
 from ticklake.backtest.costs import load_cost_table, order_costs_paise
 from ticklake.backtest.data import DayData, DaySkip, grid_index_of, load_day
-from ticklake.backtest.spec import StrategySpec, parse_hhmm
+from ticklake.backtest.spec import LegSpec, StrategySpec, parse_hhmm
 from ticklake.errors import ExecutionError
 from ticklake.lake import Lake
 
@@ -151,10 +151,18 @@ def simulate(
         mask = entry_mask(spec, data.day, data.seconds)
     exit_t = min(grid_index_of(data.day, spec, parse_hhmm(spec.time.exit_time)), data.seconds)
     kinds = {"atm": 0, "otm": 1, "itm": 2, "delta": 3, "premium": 4}
-    params = []
-    for leg in legs:
+    params, leg_kinds = [], []
+    for i, leg in enumerate(legs):
         sel = leg.selector
+        if leg.instrument is not None:  # its own contract row, found by load_day
+            leg_kinds.append(k.INSTRUMENT)
+            params.append(float(data.leg_contract[i]))
+            continue
+        leg_kinds.append(kinds[sel.kind])
         params.append(float(getattr(sel, "steps", None) or getattr(sel, "target", None) or 0.0))
+    # Quantities per leg (lots × the leg's lot size) with a kernel lot size of 1: an
+    # instrument leg may have its own lot size.
+    quantities = [leg.lots * leg_lot_size(leg, data) for leg in legs]
     rebalance = spec.rebalance
     fills = spec.fills
     return k.simulate_day(
@@ -169,11 +177,11 @@ def simulate(
         exit_t,
         round(rules.strike_step * 100),
         round(rules.tick_size * 100),
-        int(rules.lot_size),
+        1,
         np.array([leg.opt_type == "CE" for leg in legs], dtype=np.bool_),
         np.array([1 if leg.side == "buy" else -1 for leg in legs], dtype=np.int64),
-        np.array([leg.lots for leg in legs], dtype=np.int64),
-        np.array([kinds[leg.selector.kind] for leg in legs], dtype=np.int64),
+        np.array(quantities, dtype=np.int64),
+        np.array(leg_kinds, dtype=np.int64),
         np.array(params, dtype=np.float64),
         spec.universe.strike_candidates,
         {"none": 0, "every": 1, "underlying_move": 2}[rebalance.kind],
@@ -192,6 +200,13 @@ def simulate(
         exits.contract_values,
         exits.contract_slot,
     )
+
+
+def leg_lot_size(leg: LegSpec, data: DayData) -> int:
+    """Units per lot of a leg: an instrument's own lot size, else the day's F&O lot."""
+    if leg.instrument is not None and leg.instrument.lot_size is not None:
+        return leg.instrument.lot_size
+    return int(data.rules.lot_size)
 
 
 def _skipped(day: date, reason: str, status: str = "skipped") -> DayOutcome:
@@ -299,9 +314,11 @@ def outcome_from_kernel(
             day=str(day),
         )
     legs = spec.legs
-    lot_size = data.rules.lot_size
+    leg_lots = np.array([leg_lot_size(leg, data) for leg in legs], dtype=np.int64)
+    segments = [leg.instrument.cost_segment if leg.instrument else "options" for leg in legs]
     table = load_cost_table(spec.costs.table) if spec.costs.enabled else ()
     n = len(f_t)
+    fill_lots = f_qty // leg_lots[f_leg] if n else np.zeros(0, dtype=np.int64)
     costs = np.zeros(n, dtype=np.int64)
     for i in range(n):
         if not table:
@@ -311,9 +328,10 @@ def outcome_from_kernel(
             day,
             buying=bool(f_side[i] > 0),
             premium_paise=int(f_qty[i] * f_price[i]),
-            lots=int(f_qty[i] // lot_size),
+            lots=int(fill_lots[i]),
             per_order_override=spec.costs.per_order,
             per_lot_extra=spec.costs.per_lot,
+            segment=segments[int(f_leg[i])],
         )
     cash = -f_side * f_qty * f_price
     realized = np.zeros(n, dtype=np.int64)
@@ -327,6 +345,7 @@ def outcome_from_kernel(
     if open_cash:
         raise ExecutionError(f"{day}: positions left open at the end of the day: {open_cash}")
     grid = data.grid_ns
+    is_option = np.array([data.is_option(int(c)) for c in f_c], dtype=np.bool_)
     trades = pl.DataFrame(
         {
             "date": [day] * n,
@@ -335,11 +354,19 @@ def outcome_from_kernel(
             "leg": [legs[int(i)].name for i in f_leg],
             "position_id": f_pos,
             "symbol": [data.symbols[int(c)] for c in f_c],
-            "expiry": [data.expiry] * n,
-            "strike": data.strikes_paise[f_c] / 100.0,
-            "opt_type": np.where(data.is_call[f_c], "CE", "PE"),
+            "expiry": [
+                data.expiry if option else data.contract_expiry.get(int(c))
+                for c, option in zip(f_c, is_option, strict=True)
+            ],
+            "strike": pl.Series(
+                np.where(is_option, data.strikes_paise[f_c] / 100.0, np.nan)
+            ).fill_nan(None),
+            "opt_type": [
+                ("CE" if data.is_call[int(c)] else "PE") if option else None
+                for c, option in zip(f_c, is_option, strict=True)
+            ],
             "side": np.where(f_side > 0, "buy", "sell"),
-            "lots": f_qty // lot_size,
+            "lots": fill_lots,
             "quantity": f_qty,
             "price_paise": f_price,
             "bid_paise": data.bid[f_c, f_t],

@@ -40,7 +40,9 @@ REBALANCE_CLOSE, REBALANCE_OPEN, FORCED_EOD, EXIT_CONDITION = 7, 8, 9, 10
 ATTEMPT_REASONS = ("no_underlying", "no_contract", "missing_quote", "stale_quote", "no_candidate")
 NO_UNDERLYING, NO_CONTRACT, MISSING_QUOTE, STALE_QUOTE, NO_CANDIDATE = 0, 1, 2, 3, 4
 
-SELECTORS = ("atm", "otm", "itm", "delta", "premium")
+SELECTORS = ("atm", "otm", "itm", "delta", "premium", "instrument")
+#: ``leg_kind`` of a plain-instrument leg: its ``leg_param`` is its contract index.
+INSTRUMENT = 5
 FILL_MODES = ("cross", "mid", "mid_slippage")
 THRESHOLD_KINDS = ("none", "points", "pct", "money")
 REBALANCE_KINDS = ("none", "every", "underlying_move")
@@ -207,6 +209,8 @@ def _select(
     spot, strikes, is_call, bid, ask, age, years, t, call, kind, param, step, candidates, max_age
 ):
     """Return (contract index or -1, attempt reason or -1) for one leg at second t."""
+    if kind == INSTRUMENT:  # a plain instrument: always its own contract row
+        return int(param), -1
     s = spot[t]
     if s <= 0:
         return -1, NO_UNDERLYING
@@ -416,7 +420,7 @@ def simulate_day(
 
     Combined ``points`` are the entry cycle's P&L per unit of the position (see
     ``_unit_quantity``), closed legs included; the ``pct`` base is the entry's net premium
-    per unit, |credit or debit|."""
+    per unit of the option legs, |credit or debit| (an instrument leg adds no premium)."""
     T = spot.shape[0]
     L = leg_call.shape[0]
     quotes = (bid, ask, age)
@@ -494,6 +498,7 @@ def simulate_day(
             if ok:
                 entries += 1
                 cycle_cash = np.int64(0)
+                premium_cash = np.int64(0)
                 peak = 0.0
                 for leg in range(L):
                     c = candidate[leg]
@@ -509,13 +514,16 @@ def simulate_day(
                     n_f += 1
                     cash += flow
                     cycle_cash += flow
+                    if leg_kind[leg] != INSTRUMENT:
+                        premium_cash += flow
                     pos_c[leg], pos_entry[leg], pos_qty[leg] = c, price, qty
                     pos_id[leg] = next_pos_id
                     next_pos_id += 1
                     mark[leg] = _fill_price(quotes, fill_model, c, t, not buying)
                     stopped[leg] = False
                     closing[leg] = -1
-                cycle_premium = abs(cycle_cash) / unit_quantity
+                # The options' net premium (an instrument leg's notional is no premium).
+                cycle_premium = abs(premium_cash) / unit_quantity
                 state = 1
                 anchor_t = t
                 entry_t = t

@@ -32,7 +32,7 @@ from ticklake._version import __version__
 from ticklake.backtest.conditions import compile_spec_conditions
 from ticklake.backtest.data import partition_hash, previous_underlying_day
 from ticklake.backtest.engine import ATTEMPT_SCHEMA, PNL_SCHEMA, TRADE_SCHEMA, run_day
-from ticklake.backtest.spec import StrategySpec, parse_spec, spec_hash
+from ticklake.backtest.spec import StrategySpec, parse_spec, spec_document, spec_hash
 from ticklake.backtest.stats import compute_statistics, session_seconds_from_spec
 from ticklake.errors import ConfigError, ExecutionError, InterruptedRunError, LakeError
 from ticklake.execution import get_executor
@@ -289,13 +289,13 @@ def run_backtest(
     run_id = run_id or new_run_id(spec.name)
     run_dir = lake.root / RUNS_DIR / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
-    spec_text = json.dumps(spec.model_dump(mode="json"), indent=1, sort_keys=True)
+    spec_text = json.dumps(spec_document(spec), indent=1, sort_keys=True)
     write_text_atomic(run_dir / "spec.json", spec_text + "\n")
     days = plan_days(spec)
     ledger: dict[str, Any] = {
         "run_id": run_id,
         "name": spec.name,
-        "spec": spec.model_dump(mode="json"),
+        "spec": spec_document(spec),
         "spec_hash": spec_hash(spec),
         "status": "running",
         "created_at": utc_now_iso(),
@@ -420,7 +420,7 @@ def _execute(
     use_cache: bool,
     progress: ProgressFn | None,
 ) -> RunResult:
-    spec_json = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+    spec_json = json.dumps(spec_document(spec), sort_keys=True)
     pending = [d for d, e in sorted(ledger["days"].items()) if e.get("status") != "done"]
     pnl = bool(ledger.get("pnl_per_second"))
     jobs = [DayJob(str(lake.root), str(run_dir), spec_json, d, use_cache, pnl) for d in pending]
@@ -505,7 +505,7 @@ def finish_run(run_dir: Path, ledger: dict[str, Any], spec: StrategySpec) -> Non
     stats = compute_statistics(
         daily,
         all_trades,
-        session_seconds=session_seconds_from_spec(spec.model_dump(mode="json")),
+        session_seconds=session_seconds_from_spec(spec_document(spec)),
     )
     write_text_atomic(
         run_dir / "stats.json", json.dumps(stats.to_dict(), indent=1, sort_keys=True) + "\n"

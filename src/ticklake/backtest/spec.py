@@ -177,14 +177,82 @@ Selector = Annotated[
 ]
 
 
+class InstrumentSpec(_Spec):
+    """A plain instrument traded as a leg: the underlying, a future, a stock, a coin.
+
+    Its quotes come from ``dataset`` (default: the universe's ``underlying_dataset``):
+    best bid/ask when the dataset has them (``bid_price``/``ask_price`` or
+    ``bid_price_0``/``ask_price_0``), else its ``price`` on both sides (a last-price fill:
+    say so in your results). ``symbol`` picks one instrument of a dataset holding several
+    (the ``instrument`` or ``symbol`` column); without it a dataset with an ``expiry``
+    column gives its nearest expiry that has not passed (the front-month future), and a
+    dataset of one instrument gives that one.
+    """
+
+    dataset: str | None = Field(
+        None, description="lake dataset; none = universe.underlying_dataset"
+    )
+    symbol: str | None = Field(None, description="instrument to trade; none = see above")
+    lot_size: int | None = Field(
+        None, ge=1, description="units per lot; none = the underlying's F&O lot size on the day"
+    )
+    cost_segment: str = Field(
+        "futures", description="cost-table rows that apply (the table's segment column)"
+    )
+
+
 class LegSpec(_Spec):
-    """One leg: call or put, buy or sell, lots, and how its strike is chosen."""
+    """One leg: an option (``opt_type`` CE/PE with a strike ``selector``) or a plain
+    ``instrument`` (the underlying, a future, ...), buy or sell, lots."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
-    opt_type: Literal["CE", "PE"]
+    opt_type: Literal["CE", "PE"] | None = Field(
+        None, description="CE or PE for an option leg; leave out for an instrument leg"
+    )
     side: Literal["buy", "sell"]
     lots: int = Field(1, ge=1, le=10_000)
     selector: Selector = AtmSelector()
+    instrument: InstrumentSpec | None = Field(
+        None,
+        description="a plain instrument instead of an option; 'underlying' = the "
+        "universe's underlying_dataset",
+    )
+
+    @field_validator("instrument", mode="before")
+    @classmethod
+    def _instrument_shorthand(cls, value: Any) -> Any:
+        if value == "underlying":
+            return {}
+        if isinstance(value, str):
+            raise ValueError(
+                f"instrument {value!r}: write 'underlying' or a mapping "
+                "{dataset: ..., symbol: ..., lot_size: ...}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _option_or_instrument(self) -> LegSpec:
+        if self.instrument is None and self.opt_type is None:
+            raise ValueError(
+                f"leg {self.name!r}: give opt_type (CE or PE) for an option, or "
+                "instrument (e.g. instrument: underlying) for a plain instrument"
+            )
+        if self.instrument is not None:
+            if self.opt_type is not None:
+                raise ValueError(
+                    f"leg {self.name!r}: an instrument leg has no opt_type "
+                    f"(got {self.opt_type!r}); remove one of the two"
+                )
+            if self.selector.kind != "atm":
+                raise ValueError(
+                    f"leg {self.name!r}: a selector ({self.selector.kind}) chooses option "
+                    "strikes; an instrument leg has none"
+                )
+        return self
+
+    @property
+    def is_option(self) -> bool:
+        return self.instrument is None
 
 
 class RebalanceSpec(_Spec):
@@ -278,7 +346,7 @@ class SamplingSpec(_Spec):
 
 
 class StrategySpec(_Spec):
-    """A complete options strategy."""
+    """A complete options strategy (option legs, optionally hedged with plain instruments)."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     description: str = ""
@@ -308,6 +376,23 @@ class StrategySpec(_Spec):
         return legs
 
     @model_validator(mode="after")
+    def _instrument_datasets(self) -> StrategySpec:
+        for leg in self.legs:
+            if leg.instrument and not (leg.instrument.dataset or self.universe.underlying_dataset):
+                raise ValueError(
+                    f"leg {leg.name!r} trades the underlying but universe.underlying_dataset "
+                    "is not set: set it, or give the leg instrument.dataset"
+                )
+        return self
+
+    def instrument_dataset(self, leg: LegSpec) -> str:
+        """The dataset an instrument leg trades (its own, else the underlying's)."""
+        assert leg.instrument is not None
+        dataset = leg.instrument.dataset or self.universe.underlying_dataset
+        assert dataset is not None  # checked when the spec was validated
+        return dataset
+
+    @model_validator(mode="after")
     def _conditions(self) -> StrategySpec:
         if self.entry.when is None and self.exits.when is None and self.day_filter is None:
             return self
@@ -318,9 +403,24 @@ class StrategySpec(_Spec):
         return self
 
 
+def spec_document(spec: StrategySpec) -> dict[str, Any]:
+    """The spec as plain JSON data, as ledgers store it and :func:`spec_hash` hashes it.
+
+    An option leg is written without its (absent) ``instrument`` key, so specs written
+    before instrument legs existed keep their hash and their cached day results.
+    """
+    data = spec.model_dump(mode="json")
+    for leg in data.get("legs", ()):
+        if leg.get("instrument") is None:
+            leg.pop("instrument", None)
+        elif leg.get("opt_type") is None:
+            leg.pop("opt_type", None)
+    return data
+
+
 def spec_hash(spec: StrategySpec) -> str:
     """A stable hash of everything that can change results."""
-    body = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    body = json.dumps(spec_document(spec), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
@@ -352,8 +452,12 @@ def parse_spec(data: dict[str, Any], *, source: str = "strategy") -> StrategySpe
         return StrategySpec.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
+        errors = exc.errors()
+        failed_items = {str(e["loc"][0]) for e in errors if len(e["loc"]) > 1}
+        for err in errors:
             loc = ".".join(str(p) for p in err["loc"])
+            if err["type"] == "too_short" and loc in failed_items:
+                continue  # "at least 1 item" only because an item above failed
             if err["type"] == "extra_forbidden":
                 problems.append(f"{loc}: unknown key")
             elif err["type"] == "value_error" and not loc:

@@ -87,7 +87,7 @@ from ticklake.backtest.runner import (
     plan_days,
     resolve_run,
 )
-from ticklake.backtest.spec import StrategySpec, parse_spec, spec_hash
+from ticklake.backtest.spec import StrategySpec, parse_spec, spec_document, spec_hash
 from ticklake.backtest.stats import compute_statistics, session_seconds_from_spec
 from ticklake.errors import ConfigError, ExecutionError
 from ticklake.lake import Lake, open_lake
@@ -276,6 +276,12 @@ def _data_key(spec: StrategySpec) -> str:
             spec.time.timezone,
             spec.fills.as_of_tolerance_seconds,
             spec.fills.max_quote_age_seconds,
+            # Instrument legs load their instruments' rows, in leg order.
+            [
+                [i, spec.instrument_dataset(leg), leg.instrument.symbol]
+                for i, leg in enumerate(spec.legs)
+                if leg.instrument is not None
+            ],
         ],
         sort_keys=True,
     )
@@ -438,7 +444,7 @@ def run_sweep(
     run_id = run_id or new_run_id(f"{first.name}-sweep")
     run_dir = lake.root / RUNS_DIR / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
-    specs = [v.spec.model_dump(mode="json") for v in variants]
+    specs = [spec_document(v.spec) for v in variants]
     (run_dir / "sweep.json").write_text(
         json.dumps(
             {
@@ -517,7 +523,7 @@ def _execute_sweep(
     progress: ProgressFn | None,
 ) -> SweepResult:
     info, specs = _variants_of(run_dir)
-    specs_json = json.dumps([s.model_dump(mode="json") for s in specs], sort_keys=True)
+    specs_json = json.dumps([spec_document(s) for s in specs], sort_keys=True)
     pending = [d for d, e in sorted(ledger["days"].items()) if e.get("status") != "done"]
     jobs = [SweepDayJob(str(lake.root), str(run_dir), specs_json, d, use_cache) for d in pending]
     execute_day_jobs(
@@ -616,7 +622,7 @@ def variant_table(
     rank_by: str = "total_net_pnl_paise",
 ) -> pl.DataFrame:
     """One row per variant: axis values, statistics, ``rank`` (1 = best by ``rank_by``)."""
-    seconds = session_seconds_from_spec(spec.model_dump(mode="json"))
+    seconds = session_seconds_from_spec(spec_document(spec))
     rows = []
     for entry in variants:
         stats = variant_statistics(daily, trades, entry["variant"], seconds)

@@ -338,12 +338,15 @@ def _check_executor(params: dict[str, Any]) -> dict[str, Any]:
 def _prepare_backtest(
     manager: JobManager, params: dict[str, Any]
 ) -> tuple[dict[str, Any], str, str]:
+    from ticklake.backtest.spec import spec_document
+
     spec = strategy_from_request(params)
-    for dataset in (spec.universe.options_dataset, spec.universe.underlying_dataset):
+    instruments = [spec.instrument_dataset(leg) for leg in spec.legs if leg.instrument]
+    for dataset in (spec.universe.options_dataset, spec.universe.underlying_dataset, *instruments):
         if dataset:
             manager.lake.dataset_info(dataset)  # unknown dataset: 404 now, not a failed job
     prepared = {
-        "spec": spec.model_dump(mode="json"),
+        "spec": spec_document(spec),
         "use_cache": bool(params.get("use_cache", True)),
         **_check_executor(params),
     }

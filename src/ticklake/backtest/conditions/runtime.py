@@ -162,6 +162,10 @@ class DayMarket:
         if data.last_price is None or data.volume is None:
             raise RuntimeError("load_day(..., market_fields=True) is needed for leg conditions")
 
+        option = data.is_option(c)
+        strike = data.strikes_paise[c] / 100.0 if option else np.nan
+        expiry = data.expiry if option else data.contract_expiry.get(c)
+
         def rupees(values: np.ndarray) -> pl.Series:
             return pl.Series(np.where(values > 0, values / 100.0, np.nan)).fill_nan(None)
 
@@ -173,12 +177,14 @@ class DayMarket:
                 "bid": rupees(data.bid[c]),
                 "ask": rupees(data.ask[c]),
                 "spot": rupees(data.spot_paise),
-                "strike": np.full(self.seconds, data.strikes_paise[c] / 100.0),
+                # An instrument leg's row (a future, the underlying) has no strike, and its
+                # own expiry if any; option metrics of it are then missing, never wrong.
+                "strike": pl.Series(np.full(self.seconds, strike)).fill_nan(None),
                 "years_to_expiry": data.years_to_expiry,
                 "is_call": np.full(self.seconds, bool(data.is_call[c])),
                 "session_date": [data.day] * self.seconds,
-                # Every contract of a day has the day's one expiry (the universe's choice).
-                "expiry": [data.expiry] * self.seconds,
+                # Every option of a day has the day's one expiry (the universe's choice).
+                "expiry": pl.Series([expiry] * self.seconds, dtype=pl.Date),
             }
         ).lazy()
 
@@ -204,14 +210,21 @@ class DayMarket:
         return self._contract[(output, c)]
 
     # ------------------------------------------------------------------ selection
+    def _selector(self, leg: LegSpec) -> tuple[bool, int, float]:
+        """``selector_key`` of an option leg; an instrument leg's own contract row."""
+        if leg.instrument is None:
+            return selector_key(leg)
+        position = next(i for i, other in enumerate(self.spec.legs) if other.name == leg.name)
+        return False, k.INSTRUMENT, float(self.data.leg_contract[position])
+
     def selection(self, leg: LegSpec, seconds: np.ndarray) -> np.ndarray:
         """The contract the leg's selector picks at each of ``seconds`` (-1 elsewhere)."""
         seconds = np.asarray(seconds, dtype=np.int64)
-        key = (*selector_key(leg), seconds.tobytes())
+        key = (*self._selector(leg), seconds.tobytes())
         found = self._selection.get(key)
         if found is None:
             data, spec = self.data, self.spec
-            call, kind, param = selector_key(leg)
+            call, kind, param = self._selector(leg)
             found = _selections(
                 data.spot_paise,
                 data.strikes_paise,
@@ -233,7 +246,9 @@ class DayMarket:
 
     def possible_contracts(self, leg: LegSpec, from_second: int) -> np.ndarray:
         """Contracts the leg may hold from ``from_second`` on (exits read the held one)."""
-        call, kind, _ = selector_key(leg)
+        call, kind, param = self._selector(leg)
+        if kind == k.INSTRUMENT:
+            return np.array([int(param)], dtype=np.int64)
         if kind >= 3:  # delta / premium: any contract of the type may be chosen
             return np.flatnonzero(self.data.is_call == call)
         chosen = self.selection(leg, np.arange(from_second, self.seconds))
