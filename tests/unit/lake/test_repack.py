@@ -223,7 +223,7 @@ def test_later_writes_merge_in_the_new_order(lake: Lake, trades_frame: pl.DataFr
     con = duckdb.connect()
     con.register("old", old.to_arrow())
     con.register("new", pl.concat([corrected, added]).to_arrow())
-    expected = con.execute(
+    expected = con.sql(
         "SELECT old.* FROM old ANTI JOIN new USING (instrument, ts, trade_id) "
         "UNION ALL SELECT * FROM new"
     ).to_arrow_table()
