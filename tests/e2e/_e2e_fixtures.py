@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "backtest"
 from _engine_fixtures import GENERATED_DAYS, OPTIONS, SPOT
 
 BASE_RUN = "straddle-base"
+# A job started from the browser (a backtest, a sweep, a validation) on a loaded 2-core CI
+# machine running the whole suite: wait for its end this long (ms).
+JOB_TIMEOUT_MS = 180_000
 
 
 def straddle_spec_data(**changes: Any) -> dict[str, Any]:
@@ -43,3 +47,63 @@ class LiveServer:
     url: str
     lake_root: Path
     app: Any
+
+
+def wait_for_plot(page: Any, element_id: str) -> None:
+    """Until Plotly has drawn traces into the element (its drawing is async to the tables)."""
+    page.wait_for_function(
+        """id => {
+          const chart = document.getElementById(id);
+          const drawn = chart && chart.data && chart.data.length;
+          return Boolean(drawn && chart.querySelector(".main-svg"));
+        }""",
+        arg=element_id,
+    )
+
+
+# Holds back, in the page, every answer to a request whose URL contains `watched` but not
+# `fresh` until the page has finished with the answer to the `fresh` one; then lets them
+# through. So an older request's answer always lands after the newest one's, however slow
+# the machine is (no guessed delay). `window.__answers` counts what happened: `pending`
+# answers the page has not handled yet, `stale_after` older answers it handled after the
+# fresh one. Wait for `pending === 0 && stale_after >= 1`, then check what is shown.
+_STALE_ANSWERS_LAST = """
+(() => {
+  const [watched, freshPart] = %s;
+  const state = window.__answers = { pending: 0, fresh_done: false, stale_after: 0, held: [] };
+  const fetchNow = window.fetch.bind(window);
+  // `done` runs once the page's own code has run on the answer: TL.api awaits
+  // response.json() and the caller draws in the same microtask chain, before the next task.
+  const handled = (response, done) => {
+    const json = response.json.bind(response);
+    response.json = () => json().then((value) => { setTimeout(done, 0); return value; });
+    return response;
+  };
+  window.fetch = (url, options) => {
+    const text = String(url);
+    if (!text.includes(watched)) return fetchNow(url, options);
+    state.pending += 1;
+    const answer = fetchNow(url, options);
+    if (text.includes(freshPart)) {
+      return answer.then((r) => handled(r, () => {
+        state.pending -= 1;
+        state.fresh_done = true;
+        state.held.splice(0).forEach((release) => release());
+      }));
+    }
+    return answer.then((r) => new Promise((resolve) => {
+      const release = () => resolve(handled(r, () => {
+        state.pending -= 1;
+        if (state.fresh_done) state.stale_after += 1;
+      }));
+      if (state.fresh_done) release(); else state.held.push(release);
+    }));
+  };
+})();
+"""
+STALE_ANSWERS_HANDLED = "() => window.__answers.pending === 0 && window.__answers.stale_after >= 1"
+
+
+def stale_answers_last(watched: str, fresh: str) -> str:
+    """An init script (``page.add_init_script``): see ``_STALE_ANSWERS_LAST``."""
+    return _STALE_ANSWERS_LAST % json.dumps([watched, fresh])

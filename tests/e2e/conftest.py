@@ -27,6 +27,7 @@ from _e2e_fixtures import BASE_RUN, LiveServer, straddle_spec_data  # noqa: E402
 from _engine_fixtures import copy_lake, generated_lake_path  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
+ACTION_TIMEOUT_MS = 20_000  # one click, one page, one answer: generous on a loaded machine
 ARTIFACTS = HERE / "artifacts"
 CHROMIUM_ARGS = [
     "--headless",
@@ -56,10 +57,12 @@ def _require_browser() -> None:
     pytest.skip(f"browser tests skipped: {missing}")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _listening_socket() -> socket.socket:
+    """A socket bound to a free port and handed to uvicorn as is: no window in which another
+    process (the other xdist worker, another test's server) could take the port first."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 @pytest.fixture(scope="session")
@@ -79,29 +82,36 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         lake, parse_spec(straddle_spec_data()), run_id=BASE_RUN, executor="serial"
     )
     write_report(result.run_dir)
-    port = _free_port()
+    sock = _listening_socket()
+    port = int(sock.getsockname()[1])
     app = create_app(root, bound_host="127.0.0.1", executor="serial")
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn stopped before it started (see the log above)")
         if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start within 30 s")
+            raise RuntimeError("uvicorn did not start within 60 s")
         time.sleep(0.05)
     yield LiveServer(f"http://127.0.0.1:{port}", root, app)
     server.should_exit = True
     thread.join(timeout=10)
+    sock.close()
     app.state.jobs.shutdown(wait=False)
 
 
 @pytest.fixture(scope="session")
 def chromium(live_server: LiveServer) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # `expect` waits 5 s by default, the pages' actions 20 s (below): a busy CI machine needs
+    # the same patience for an assertion on what a request fills as for the request itself.
+    expect.set_options(timeout=ACTION_TIMEOUT_MS)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, timeout=120_000
         )
         yield browser
         browser.close()
@@ -119,7 +129,7 @@ def page(chromium: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
     """A fresh browser context and page; a screenshot is saved when the test fails."""
     context = chromium.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
     page = context.new_page()
-    page.set_default_timeout(20_000)
+    page.set_default_timeout(ACTION_TIMEOUT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.js_errors = errors  # tests assert no script errors happened

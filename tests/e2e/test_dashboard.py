@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,15 @@ from typing import Any
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from _e2e_fixtures import BASE_RUN, GENERATED_DAYS, OPTIONS, SPOT, LiveServer
+from _e2e_fixtures import (
+    BASE_RUN,
+    GENERATED_DAYS,
+    JOB_TIMEOUT_MS,
+    OPTIONS,
+    SPOT,
+    LiveServer,
+    wait_for_plot,
+)
 
 try:
     from playwright.sync_api import expect
@@ -94,13 +103,17 @@ def test_build_and_run_the_volume_ema_strategy(page: Any, live_server: LiveServe
 
     page.click("#run")
     page.wait_for_url("**/runs/volume_ema-*")
-    expect(page.locator("#run-status")).to_have_text("complete", timeout=120_000)
+    expect(page.locator("#run-status")).to_have_text("complete", timeout=JOB_TIMEOUT_MS)
     run_id = page.url.split("/runs/")[1].split("?")[0]
     run_dir = live_server.lake_root / "runs" / run_id
-    assert page.inner_text("#progress-text").startswith(f"done · {len(GENERATED_DAYS)}/")
+    # A job that ended before the page came is "complete" in the HTML already; the progress
+    # line is the script's, from the job's state.
+    expect(page.locator("#progress-text")).to_have_text(
+        re.compile(rf"^done · {len(GENERATED_DAYS)}/")
+    )
     # The daily table shows what the engine decided each day (from daily.parquet).
     page.click('#table-tabs [data-table="daily"]')
-    page.wait_for_selector('#results-table td:has-text("no_trade")')
+    page.wait_for_selector('#results-table[data-table="daily"] td:has-text("no_trade")')
     daily = pq.read_table(run_dir / "daily.parquet").to_pylist()
     cells = page.locator("#results-table tbody tr")
     assert cells.count() == len(daily) == len(GENERATED_DAYS)
@@ -109,9 +122,9 @@ def test_build_and_run_the_volume_ema_strategy(page: Any, live_server: LiveServe
     # The rule can never hold (a 1-minute volume sum never exceeds the 2-minute sum that
     # contains it), so every day is no_trade and the equity curve stays at zero.
     assert {row["status"] for row in daily} == {"no_trade"}
+    wait_for_plot(page, "equity-chart")
     equity = page.evaluate("document.getElementById('equity-chart').data[0].y")
     assert equity == [0] * len(daily)
-    assert page.locator("#equity-chart .main-svg").count() >= 1
     with page.expect_download() as download:
         page.click('[data-download="daily-csv"]')
     rows = _read_csv(Path(download.value.path()))
@@ -124,10 +137,11 @@ def test_run_results_table_sorts_filters_and_downloads(page: Any, live_server: L
     run_dir = live_server.lake_root / "runs" / BASE_RUN
     trades = pd.read_parquet(run_dir / "trades.parquet")
     page.goto(f"{live_server.url}/runs/{BASE_RUN}")
-    page.wait_for_selector("#results-table tbody tr")
+    page.wait_for_selector('#results-table[data-table="trades"] tbody tr')
     assert page.inner_text("#page-info") == f"1–{min(50, len(trades))} of {len(trades)}"
     # Equity trace = cumulative daily net P&L in rupees.
     daily = pd.read_parquet(run_dir / "daily.parquet")
+    wait_for_plot(page, "equity-chart")
     equity = page.evaluate("document.getElementById('equity-chart').data[0].y")
     assert equity == pytest.approx((daily["net_pnl_paise"].cumsum() / 100).tolist())
     # Sort by price, descending (two clicks on the header).
@@ -148,16 +162,17 @@ def test_run_results_table_sorts_filters_and_downloads(page: Any, live_server: L
     page.click('[data-facet="leg=pe"]')
     expected = int((trades["leg"] == "pe").sum())
     expect(page.locator("#page-info")).to_contain_text(f"of {expected} ")
-    # Drill into a day from the daily table.
+    # Drill into a day from the daily table (once it has replaced the trades, whose dates
+    # are links too).
     page.click('#table-tabs [data-table="daily"]')
     day = GENERATED_DAYS[1].isoformat()
-    page.click(f'#results-table td.link:has-text("{day}")')
+    page.click(f'#results-table[data-table="daily"] td.link:has-text("{day}")')
     page.wait_for_selector("#day-fills tbody tr")
     day_trades = trades[trades["date"].astype(str) == day]
     assert f"of {len(day_trades)} fills" in page.inner_text("#day-title")
     if os.environ.get("TICKLAKE_SCREENSHOTS"):
         page.click('#table-tabs [data-table="trades"]')
-        page.wait_for_selector("#results-table tbody tr")
+        page.wait_for_selector('#results-table[data-table="trades"] tbody tr')
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(SCREENSHOTS / "run-results.png"), full_page=False)
     with page.expect_download() as download:
@@ -265,7 +280,7 @@ def test_sweep_panel_counts_the_grid_and_runs_the_sweep(page: Any, live_server: 
     assert spec["entry"]["when"]["left"] == {"metric": "ema", "args": {"minutes": "${fast}"}}
     page.click("#run-sweep")
     page.wait_for_url("**/runs/ema_sweep-sweep-*")
-    expect(page.locator("#run-status")).to_have_text("complete", timeout=120_000)
+    expect(page.locator("#run-status")).to_have_text("complete", timeout=JOB_TIMEOUT_MS)
     run_id = page.url.split("/runs/")[1].split("?")[0]
     variants = pd.read_parquet(live_server.lake_root / "runs" / run_id / "variants.parquet")
     # fast < slow leaves (1,2), (1,5), (2,5), (3,5)
@@ -276,6 +291,7 @@ def test_sweep_panel_counts_the_grid_and_runs_the_sweep(page: Any, live_server: 
         (3, 5),
     ]
     page.wait_for_selector('#table-tabs [data-table="variants"].active')
+    page.wait_for_selector('#results-table[data-table="variants"] tbody tr')
     expect(page.locator("#page-info")).to_have_text(f"1–{len(variants)} of {len(variants)}")
     ranks = page.locator("#results-table tbody tr td:first-child").all_inner_texts()
     assert ranks == [str(r) for r in variants["rank"]]

@@ -12,7 +12,16 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from _e2e_fixtures import BASE_RUN, GENERATED_DAYS, OPTIONS, SPOT, LiveServer
+from _e2e_fixtures import (
+    BASE_RUN,
+    GENERATED_DAYS,
+    JOB_TIMEOUT_MS,
+    OPTIONS,
+    SPOT,
+    STALE_ANSWERS_HANDLED,
+    LiveServer,
+    stale_answers_last,
+)
 
 try:
     from playwright.sync_api import expect
@@ -71,6 +80,7 @@ def test_candle_chart_of_the_index_and_of_an_option_contract(
     page.select_option("#chart-interval", "5m")
     page.click("#chart-form [type=submit], #chart-form button")
     expect(page.locator("#chart-source")).to_contain_text("5m")
+    page.wait_for_selector("#candles .main-svg", state="attached")
     traces = page.evaluate("document.getElementById('candles').data")
     # Oracle: pandas' 5-minute OHLC of the raw prices in exchange time.
     raw = _raw(live_server.lake_root, SPOT)
@@ -81,7 +91,6 @@ def test_candle_chart_of_the_index_and_of_an_option_contract(
     assert candles["x"] == [t.strftime("%Y-%m-%d %H:%M:%S") for t in bars.index]
     for key in ("open", "high", "low", "close"):
         assert candles[key] == pytest.approx(bars[key].tolist()), key
-    assert page.locator("#candles .main-svg").count() >= 1
 
     # An option contract: volume bars and the spread line under the candles.
     page.select_option("#chart-dataset", f"bronze.{OPTIONS}")
@@ -105,35 +114,42 @@ def test_candle_chart_of_the_index_and_of_an_option_contract(
     assert page.js_errors == []
 
 
-# Delays, in the page, every instruments answer that is not for the asked-for day, so that
-# the answer for the dataset's last day (asked first) lands after the one for the day.
-_SLOW_OTHER_DAYS = """
-(() => {
-  const fetchNow = window.fetch.bind(window);
-  window.fetch = (url, options) => {
-    const answer = fetchNow(url, options);
-    const text = String(url);
-    if (!text.includes("/instruments?") || text.includes("date=%s")) return answer;
-    return answer.then((r) => new Promise((resolve) => setTimeout(() => resolve(r), 1500)));
-  };
-})();
-"""
-
-
 def test_instrument_list_follows_the_last_asked_day_when_answers_cross(
     page: Any, live_server: LiveServer
 ) -> None:
     day = GENERATED_DAYS[0].isoformat()
-    page.add_init_script(_SLOW_OTHER_DAYS % day)
+    page.add_init_script(stale_answers_last("/instruments?", f"date={day}"))
     page.goto(live_server.url + "/data")
     page.click('[data-tab="chart"]')
-    page.select_option("#chart-dataset", f"bronze.{OPTIONS}")  # asks for the last day (slow)
-    page.fill("#chart-start", day)  # asks for the first day (fast)
-    page.wait_for_timeout(2500)  # the slow, stale answer has arrived by now
+    page.select_option("#chart-dataset", f"bronze.{OPTIONS}")  # asks for the last day (held)
+    page.fill("#chart-start", day)  # asks for the first day (let through)
+    page.wait_for_function(STALE_ANSWERS_HANDLED)  # the last day's answer came after it
     listed = page.eval_on_selector_all("#chart-instrument option", "os => os.map(o => o.value)")
     # Oracle: the contracts in the first day's file; the weekly expiring on the first
     # day's week is there and not on the last day, so a stale answer would show.
     assert sorted(listed) == sorted(_raw(live_server.lake_root, OPTIONS)["symbol"].unique())
+    assert page.js_errors == []
+
+
+def test_run_table_follows_the_last_chosen_tab_when_answers_cross(
+    page: Any, live_server: LiveServer
+) -> None:
+    # The first table (trades) is asked for as the page opens; its answer is held back
+    # until the daily table, chosen next, has been drawn.
+    page.add_init_script(stale_answers_last("/tables/", "/tables/daily?"))
+    page.goto(f"{live_server.url}/runs/{BASE_RUN}")
+    page.click('#table-tabs [data-table="daily"]')
+    page.wait_for_function(STALE_ANSWERS_HANDLED)  # the trades answer came after it
+    # Oracle: the run's daily.parquet, one row a day, with its own columns.
+    daily = pd.read_parquet(live_server.lake_root / "runs" / BASE_RUN / "daily.parquet")
+    assert page.get_attribute("#results-table", "data-table") == "daily"
+    headers = page.eval_on_selector_all(
+        "#results-table th", "ths => ths.map(th => th.dataset.column)"
+    )
+    assert headers == list(daily.columns)
+    dates = page.locator("#results-table tbody tr td:first-child").all_inner_texts()
+    assert dates == pd.to_datetime(daily["date"]).dt.strftime("%Y-%m-%d").tolist()
+    assert page.inner_text("#page-info") == f"1–{len(daily)} of {len(daily)}"
     assert page.js_errors == []
 
 
@@ -143,7 +159,7 @@ def test_quality_page_validates_and_shows_verdicts_and_offending_rows(
     page.goto(live_server.url + "/quality")
     page.select_option("#validate-form select[name=dataset]", f"bronze.{SPOT}")
     page.click("#validate-form [type=submit], #validate-form button")
-    page.wait_for_url("**/quality?report=*", timeout=120_000)
+    page.wait_for_url("**/quality?report=*", timeout=JOB_TIMEOUT_MS)
     report_id = page.url.split("report=")[1]
     report = json.loads(
         (live_server.lake_root / "reports" / "quality" / f"{report_id}.json").read_text()

@@ -7,11 +7,20 @@ document.addEventListener("DOMContentLoaded", () => {
     const text = event.target.value.toLowerCase();
     document.querySelectorAll("details.metric").forEach((node) => { node.hidden = !node.dataset.name.includes(text); });
   });
+  // Two examples clicked quickly: the text of the last one clicked ends in the box.
+  const exampleTurn = TL.latest();
   document.querySelectorAll("[data-example]").forEach((link) => link.addEventListener("click", async (event) => {
     event.preventDefault();
-    const response = await fetch(`/api/v1/pipelines/examples/${encodeURIComponent(link.dataset.example)}`);
-    $("pipeline-yaml").value = await response.text();
+    const mine = exampleTurn();
+    try {
+      const response = await fetch(`/api/v1/pipelines/examples/${encodeURIComponent(link.dataset.example)}`);
+      const text = await response.text();
+      if (!mine()) return;
+      if (!response.ok) throw new Error(`${response.status}`);
+      $("pipeline-yaml").value = text;
+    } catch (error) { if (mine()) TL.toast(error.message, true); }
   }));
+  let following = null; // the job whose progress the status line shows (the last one started)
   $("pipeline-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     const body = { pipeline_yaml: $("pipeline-yaml").value };
@@ -20,7 +29,9 @@ document.addEventListener("DOMContentLoaded", () => {
     try {
       const job = await TL.api("POST", "/jobs/pipeline", body);
       $("pipeline-status").textContent = `running (job ${job.job_id})…`;
+      if (following) following.close();
       const source = new EventSource(`/api/v1/jobs/${job.job_id}/events`);
+      following = source;
       const update = (message) => {
         const state = JSON.parse(message.data);
         const p = state.progress || {};

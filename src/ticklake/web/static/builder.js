@@ -3,7 +3,7 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", async () => {
-  const { api, el, toast } = TL;
+  const { api, el, toast, latest } = TL;
   const $ = (id) => document.getElementById(id);
   const root = $("builder");
   const datasets = JSON.parse(root.dataset.datasets || "[]");
@@ -399,15 +399,20 @@ document.addEventListener("DOMContentLoaded", async () => {
     delete copy.sweep; delete copy.constraints;
     return copy;
   }
+  // Each edit (400 ms apart) validates again: only the answer for the newest spec is shown.
+  const validateTurn = latest();
   async function validate(loud) {
     const spec = buildSpec();
+    const mine = validateTurn();
     try {
       const result = await api("POST", "/strategies/validate", { spec: withoutSweep(spec) });
+      if (!mine()) return false;
       const lines = Object.entries(result.conditions).filter(([, v]) => v).map(([k, v]) => `${k}: ${v}`);
       $("conditions-text").textContent = lines.join("\n") || "(no conditions)";
       message(`valid · ${result.days_planned} trading day(s) planned · spec hash ${result.spec_hash}`, "ok");
       return true;
     } catch (error) {
+      if (!mine()) return false;
       message(error.message, "error");
       if (loud) toast(error.message, true);
       return false;
@@ -443,19 +448,28 @@ document.addEventListener("DOMContentLoaded", async () => {
       document.body.append(link); link.click(); link.remove();
     } catch (error) { message(error.message, "error"); toast(error.message, true); }
   });
+  // A file opened, then a template chosen (or the other way round): the last one asked fills the form.
+  const specTurn = latest();
   $("yaml-file").addEventListener("change", async (event) => {
     const file = event.target.files[0];
     if (!file) return;
-    try { loadSpec((await api("POST", "/strategies/parse-yaml", { text: await file.text() })).spec); }
-    catch (error) { message(error.message, "error"); toast(error.message, true); }
-  });
-  $("template-select").addEventListener("change", async (event) => {
-    if (!event.target.value) return;
+    const mine = specTurn();
     try {
-      const spec = await api("GET", `/strategies/templates/${encodeURIComponent(event.target.value)}`);
+      const parsed = await api("POST", "/strategies/parse-yaml", { text: await file.text() });
+      if (mine()) loadSpec(parsed.spec);
+    } catch (error) { if (mine()) { message(error.message, "error"); toast(error.message, true); } }
+  });
+  async function loadTemplate(name) {
+    const mine = specTurn();
+    try {
+      const spec = await api("GET", `/strategies/templates/${encodeURIComponent(name)}`);
+      if (!mine()) return;
       loadSpec(spec);
       setDatesFromData(true);
-    } catch (error) { toast(error.message, true); }
+    } catch (error) { if (mine()) toast(error.message, true); }
+  }
+  $("template-select").addEventListener("change", (event) => {
+    if (event.target.value) loadTemplate(event.target.value);
   });
 
   // Default dates: the options dataset's days, so a fresh strategy runs on the data there is.
@@ -470,11 +484,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   legs = [{ name: "ce", opt_type: "CE", side: "sell", lots: 1, kind: "atm" }, { name: "pe", opt_type: "PE", side: "sell", lots: 1, kind: "atm" }];
   if ($("f-underlying-dataset").options.length > 1) $("f-underlying-dataset").selectedIndex = 1;
   setDatesFromData(false);
+  renderAll();
   if (root.dataset.template) {
+    // ?template=NAME: the form is ready once the template has filled it, not before.
     $("template-select").value = root.dataset.template;
-    $("template-select").dispatchEvent(new Event("change"));
-  } else {
-    renderAll();
+    await loadTemplate(root.dataset.template);
   }
-  root.dataset.ready = "true"; // every control is wired (tests wait for this)
+  root.dataset.ready = "true"; // every control is wired and filled (tests wait for this)
 });

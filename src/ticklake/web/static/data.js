@@ -20,7 +20,7 @@ document.addEventListener("DOMContentLoaded", () => {
       $("preview-info").textContent = page.total
         ? `rows ${page.offset + 1}–${page.offset + page.rows.length} of ${page.total.toLocaleString()} on ${page.date}`
         : "no rows";
-    } catch (error) { toast(error.message, true); }
+    } catch (error) { if (mine()) toast(error.message, true); }
   }
   document.querySelectorAll("[data-preview]").forEach((link) => link.addEventListener("click", async (event) => {
     event.preventDefault();
@@ -28,7 +28,12 @@ document.addEventListener("DOMContentLoaded", () => {
     preview.offset = 0;
     $("preview").hidden = false;
     $("preview-title").textContent = preview.dataset;
-    const parts = await api("GET", `/datasets/${encodeURIComponent(preview.dataset)}/partitions`);
+    // Another dataset clicked meanwhile: its days, not these, belong in the list.
+    const mine = previewTurn();
+    let parts;
+    try { parts = await api("GET", `/datasets/${encodeURIComponent(preview.dataset)}/partitions`); }
+    catch (error) { if (mine()) toast(error.message, true); return; }
+    if (!mine()) return;
     $("preview-day").replaceChildren(...parts.slice().reverse().map((p) => el("option", { value: p.date }, `${p.date} (${p.rows.toLocaleString()} rows)`)));
     loadPreview();
   }));
@@ -59,7 +64,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("chart-instrument").replaceChildren(...names.map((n) => el("option", { value: n }, n)));
     if (names.includes(chosen)) $("chart-instrument").value = chosen;
   }
-  $("chart-dataset").addEventListener("change", () => { syncDates($("chart-dataset"), $("chart-start"), $("chart-end")); loadInstruments(); });
+  $("chart-dataset").addEventListener("change", () => { syncDates($("chart-dataset"), $("chart-start"), $("chart-end")); loadInstruments().catch((e) => toast(e.message, true)); });
   // The contracts of an options dataset change from day to day: list those of the first day.
   $("chart-start").addEventListener("change", () => loadInstruments().catch((e) => toast(e.message, true)));
   syncDates($("chart-dataset"), $("chart-start"), $("chart-end"));
@@ -91,7 +96,7 @@ document.addEventListener("DOMContentLoaded", () => {
         yaxis3: { domain: [0, 0.18], title: "spread" },
         showlegend: false, dragmode: "zoom",
       }, { responsive: true, displaylogo: false });
-    } catch (error) { toast(error.message, true); }
+    } catch (error) { if (mine()) toast(error.message, true); }
   });
 
   // --------------------------------------------------------------- chain
@@ -133,7 +138,7 @@ document.addEventListener("DOMContentLoaded", () => {
         el("tbody", {}, chain.rows.map((row) => el("tr", { class: row.atm ? "atm" : "", "data-strike": row.strike },
           quoteCells(row.CE, row.atm, "CE"), el("td", { class: "strike" }, row.strike), quoteCells(row.PE, row.atm, "PE")))),
       );
-    } catch (error) { toast(error.message, true); }
+    } catch (error) { if (mine()) toast(error.message, true); }
   }
   $("chain-form").addEventListener("submit", (event) => { event.preventDefault(); loadChain(); });
   document.querySelectorAll("[data-step]").forEach((button) => button.addEventListener("click", () => {
@@ -147,15 +152,20 @@ document.addEventListener("DOMContentLoaded", () => {
   }));
 
   // ----------------------------------------------------------------- SQL
+  // Run pressed again before the answer: only the last query's answer (or error) is shown.
+  const sqlTurn = latest();
   $("sql-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     $("sql-error").hidden = true;
     $("sql-info").textContent = "running…";
+    const mine = sqlTurn();
     try {
       const result = await api("POST", "/sql", { query: $("sql-query").value });
+      if (!mine()) return;
       fillTable($("sql-result"), result.columns, result.rows);
       $("sql-info").textContent = `${result.row_count.toLocaleString()} row(s)${result.truncated ? " (truncated at the row cap)" : ""} in ${result.elapsed_seconds.toFixed(3)} s`;
     } catch (error) {
+      if (!mine()) return;
       $("sql-result").replaceChildren();
       $("sql-info").textContent = "";
       $("sql-error").textContent = error.message;

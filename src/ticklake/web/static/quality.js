@@ -4,6 +4,7 @@
 document.addEventListener("DOMContentLoaded", () => {
   const form = document.getElementById("validate-form");
   const status = document.getElementById("validate-status");
+  let following = null; // the last validation started: only its end moves the page
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const data = new FormData(form);
@@ -15,7 +16,9 @@ document.addEventListener("DOMContentLoaded", () => {
     try {
       const job = await TL.api("POST", "/jobs/validate", body);
       status.textContent = `validating (job ${job.job_id})…`;
+      if (following) following.close();
       const source = new EventSource(`/api/v1/jobs/${job.job_id}/events`);
+      following = source;
       source.addEventListener("end", (message) => {
         source.close();
         const state = JSON.parse(message.data);

@@ -3,7 +3,7 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  const { api, el, fillTable, format, toast } = TL;
+  const { api, el, fillTable, format, toast, latest } = TL;
   const $ = (id) => document.getElementById(id);
   const root = $("run");
   const runId = root.dataset.run;
@@ -50,9 +50,17 @@ document.addEventListener("DOMContentLoaded", () => {
   });
 
   // ---------------------------------------------------------------- results
+  // Requests overlap (a tab clicked while the first table loads, a header clicked twice, a
+  // variant or a day clicked again): answers come back in any order, the newest one wins.
+  const resultsTurn = latest();
+  const chartsTurn = latest();
+  const tableTurn = latest();
+  const dayTurn = latest();
   async function loadResults() {
+    const mine = resultsTurn();
     let run;
-    try { run = await api("GET", `/runs/${encodeURIComponent(runId)}`); } catch (error) { toast(error.message, true); return; }
+    try { run = await api("GET", `/runs/${encodeURIComponent(runId)}`); } catch (error) { if (mine()) toast(error.message, true); return; }
+    if (!mine()) return;
     $("run-status").textContent = run.status;
     $("run-status").className = "badge " + run.status;
     if (run.status !== "complete") {
@@ -64,7 +72,10 @@ document.addEventListener("DOMContentLoaded", () => {
     const isSweep = run.kind === "sweep";
     let s = run.statistics || {};
     if (isSweep) {
-      const top = await api("GET", `/runs/${encodeURIComponent(runId)}/tables/variants?limit=1`);
+      let top;
+      try { top = await api("GET", `/runs/${encodeURIComponent(runId)}/tables/variants?limit=1`); }
+      catch (error) { if (mine()) toast(error.message, true); return; }
+      if (!mine()) return;
       s = top.rows[0] || {};
       $("variant-note").textContent = `sweep of ${run.variants} variants; cards and charts show variant ${s.variant} (rank 1) — click a variant number to see another`;
     }
@@ -92,13 +103,15 @@ document.addEventListener("DOMContentLoaded", () => {
       button.classList.toggle("active", name === (isSweep ? "variants" : "trades"));
     });
     table.name = isSweep ? "variants" : "trades";
-    drawCharts();
+    drawCharts().catch((error) => toast(error.message, true));
     loadTable(true);
   }
 
   async function drawCharts(variant) {
     const suffix = variant === undefined ? "" : `?variant=${variant}`;
+    const mine = chartsTurn();
     const curve = await api("GET", `/runs/${encodeURIComponent(runId)}/equity${suffix}`);
+    if (!mine()) return;
     if (curve.variant !== null && curve.variant !== undefined && variant !== undefined) {
       $("variant-note").textContent = `charts show variant ${curve.variant}`;
     }
@@ -120,10 +133,14 @@ document.addEventListener("DOMContentLoaded", () => {
     const query = new URLSearchParams({ offset: table.offset, limit: table.limit, descending: table.descending, facets: withFacets ? "true" : "false" });
     if (table.sort) query.set("sort", table.sort);
     table.filters.forEach((f) => query.append("filter", f));
+    const shown = table.name;
+    const mine = tableTurn();
     let page;
-    try { page = await api("GET", `/runs/${encodeURIComponent(runId)}/tables/${table.name}?${query}`); }
-    catch (error) { toast(error.message, true); return; }
+    try { page = await api("GET", `/runs/${encodeURIComponent(runId)}/tables/${shown}?${query}`); }
+    catch (error) { if (mine()) toast(error.message, true); return; }
+    if (!mine()) return;
     table.columns = page.columns;
+    $("results-table").dataset.table = shown; // which table the rows are from (tests wait on it)
     fillTable($("results-table"), page.columns, page.rows, {
       sort: table.sort, descending: table.descending,
       onHeader: (name) => {
@@ -137,7 +154,7 @@ document.addEventListener("DOMContentLoaded", () => {
         }
         if (name === "variant" && row.variant !== null && row.variant !== undefined) {
           td.classList.add("link");
-          td.addEventListener("click", () => drawCharts(row.variant));
+          td.addEventListener("click", () => drawCharts(row.variant).catch((error) => toast(error.message, true)));
         }
       },
     });
@@ -180,8 +197,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("page-size").addEventListener("change", (event) => { table.limit = Number(event.target.value); table.offset = 0; loadTable(false); });
 
   async function loadDay(day) {
+    const mine = dayTurn();
     try {
       const detail = await api("GET", `/runs/${encodeURIComponent(runId)}/days/${day}?limit=20`);
+      if (!mine()) return;
       $("day-detail").hidden = false;
       $("day-title").textContent = `${day}: first ${detail.fills.length} of ${detail.fills_total} fills`;
       const s = detail.summary;
@@ -190,7 +209,7 @@ document.addEventListener("DOMContentLoaded", () => {
       fillTable($("day-fills"), columns(detail.fills), detail.fills);
       fillTable($("day-attempts"), columns(detail.attempts), detail.attempts);
       $("day-detail").scrollIntoView({ behavior: "smooth" });
-    } catch (error) { toast(error.message, true); }
+    } catch (error) { if (mine()) toast(error.message, true); }
   }
 
   if (jobId) {
