@@ -312,3 +312,27 @@ def test_builder_not_group_saves_as_yaml_and_opens_again(
     reopened = json.loads(page.inner_text("#spec-json"))
     assert reopened["entry"]["when"] == expected
     assert page.js_errors == []
+
+
+def test_builder_instrument_leg_builds_a_spec_the_library_accepts(
+    page: Any, live_server: LiveServer
+) -> None:
+    from ticklake.backtest.spec import InstrumentSpec, parse_spec
+
+    page.goto(live_server.url + "/builder")
+    page.wait_for_selector('#builder[data-ready="true"]')
+    page.click("#leg-add")
+    row = page.locator("#legs tbody tr").last
+    row.locator("select[data-field=type]").select_option("INSTRUMENT")
+    # An instrument has no strike selector: the cell shows a dash instead.
+    expect(row.locator("td").nth(4)).to_have_text("—")
+    shown = json.loads(page.inner_text("#spec-json"))
+    added = shown["legs"][-1]
+    assert added == {"name": added["name"], "instrument": "underlying", "side": "sell", "lots": 1}
+    # Oracle: the library's own parser reads the builder's spec as an instrument leg.
+    spec = parse_spec(shown)
+    assert spec.legs[-1].instrument == InstrumentSpec()
+    assert [leg.is_option for leg in spec.legs] == [True] * (len(spec.legs) - 1) + [False]
+    page.click("#validate")
+    expect(page.locator("#builder-message")).to_contain_text("valid ·")
+    assert page.js_errors == []

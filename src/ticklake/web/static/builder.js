@@ -58,15 +58,16 @@ document.addEventListener("DOMContentLoaded", async () => {
   function renderLegs() {
     const body = $("legs").querySelector("tbody");
     body.replaceChildren(...legs.map((leg, index) => {
-      const set = (key) => (event) => { leg[key] = event.target.type === "number" ? Number(event.target.value) : event.target.value; if (key === "kind") renderLegs(); changed(); };
+      const set = (key) => (event) => { leg[key] = event.target.type === "number" ? Number(event.target.value) : event.target.value; if (key === "kind" || key === "opt_type") renderLegs(); changed(); };
       const param = SELECTORS[leg.kind];
       return el("tr", { "data-leg": index },
         el("td", {}, el("input", { value: leg.name, size: 6, oninput: set("name"), "data-field": "name" })),
-        el("td", {}, select(["CE", "PE"], leg.opt_type, set("opt_type"))),
+        el("td", {}, select(["CE", "PE", ["INSTRUMENT", leg.instrument && leg.instrument !== "underlying" ? "instrument" : "underlying"]],
+          leg.opt_type, set("opt_type"), { "data-field": "type", title: "CE/PE option, or a plain instrument (the underlying dataset, or the instrument of a loaded spec)" })),
         el("td", {}, select(["sell", "buy"], leg.side, set("side"))),
         el("td", {}, el("input", { type: "number", min: 1, value: leg.lots, oninput: set("lots"), class: "short" })),
-        el("td", {}, select(Object.keys(SELECTORS), leg.kind, set("kind"))),
-        el("td", {}, param ? el("input", { type: "number", step: "any", value: leg.param ?? (param === "steps" ? 1 : 0.3), oninput: set("param"), class: "short", title: param }) : ""),
+        el("td", {}, leg.opt_type === "INSTRUMENT" ? "—" : select(Object.keys(SELECTORS), leg.kind, set("kind"))),
+        el("td", {}, param && leg.opt_type !== "INSTRUMENT" ? el("input", { type: "number", step: "any", value: leg.param ?? (param === "steps" ? 1 : 0.3), oninput: set("param"), class: "short", title: param }) : ""),
         el("td", {}, el("button", { type: "button", class: "remove", onclick: () => { legs.splice(index, 1); renderLegs(); changed(); } }, "×")));
     }));
     document.querySelectorAll(".rule-builder").forEach((node) => node._render && node._render());
@@ -287,6 +288,7 @@ document.addEventListener("DOMContentLoaded", async () => {
         session_end: $("f-session-end").value.slice(0, 5),
       },
       legs: legs.map((leg) => {
+        if (leg.opt_type === "INSTRUMENT") return { name: leg.name, instrument: leg.instrument || "underlying", side: leg.side, lots: Number(leg.lots) };
         const selector = { kind: leg.kind };
         if (SELECTORS[leg.kind]) selector[SELECTORS[leg.kind]] = Number(leg.param ?? (SELECTORS[leg.kind] === "steps" ? 1 : 0.3));
         return { name: leg.name, opt_type: leg.opt_type, side: leg.side, lots: Number(leg.lots), selector };
@@ -344,6 +346,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     windows = (t.entry_windows || ["09:20-09:25"]).slice();
     legs = (spec.legs || []).map((leg) => {
       const s = leg.selector || { kind: "atm" };
+      if (leg.instrument) return { name: leg.name, opt_type: "INSTRUMENT", instrument: leg.instrument, side: leg.side, lots: leg.lots || 1, kind: "atm" };
       return { name: leg.name, opt_type: leg.opt_type, side: leg.side, lots: leg.lots || 1, kind: s.kind, param: s.steps ?? s.target };
     });
     $("f-max-entries").value = spec.max_entries_per_day || 1;
