@@ -57,7 +57,18 @@ class ExecutionSettings(_Section):
 
     executor: Literal["serial", "process", "ray"] = "serial"
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
-    fresh_worker_per_task: bool = Field(True, description="return memory after each task")
+    fresh_worker_per_task: bool = Field(
+        True, description="analytics batches: a fresh worker process per batch"
+    )
+    day_tasks_per_worker: int = Field(
+        100,
+        ge=1,
+        description="backtest days a process worker runs before it is replaced "
+        "(1 = a fresh process per day; a day is ~0.1 s of work, a new worker ~1-5 s)",
+    )
+    worker_max_rss_mib: int = Field(
+        2048, ge=64, description="a worker using more memory than this after a task is replaced"
+    )
 
 
 class Settings(_Section):

@@ -288,7 +288,14 @@ def run_backtest(
     """
     run_id = run_id or new_run_id(spec.name)
     run_dir = lake.root / RUNS_DIR / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise ConfigError(
+            f"run {run_id!r} already exists ({run_dir}): finish it with `ticklake backtest "
+            "resume` / resume_backtest(), or give another run_id",
+            run_id=run_id,
+        ) from None
     spec_text = json.dumps(spec_document(spec), indent=1, sort_keys=True)
     write_text_atomic(run_dir / "spec.json", spec_text + "\n")
     days = plan_days(spec)
@@ -393,10 +400,14 @@ def execute_day_jobs(
         if progress is not None:
             progress({**totals, "day": jobs[index].day})
 
+    settings = lake.settings.execution
+    # Days are small tasks: workers serve many (replaced after day_tasks_per_worker days
+    # or when their memory grows past worker_max_rss_mib) instead of one process a day.
     run = get_executor(
-        executor or lake.settings.execution.executor,
-        workers=workers or lake.settings.execution.workers,
-        fresh_worker_per_task=lake.settings.execution.fresh_worker_per_task,
+        executor or settings.executor,
+        workers=workers or settings.workers,
+        tasks_per_worker=settings.day_tasks_per_worker,
+        max_worker_rss_mib=settings.worker_max_rss_mib,
     )
     try:
         run.map(task, jobs, on_result=on_result)

@@ -443,7 +443,13 @@ def run_sweep(
     first = variants[0].spec
     run_id = run_id or new_run_id(f"{first.name}-sweep")
     run_dir = lake.root / RUNS_DIR / run_id
-    run_dir.mkdir(parents=True, exist_ok=False)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=False)
+    except FileExistsError:
+        raise ConfigError(
+            f"run {run_id!r} already exists ({run_dir}): resume it, or give another run_id",
+            run_id=run_id,
+        ) from None
     specs = [spec_document(v.spec) for v in variants]
     (run_dir / "sweep.json").write_text(
         json.dumps(

@@ -4,15 +4,23 @@ The process executor uses the ``spawn`` start method only: Polars, DuckDB and Nu
 start thread pools that are not fork-safe, so a forked child can deadlock.
 
 With ``fresh_worker_per_task=True`` (the default) every task runs in a new process
-that exits afterwards, so memory is returned to the OS between tasks (a day of option
-data can take gigabytes). This is a small hand-written pool rather than
-``ProcessPoolExecutor(max_tasks_per_child=1)``, which can hang on the CPython 3.11 we
-support when a worker dies; here a worker killed by the OOM killer is reported as an
-:class:`ExecutionError` naming the item and the exit code.
+that exits afterwards, so memory is returned to the OS between tasks (a batch of
+analytics can take gigabytes). Many small tasks (backtest days: ~0.1 s of work each,
+against ~1-5 s to start a worker and load its libraries and compiled kernels) instead
+use ``tasks_per_worker=N``: a worker serves up to N tasks and is replaced after that, or
+at once when its memory after a task exceeds ``max_worker_rss_mib`` — memory is still
+returned, without paying a process start per task.
+
+This is a small hand-written pool rather than ``ProcessPoolExecutor(max_tasks_per_child)``,
+which can hang on the CPython 3.11 we support when a worker dies; here a worker killed
+by the OOM killer is reported as an :class:`ExecutionError` naming the item and the exit
+code.
 """
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import multiprocessing as mp
 import os
 import pickle
@@ -76,16 +84,70 @@ class SerialExecutor:
         return results
 
 
-def _child_main(conn: Connection, task: Callable[[Any], Any], item: Any) -> None:
+def _rss_mib() -> float:
+    """This process's resident memory now, MiB (0 where /proc is not available)."""
     try:
-        result = task(item)
-        payload = ("ok", result)
-    except BaseException as exc:  # report every failure to the parent, then exit
-        payload = ("error", _picklable_error(exc))
-    try:
-        conn.send(payload)
-    finally:
-        conn.close()
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _worker_main(conn: Connection, task: Callable[[Any], Any]) -> None:
+    """Serve items from the parent until it sends None: reply (status, value, RSS MiB)."""
+    while True:
+        try:
+            item = conn.recv()
+        except (EOFError, KeyboardInterrupt):  # the parent went away or is stopping us
+            return
+        if item is None:
+            conn.close()
+            return
+        try:
+            payload: tuple[str, Any] = ("ok", task(item))
+        except BaseException as exc:  # report every failure to the parent
+            payload = ("error", _picklable_error(exc))
+        conn.send((*payload, _rss_mib()))
+
+
+class _Worker:
+    """One spawned worker process and its end of the pipe."""
+
+    def __init__(self, task: Callable[[Any], Any]) -> None:
+        self.conn, child = _SPAWN.Pipe(duplex=True)
+        self.proc = _SPAWN.Process(target=_worker_main, args=(child, task), daemon=True)
+        self.proc.start()
+        child.close()
+        self.index = -1
+        self.tasks = 0
+
+    def receive(self) -> tuple[str, Any, float] | None:
+        """The reply to the current item, or None when the worker died without one."""
+        if self.conn.poll():
+            try:
+                reply: tuple[str, Any, float] = self.conn.recv()
+                return reply
+            except EOFError:
+                return None
+        return None
+
+    def retire(self) -> None:
+        """Ask the worker to exit (joined later by :meth:`reap`)."""
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.conn.close()
+
+    def reap(self, timeout: float = 30) -> int | None:
+        self.proc.join(timeout=timeout)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        return self.proc.exitcode
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()
 
 
 def _picklable_error(exc: BaseException) -> BaseException:
@@ -102,9 +164,20 @@ class ProcessExecutor:
 
     name = "process"
 
-    def __init__(self, workers: int | None = None, *, fresh_worker_per_task: bool = True) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        *,
+        fresh_worker_per_task: bool = True,
+        tasks_per_worker: int | None = None,
+        max_worker_rss_mib: float | None = None,
+    ) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.fresh_worker_per_task = fresh_worker_per_task
+        if tasks_per_worker is not None and tasks_per_worker < 1:
+            raise ValueError(f"tasks_per_worker must be at least 1, got {tasks_per_worker}")
+        self.tasks_per_worker = tasks_per_worker
+        self.max_worker_rss_mib = max_worker_rss_mib
 
     def map(
         self,
@@ -112,50 +185,59 @@ class ProcessExecutor:
         items: Sequence[Any],
         on_result: Callable[[int, Any], None] | None = None,
     ) -> list[Any]:
+        if self.tasks_per_worker is not None:
+            return self._map_workers(task, items, on_result, self.tasks_per_worker)
         if self.fresh_worker_per_task:
-            return self._map_fresh(task, items, on_result)
+            return self._map_workers(task, items, on_result, 1)
         return self._map_pool(task, items, on_result)
 
-    def _map_fresh(
+    def _map_workers(
         self,
         task: Callable[[Any], Any],
         items: Sequence[Any],
         on_result: Callable[[int, Any], None] | None,
+        tasks_per_worker: int,
     ) -> list[Any]:
+        """Run items on at most ``self.workers`` workers, each replaced after
+        ``tasks_per_worker`` tasks or when its RSS after a task exceeds the limit."""
         results: list[Any] = [None] * len(items)
-        pending = list(enumerate(items))
-        running: dict[Any, tuple[int, Any, Connection]] = {}
+        pending = collections.deque(enumerate(items))
+        idle: list[_Worker] = []
+        busy: dict[int, _Worker] = {}
+        retired: list[_Worker] = []
         done = 0
         try:
-            while pending or running:
-                while pending and len(running) < self.workers:
-                    index, item = pending.pop(0)
-                    parent, child = _SPAWN.Pipe(duplex=False)
-                    proc = _SPAWN.Process(target=_child_main, args=(child, task, item), daemon=True)
-                    proc.start()
-                    child.close()
-                    running[proc.sentinel] = (index, proc, parent)
-                ready = wait_any(list(running))
-                for sentinel in ready:
-                    index, proc, parent = running.pop(sentinel)
-                    payload = None
-                    if parent.poll():
-                        try:
-                            payload = parent.recv()
-                        except EOFError:
-                            payload = None
-                    proc.join()
-                    parent.close()
-                    if payload is None:
+            while pending or busy:
+                while pending and len(busy) < self.workers:
+                    worker = idle.pop() if idle else _Worker(task)
+                    worker.index, item = pending.popleft()
+                    worker.conn.send(item)
+                    busy[id(worker)] = worker
+                waitables: dict[Any, _Worker] = {}
+                for worker in busy.values():
+                    waitables[worker.conn] = worker
+                    waitables[worker.proc.sentinel] = worker
+                for ready in wait_any(list(waitables)):
+                    worker = waitables[ready]
+                    if id(worker) not in busy:
+                        continue  # its pipe and its sentinel were both ready
+                    del busy[id(worker)]
+                    index = worker.index
+                    reply = worker.receive()
+                    if reply is None:
+                        exit_code = worker.reap()
                         raise ExecutionError(
                             f"worker for {_describe_item(items[index])} died with exit code "
-                            f"{proc.exitcode} (negative = killed by a signal; -9 is often the "
+                            f"{exit_code} (negative = killed by a signal; -9 is often the "
                             "out-of-memory killer) before returning a result",
                             item=_describe_item(items[index]),
-                            exit_code=proc.exitcode,
+                            exit_code=exit_code,
                         )
-                    status, value = payload
+                    status, value, rss_mib = reply
+                    worker.tasks += 1
                     if status == "error":
+                        retired.append(worker)
+                        worker.retire()
                         if isinstance(value, KeyboardInterrupt):
                             raise KeyboardInterrupt
                         if isinstance(value, TicklakeError):
@@ -165,26 +247,33 @@ class ProcessExecutor:
                     done += 1
                     if on_result is not None:
                         on_result(index, value)
+                    limit = self.max_worker_rss_mib
+                    if worker.tasks >= tasks_per_worker or (limit and rss_mib > limit):
+                        worker.retire()  # its memory goes back to the OS
+                        retired.append(worker)
+                    else:
+                        idle.append(worker)
+            for worker in idle:
+                worker.retire()
+                retired.append(worker)
+            for worker in retired:
+                worker.reap()
         except KeyboardInterrupt:
-            self._stop(running)
+            self._stop_workers([*busy.values(), *idle, *retired])
             raise _interrupted(done, len(items)) from None
         except BaseException:
-            self._stop(running)
+            self._stop_workers([*busy.values(), *idle, *retired])
             raise
         return results
 
     @staticmethod
-    def _stop(running: dict[Any, tuple[int, Any, Connection]]) -> None:
-        for _, proc, _ in running.values():
-            if proc.is_alive():
-                proc.terminate()
-        for _, proc, parent in running.values():
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-            parent.close()
-        running.clear()
+    def _stop_workers(workers: list[_Worker]) -> None:
+        for worker in workers:
+            worker.stop()
+        for worker in workers:
+            worker.reap(timeout=10)
+            with contextlib.suppress(OSError):
+                worker.conn.close()
 
     def _map_pool(
         self,

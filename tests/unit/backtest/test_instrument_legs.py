@@ -357,3 +357,16 @@ def test_a_condition_reads_the_instrument_leg_and_runs_alike_on_every_executor(
     for name in ("trades.parquet", "daily.parquet", "attempts.parquet"):
         assert (serial.run_dir / name).read_bytes() == (process.run_dir / name).read_bytes()
     assert serial.trades().filter(pl.col("leg") == "fut").height == 2
+
+
+def test_a_run_id_already_taken_is_a_clear_error_and_leaves_the_run_alone(
+    tmp_path: Path,
+) -> None:
+    from ticklake.backtest.runner import run_backtest
+
+    lake = write_hand_lake(tmp_path / "lake", _chain())
+    first = run_backtest(lake, hand_spec(), run_id="mine", use_cache=False)
+    ledger = (first.run_dir / "run.json").read_bytes()
+    with pytest.raises(ConfigError, match=r"run 'mine' already exists .*another run_id"):
+        run_backtest(lake, hand_spec(), run_id="mine", use_cache=False)
+    assert (first.run_dir / "run.json").read_bytes() == ledger

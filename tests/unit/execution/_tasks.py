@@ -33,3 +33,21 @@ def sleep_then_mark(arg: tuple[str, int]) -> int:
     with open(os.path.join(directory, f"done-{x}"), "w") as fh:
         fh.write("ok")
     return x
+
+
+_HELD: list[bytearray] = []
+
+
+def hold_memory(mib: int) -> int:
+    """Keep ``mib`` MiB of touched memory alive in this worker; return its pid."""
+    if mib:
+        _HELD.append(bytearray(b"\x01") * (mib * 2**20))
+    time.sleep(0.05)
+    return os.getpid()
+
+
+def rss_mib(_: int) -> float:
+    """This worker's resident memory, MiB."""
+    from ticklake.execution.local import _rss_mib
+
+    return _rss_mib()

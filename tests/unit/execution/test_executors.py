@@ -40,6 +40,43 @@ def test_fresh_worker_per_task_uses_a_new_process_each_time() -> None:
     assert os.getpid() not in pids
 
 
+def test_workers_serve_several_tasks_then_are_replaced() -> None:
+    executor = get_executor("process", workers=2, tasks_per_worker=3)
+    pids = executor.map(_tasks.pid_of, list(range(10)))
+    counts = {pid: pids.count(pid) for pid in set(pids)}
+    assert max(counts.values()) <= 3  # never more than 3 tasks in one process
+    assert len(counts) >= 4  # 10 tasks / 3 per worker
+    assert sum(c > 1 for c in counts.values()) >= 2  # and processes are reused
+    assert os.getpid() not in counts
+
+
+def test_a_worker_whose_memory_grew_past_the_limit_is_replaced() -> None:
+    # A worker's own size (interpreter and imports) is the baseline; each heavy task
+    # keeps 150 MiB more alive: over the limit of baseline + 100 MiB, every worker is
+    # replaced after one task. Tasks that keep nothing reuse their two workers.
+    baseline = max(get_executor("process", workers=2).map(_tasks.rss_mib, [0, 1]))
+    assert baseline > 0
+    executor = get_executor(
+        "process", workers=2, tasks_per_worker=100, max_worker_rss_mib=baseline + 100
+    )
+    heavy = executor.map(_tasks.hold_memory, [150] * 4)
+    assert len(set(heavy)) == 4
+    light = executor.map(_tasks.hold_memory, [0] * 6)
+    assert len(set(light)) <= 2
+
+
+@pytest.mark.parametrize("tasks_per_worker", [None, 4])
+def test_reused_workers_report_failures_and_deaths_like_fresh_ones(
+    tasks_per_worker: int | None,
+) -> None:
+    executor = get_executor("process", workers=2, tasks_per_worker=tasks_per_worker)
+    with pytest.raises(ExecutionError, match=r"task for 3 failed: ValueError: bad item 3"):
+        executor.map(_tasks.fail_on_three, [1, 2, 3, 4, 5, 6])
+    with pytest.raises(ExecutionError, match=r"worker for 2 died with exit code 9"):
+        executor.map(_tasks.die_on_two, [1, 2, 3, 4])
+    assert executor.map(_tasks.square, [5, 1, 4, 2, 3, 6, 7]) == [25, 1, 16, 4, 9, 36, 49]
+
+
 @pytest.mark.parametrize("name", ["serial", "process"])
 def test_task_failure_names_the_item(name: str) -> None:
     with pytest.raises(ExecutionError, match=r"task for 3 failed: ValueError: bad item 3"):
