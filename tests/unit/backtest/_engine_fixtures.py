@@ -176,20 +176,31 @@ def _half_up(value: Decimal) -> int:
 
 
 def hand_costs_paise(buying: bool, premium_paise: int) -> int:
-    """Costs of one order under the NSE F&O rates of 2023-04-01..2024-09-30, by hand.
+    """Costs of one option order under the NSE F&O rates of 2023-04-01..2024-09-30.
 
     Brokerage ₹20; STT 0.0625 % of premium on sells; exchange 0.053 %; SEBI ₹10/crore;
-    stamp duty 0.003 % on buys; GST 18 % on brokerage + exchange + SEBI. Each component
-    is rounded half-up to the paisa, then summed.
+    stamp duty 0.003 % on buys; GST 18 % on brokerage + exchange + SEBI.
     """
-    premium = Decimal(premium_paise)
+    return hand_order_costs_paise(
+        buying, premium_paise, stt="0.000625", exchange="0.00053", stamp="0.00003"
+    )
+
+
+def hand_order_costs_paise(
+    buying: bool, value_paise: int, *, stt: str, exchange: str, stamp: str
+) -> int:
+    """One order's costs by hand: brokerage ₹20, STT (``stt`` × value, sells), exchange
+    (``exchange`` × value), SEBI ₹10/crore, stamp duty (``stamp`` × value, buys), GST 18 %
+    on brokerage + exchange + SEBI. Each component is rounded half-up to the paisa, then
+    summed."""
+    value = Decimal(value_paise)
     brokerage = 2000
-    stt = 0 if buying else _half_up(premium * Decimal("0.000625"))
-    exchange = _half_up(premium * Decimal("0.00053"))
-    sebi = _half_up(premium * Decimal("0.000001"))
-    stamp = _half_up(premium * Decimal("0.00003")) if buying else 0
-    gst = _half_up(Decimal(brokerage + exchange + sebi) * Decimal("0.18"))
-    return brokerage + stt + exchange + sebi + stamp + gst
+    stt_paise = 0 if buying else _half_up(value * Decimal(stt))
+    exchange_paise = _half_up(value * Decimal(exchange))
+    sebi = _half_up(value * Decimal("0.000001"))
+    stamp_paise = _half_up(value * Decimal(stamp)) if buying else 0
+    gst = _half_up(Decimal(brokerage + exchange_paise + sebi) * Decimal("0.18"))
+    return brokerage + stt_paise + exchange_paise + sebi + stamp_paise + gst
 
 
 # --------------------------------------------------------------------- generated lake

@@ -9,7 +9,6 @@ futures quoted every second (the January future is the front month on that day).
 from __future__ import annotations
 
 from datetime import date, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from _engine_fixtures import (
     SESSION_SECONDS,
     HandChain,
     hand_costs_paise,
+    hand_order_costs_paise,
     hand_spec,
     ist,
     merge,
@@ -89,22 +89,12 @@ def _hedged(**leg: Any) -> Any:
     return hand_spec(legs=[*HAND_SPEC["legs"], future])
 
 
-def _half_up(value: Decimal) -> int:
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
 def _futures_costs_paise(buying: bool, value_paise: int) -> int:
-    """NSE futures order costs on 2024-01-08, by hand: brokerage ₹20; STT 0.0125 % on
-    sells; exchange 0.0019 %; SEBI ₹10/crore; stamp 0.002 % on buys; GST 18 % on
-    brokerage + exchange + SEBI; each component rounded half-up to the paisa."""
-    value = Decimal(value_paise)
-    brokerage = 2000
-    stt = 0 if buying else _half_up(value * Decimal("0.000125"))
-    exchange = _half_up(value * Decimal("0.000019"))
-    sebi = _half_up(value * Decimal("0.000001"))
-    stamp = _half_up(value * Decimal("0.00002")) if buying else 0
-    gst = _half_up(Decimal(brokerage + exchange + sebi) * Decimal("0.18"))
-    return brokerage + stt + exchange + sebi + stamp + gst
+    """NSE futures order costs on 2024-01-08, by hand: STT 0.0125 % on sells, exchange
+    0.0019 %, stamp 0.002 % on buys (brokerage, SEBI and GST as for options)."""
+    return hand_order_costs_paise(
+        buying, value_paise, stt="0.000125", exchange="0.000019", stamp="0.00002"
+    )
 
 
 def test_a_future_hedge_trades_the_front_month_at_its_quotes_with_futures_costs(
