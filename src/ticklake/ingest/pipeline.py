@@ -14,6 +14,12 @@ Two phases, each a set of pure tasks run through an executor:
    in one atomic commit. Many files per day (option chains come as one file per
    contract) therefore cost one commit per day, not one per file.
 
+Input order is the sorted file list, except for readers that name an order for their
+files (:meth:`Reader.source_order`: per-contract option files go in the partition's
+(underlying, expiry, type, strike) order, files whose names do not decode after them,
+ties in sorted-name order): the rows of a day then arrive sorted and the commit skips
+its sort (≈ 1 s of an option day's 8 s).
+
 Finally the quarantine parts are committed, each successful source is appended to the
 dataset's ``_sources.jsonl`` (after all its days committed: a crash before that simply
 means the file is ingested again, which merges without duplicates), and the staging
@@ -589,6 +595,9 @@ def ingest_files(
             reads_zip=".zip" in reader.suffixes,
             staging=staging,
         )
+        if sources and reader.source_order(sources[0].path) is not None:
+            # Rows then arrive in the dataset's order and the commit need not sort them.
+            sources = sorted(sources, key=lambda s: reader.source_order(s.path) or ())
         if not sources:
             raise IngestError(
                 f"no input files for format {format!r} in {', '.join(map(str, inputs))} "

@@ -247,3 +247,35 @@ def test_conflict_resolution_matches_a_plain_polars_oracle(sorted_input: bool) -
     assert losers.height == distinct.height - expected.height == 1
     unique = pl.DataFrame({"instrument": ["A", "B"], "ts": [1, 1], "trade_id": ["x", "x"]})
     assert _resolve_conflicts(unique.sort(order), key, order)[0].height == 2
+
+
+def test_contract_files_come_in_partition_order_so_the_day_is_not_sorted_again(
+    option_files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ticklake.lake import lake as lake_module
+
+    checks: list[bool] = []
+    real = lake_module.is_sorted_by
+
+    def spy(frame: pl.DataFrame, columns: list[str]) -> bool:
+        result = real(frame, columns)
+        checks.append(result)
+        return result
+
+    monkeypatch.setattr(lake_module, "is_sorted_by", spy)
+    in_name_order = _state(*_ingest(tmp_path / "by_name", option_files))
+    # The merge found the day already in the partition's order: no sort was needed.
+    assert checks and all(checks)
+    # The files given one by one in reverse commit the same rows and the same conflicts.
+    files = sorted(option_files.glob("*.parquet"), reverse=True)
+    lake = ticklake.init_lake(tmp_path / "reversed")
+    reversed_state = _state(ingest_files(lake, "nse_options", files, "options"), lake)
+    assert reversed_state["rows"] == in_name_order["rows"]
+    assert reversed_state["quarantine"] == in_name_order["quarantine"]
+    # Oracle: pandas' stable sort by the dataset's order leaves the partition unchanged.
+    (part,) = lake.partition_files("options")
+    stored = pq.read_table(part).to_pandas()
+    ordered = stored.sort_values(
+        ["underlying", "expiry", "opt_type", "strike", "ts"], kind="stable"
+    ).reset_index(drop=True)
+    assert stored.equals(ordered)

@@ -113,6 +113,16 @@ class Reader:
         """Read several small files at once; must give the rows :meth:`read` gives."""
         raise NotImplementedError
 
+    def source_order(self, path: Path) -> tuple[Any, ...] | None:
+        """A sort key that puts input files in the dataset's sort order, or None.
+
+        Formats split into one file per instrument (per option contract) can name the
+        order of their files so that the rows of a day arrive already sorted and the
+        commit skips its sort. The pipeline sorts stably, so files with equal keys keep
+        their input order (which decides conflicts: the earlier file wins).
+        """
+        return None
+
 
 _READERS: dict[str, type[Reader]] = {}
 

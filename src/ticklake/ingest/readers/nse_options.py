@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import polars as pl
@@ -92,6 +92,20 @@ class NseOptionsReader(Reader):
 
     def schema_for(self, options: ReaderOptions) -> str:
         return "option_snapshots_full" if options.keep_all_columns else "option_snapshots"
+
+    def source_order(self, path: Path) -> tuple[Any, ...] | None:
+        """Contract files in the partition order (underlying, expiry, opt_type, strike),
+        decoded from the name; a name that does not decode sorts after them."""
+        contract = _contract_from_name(path)
+        if contract is None:
+            return (1, "", "", "", 0.0)
+        return (
+            0,
+            contract.underlying,
+            contract.expiry.isoformat(),
+            contract.opt_type,
+            float(contract.strike),
+        )
 
     def read(self, path: Path, options: ReaderOptions) -> Iterator[Batch]:
         path = Path(path)
