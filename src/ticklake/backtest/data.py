@@ -341,8 +341,7 @@ def load_day(
             spot = _sorted_rows(lake, universe.underlying_dataset, day, ["ts", "price"])
             ts = spot["ts"].dt.epoch("ns").to_numpy()
             idx, _ = _asof_indices(ts, grid, tolerance_ns)
-            prices = _to_paise(spot["price"].to_numpy())
-            spot_paise = np.where(idx >= 0, prices[np.clip(idx, 0, None)], 0)
+            spot_paise = _paise_on_grid(spot, "price", idx)
             source = "spot"
 
     options = lake.scan(universe.options_dataset, start=day, end=day)
@@ -488,6 +487,18 @@ def _paise_on_grid(frame: pl.DataFrame, column: str, idx: np.ndarray) -> np.ndar
     return np.where(idx >= 0, values[np.clip(idx, 0, None)], 0)
 
 
+def _volume_per_second(frame: pl.DataFrame, ts: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The sum of ``volume`` over the rows in ``(g - 1 s, g]`` per grid second ``g`` (NaN
+    everywhere when the frame has no volume)."""
+    if "volume" not in frame.columns or frame["volume"].null_count() == frame.height:
+        return np.full(grid.size, np.nan)
+    volumes = frame["volume"].cast(pl.Float64).fill_null(0.0).to_numpy()
+    cumulative = np.concatenate([[0.0], np.cumsum(volumes)])
+    upper = np.searchsorted(ts, grid, side="right")
+    lower = np.searchsorted(ts, grid - NS, side="right")
+    return cumulative[upper] - cumulative[lower]
+
+
 def _first_present(names: list[str], *candidates: str) -> str | None:
     return next((c for c in candidates if c in names), None)
 
@@ -525,18 +536,7 @@ def _instrument_rows(
         ask_col = _first_present(quoted, "ask_price", "ask_price_0") or "price"
         bid, ask = _paise_on_grid(frame, bid_col, idx), _paise_on_grid(frame, ask_col, idx)
         last = _paise_on_grid(frame, "price", idx)
-        volume = np.full(grid.size, np.nan)
-        if (
-            "volume" in frame.columns
-            and frame.height
-            and frame["volume"].null_count() < frame.height
-        ):
-            cumulative = np.concatenate(
-                [[0.0], np.cumsum(frame["volume"].cast(pl.Float64).fill_null(0.0).to_numpy())]
-            )
-            upper = np.searchsorted(ts, grid, side="right")
-            lower = np.searchsorted(ts, grid - NS, side="right")
-            volume = cumulative[upper] - cumulative[lower]
+        volume = _volume_per_second(frame, ts, grid)
         out.append(
             _InstrumentRow(dataset, chosen, expiry, legs, bid, ask, age, last, volume, input_hash)
         )
@@ -706,12 +706,4 @@ def underlying_grid(
         return None
     ts = rows["ts"].dt.epoch("ns").to_numpy()
     idx, _ = _asof_indices(ts, grid, spec.fills.as_of_tolerance_seconds * NS)
-    prices = _to_paise(rows["price"].to_numpy())
-    price = np.where(idx >= 0, prices[np.clip(idx, 0, None)], 0)
-    volumes = rows["volume"].cast(pl.Float64)
-    if volumes.null_count() == rows.height:
-        return grid, price, np.full(grid.size, np.nan)
-    cumulative = np.concatenate([[0.0], np.cumsum(volumes.fill_null(0.0).to_numpy())])
-    upper = np.searchsorted(ts, grid, side="right")
-    lower = np.searchsorted(ts, grid - NS, side="right")
-    return grid, price, cumulative[upper] - cumulative[lower]
+    return grid, _paise_on_grid(rows, "price", idx), _volume_per_second(rows, ts, grid)
