@@ -295,7 +295,11 @@ def partition_hash(lake: Lake, dataset: str, day: date) -> str | None:
 
 def _sorted_rows(lake: Lake, dataset: str, day: date, columns: list[str]) -> pl.DataFrame:
     """The day's rows of a time series, in ts order (sorted only when they are not)."""
-    rows = lake.scan(dataset, start=day, end=day, columns=columns).collect()
+    return _in_time_order(lake.scan(dataset, start=day, end=day, columns=columns).collect())
+
+
+def _in_time_order(rows: pl.DataFrame) -> pl.DataFrame:
+    """``rows`` in ts order: as they are when already sorted, else a stable sort."""
     ts = rows["ts"].dt.epoch("ns").to_numpy()
     if ts.size > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
         rows = rows.sort("ts", maintain_order=True)
@@ -527,7 +531,7 @@ def _instrument_rows(
                 f"leg's instrument.dataset to one that is ({exc})",
                 dataset=dataset,
             ) from exc
-        frame, chosen, expiry = _instrument_frame(lake, spec, dataset, symbol, day, input_hash)
+        frame, chosen, expiry = _instrument_frame(lake, dataset, symbol, day, input_hash)
         ts = frame["ts"].dt.epoch("ns").to_numpy()
         idx, age = _asof_indices(ts, grid, tolerance_ns)
         # Quotes when the day has any (a bars dataset's bid/ask columns may be empty).
@@ -545,7 +549,6 @@ def _instrument_rows(
 
 def _instrument_frame(
     lake: Lake,
-    spec: StrategySpec,
     dataset: str,
     symbol: str | None,
     day: date,
@@ -602,13 +605,8 @@ def _instrument_frame(
         for c in ("ts", "price", "volume", "bid_price", "ask_price", "bid_price_0", "ask_price_0")
         if c in names
     ]
-    frame = scan.select(columns).collect()
-    if frame.height > 1:
-        ts = frame["ts"].dt.epoch("ns").to_numpy()
-        if not bool(np.all(ts[1:] >= ts[:-1])):
-            frame = frame.sort("ts", maintain_order=True)
-    chosen = symbol or dataset
-    return frame, chosen, _future_expiry(symbol)
+    frame = _in_time_order(scan.select(columns).collect())
+    return frame, symbol or dataset, _future_expiry(symbol)
 
 
 def _future_expiry(symbol: str | None) -> date | None:

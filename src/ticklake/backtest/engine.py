@@ -23,6 +23,7 @@ from ticklake.backtest.conditions.runtime import (
     evaluate_day_filter,
     exit_arrays,
     exit_from_second,
+    leg_selector,
 )
 from ticklake.backtest.costs import load_cost_table, order_costs_paise
 from ticklake.backtest.data import DayData, DaySkip, grid_index_of, load_day
@@ -150,16 +151,9 @@ def simulate(
     if mask is None:
         mask = entry_mask(spec, data.day, data.seconds)
     exit_t = min(grid_index_of(data.day, spec, parse_hhmm(spec.time.exit_time)), data.seconds)
-    kinds = {"atm": 0, "otm": 1, "itm": 2, "delta": 3, "premium": 4}
-    params, leg_kinds = [], []
-    for i, leg in enumerate(legs):
-        sel = leg.selector
-        if leg.instrument is not None:  # its own contract row, found by load_day
-            leg_kinds.append(k.INSTRUMENT)
-            params.append(float(data.leg_contract[i]))
-            continue
-        leg_kinds.append(kinds[sel.kind])
-        params.append(float(getattr(sel, "steps", None) or getattr(sel, "target", None) or 0.0))
+    calls, leg_kinds, params = zip(
+        *(leg_selector(leg, i, data) for i, leg in enumerate(legs)), strict=True
+    )
     # Quantities per leg (lots × the leg's lot size) with a kernel lot size of 1: an
     # instrument leg may have its own lot size.
     quantities = [leg.lots * leg_lot_size(leg, data) for leg in legs]
@@ -178,7 +172,7 @@ def simulate(
         round(rules.strike_step * 100),
         round(rules.tick_size * 100),
         1,
-        np.array([leg.opt_type == "CE" for leg in legs], dtype=np.bool_),
+        np.array(calls, dtype=np.bool_),
         np.array([1 if leg.side == "buy" else -1 for leg in legs], dtype=np.int64),
         np.array(quantities, dtype=np.int64),
         np.array(leg_kinds, dtype=np.int64),

@@ -87,6 +87,14 @@ def selector_key(leg: LegSpec) -> tuple[bool, int, float]:
     return leg.opt_type == "CE", SELECTOR_KINDS[selector.kind], param
 
 
+def leg_selector(leg: LegSpec, position: int, data: DayData) -> tuple[bool, int, float]:
+    """(is call, kernel selector kind, parameter) of the leg at ``position``: its
+    :func:`selector_key`, or for an instrument leg its own contract row on the day."""
+    if leg.instrument is None:
+        return selector_key(leg)
+    return False, k.INSTRUMENT, float(data.leg_contract[position])
+
+
 def _nan_array(series: pl.Series) -> np.ndarray:
     return series.cast(pl.Float64).fill_null(np.nan).to_numpy().astype(np.float64, copy=False)
 
@@ -212,10 +220,8 @@ class DayMarket:
     # ------------------------------------------------------------------ selection
     def _selector(self, leg: LegSpec) -> tuple[bool, int, float]:
         """``selector_key`` of an option leg; an instrument leg's own contract row."""
-        if leg.instrument is None:
-            return selector_key(leg)
         position = next(i for i, other in enumerate(self.spec.legs) if other.name == leg.name)
-        return False, k.INSTRUMENT, float(self.data.leg_contract[position])
+        return leg_selector(leg, position, self.data)
 
     def selection(self, leg: LegSpec, seconds: np.ndarray) -> np.ndarray:
         """The contract the leg's selector picks at each of ``seconds`` (-1 elsewhere)."""
