@@ -47,9 +47,10 @@ system-deps: ## apt packages the tests need: PostgreSQL server binaries, Chromiu
 demo: install ## install and run `ticklake demo`
 	$(VENV)/bin/ticklake demo --dir demo-lake
 
-lint: ## ruff lint + format check
+lint: ## ruff lint + format check, import-linter layer contracts
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 typecheck: ## mypy on the package
 	$(VENV)/bin/mypy

@@ -30,7 +30,7 @@ import numpy as np
 import polars as pl
 
 from ticklake.analytics.kernels.book import initial_state, replay_top_levels
-from ticklake.analytics.metrics.l3 import (
+from ticklake.analytics.metrics.l3_replay import (
     DEFAULT_PRICE_DIGITS,
     _events,
     lobster_initial_book,

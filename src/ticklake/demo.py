@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ticklake.lake import Lake, init_lake
+from ticklake.api import LakeSession, init_lake
 
 DEMO_MARKER = ".ticklake-demo"
 DEMO_START = date(2024, 1, 8)
@@ -51,13 +51,9 @@ def _prepare(directory: Path) -> None:
 
 def run_demo(directory: Path, *, log: Callable[[str], None] = print, days: int = 3) -> DemoReport:
     """Build a demo lake in ``directory`` and return what each step produced."""
-    from ticklake.analytics.pipeline import load_pipeline
-    from ticklake.analytics.run import run_pipeline
     from ticklake.backtest.report import write_report
-    from ticklake.backtest.runner import run_backtest
     from ticklake.backtest.spec import load_spec
     from ticklake.generate import generate_options
-    from ticklake.ingest.pipeline import ingest_files
     from ticklake.ingest.readers import ReaderOptions
     from ticklake.strategies import template_path
 
@@ -67,7 +63,7 @@ def run_demo(directory: Path, *, log: Callable[[str], None] = print, days: int =
     report = DemoReport(lake_root=lake_root)
 
     t0 = time.perf_counter()
-    lake: Lake = init_lake(lake_root)
+    lake: LakeSession = init_lake(lake_root)
     (directory / DEMO_MARKER).write_text("created by `ticklake demo`; safe to delete\n")
     raw = directory / "vendor"
     summary = generate_options(
@@ -86,15 +82,14 @@ def run_demo(directory: Path, *, log: Callable[[str], None] = print, days: int =
     report.steps.append(("generate", time.perf_counter() - t0))
 
     t0 = time.perf_counter()
-    options = ingest_files(lake, "nse_options", [raw / "options"], "banknifty_options")
-    spot = ingest_files(
-        lake,
-        "nse_index",
+    options = lake.ingest([raw / "options"], "banknifty_options", format="nse_options")
+    spot = lake.ingest(
         [raw / "spot"],
         "banknifty_spot",
+        format="nse_index",
         options=ReaderOptions(instrument="BANKNIFTY"),
     )
-    again = ingest_files(lake, "nse_options", [raw / "options"], "banknifty_options")
+    again = lake.ingest([raw / "options"], "banknifty_options", format="nse_options")
     log(f"2. {options.line()}")
     log(f"   {spot.line()}")
     log(f"   again: {again.line()}")
@@ -133,9 +128,8 @@ def run_demo(directory: Path, *, log: Callable[[str], None] = print, days: int =
     report.steps.append(("query", time.perf_counter() - t0))
 
     t0 = time.perf_counter()
-    pipeline = run_pipeline(
-        lake,
-        load_pipeline(EXAMPLES_DIR / "option_greeks.yml"),
+    pipeline = lake.analytics(
+        EXAMPLES_DIR / "option_greeks.yml",
         start=summary.dates[0],
         end=summary.dates[-1],
         executor="serial",
@@ -162,7 +156,7 @@ def run_demo(directory: Path, *, log: Callable[[str], None] = print, days: int =
         template_path("atm_straddle_hourly"),
         overrides={"time.start": str(summary.dates[0]), "time.end": str(summary.dates[-1])},
     )
-    result = run_backtest(lake, spec, executor="serial")
+    result = lake.backtest(spec, executor="serial")
     report.run_dir = result.run_dir
     report.report_path = write_report(result.run_dir)
     totals = result.ledger["totals"]

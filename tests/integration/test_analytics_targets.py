@@ -22,9 +22,10 @@ from polars.testing import assert_frame_equal
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "analytics"))
 from _pipeline_helpers import make_trades, registered_test_metrics
 
+from ticklake import init_lake
 from ticklake.analytics.pipeline import parse_pipeline
 from ticklake.analytics.run import run_pipeline
-from ticklake.lake import Lake, init_lake
+from ticklake.lake import Lake
 
 DAYS = [date(2024, 3, 4), date(2024, 3, 5)]
 TABLE = 'Analytics "minute"'  # needs quoting: a space, capitals and a double quote

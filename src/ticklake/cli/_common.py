@@ -25,8 +25,8 @@ from rich.progress import (
 )
 from typer.exceptions import TyperException
 
+from ticklake.api import LakeSession, open_lake
 from ticklake.errors import InterruptedRunError, TicklakeError
-from ticklake.lake import Lake, open_lake
 
 # Pipes and CI logs get a wide fixed width instead of Rich's 80-column fallback.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -110,7 +110,8 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def get_lake(path: Path | None) -> Lake:
+def get_lake(path: Path | None) -> LakeSession:
+    """The lake a command works on, through the facade every command uses."""
     return open_lake(path)
 
 

@@ -89,7 +89,6 @@ def run_cmd(
     from datetime import date
 
     from ticklake.analytics.pipeline import load_pipeline
-    from ticklake.analytics.run import run_pipeline
     from ticklake.errors import ConfigError
 
     def day(value: str | None, flag: str) -> date | None:
@@ -110,8 +109,7 @@ def run_cmd(
             note = f"batch {days[0]}..{days[-1]} done" if days else "starting"
             bar.update(total=event["total"], completed=event["done"], note=note)
 
-        run = run_pipeline(
-            opened,
+        run = opened.analytics(
             spec,
             start=day(start, "--start"),
             end=day(end, "--end"),

@@ -76,7 +76,7 @@ def run_cmd(
     A file with a ``sweep:`` section runs every variant of its grid (the grid size is
     printed first); each day task loads the day once for all variants.
     """
-    from ticklake.backtest.runner import plan_days, run_backtest
+    from ticklake.backtest.runner import plan_days
     from ticklake.backtest.spec import load_spec
     from ticklake.backtest.sweep import load_sweep
     from ticklake.errors import ConfigError
@@ -95,8 +95,7 @@ def run_cmd(
     lake = get_lake(lake_path)
     total = len(plan_days(spec))
     result = _run_with_progress(
-        lambda progress: run_backtest(
-            lake,
+        lambda progress: lake.backtest(
             spec,
             executor=executor,
             workers=workers,
@@ -122,7 +121,7 @@ def _run_sweep(
     report: bool,
 ) -> None:
     from ticklake.backtest.runner import plan_days
-    from ticklake.backtest.sweep import expand, run_sweep, sweep_from_data
+    from ticklake.backtest.sweep import expand, sweep_from_data
 
     data = dict(sweep.template)
     for dotted, value in overrides.items():
@@ -141,8 +140,7 @@ def _run_sweep(
     lake = get_lake(lake_path)
     total = len(plan_days(variants[0].spec))
     result = _run_with_progress(
-        lambda progress: run_sweep(
-            lake,
+        lambda progress: lake.sweep(
             sweep,
             executor=executor,
             workers=workers,
@@ -189,14 +187,12 @@ def resume_cmd(
     lake_path: LakeOption = None,
 ) -> None:
     """Finish an interrupted run without redoing completed days."""
-    from ticklake.backtest.runner import load_ledger, resolve_run, resume_backtest
+    from ticklake.backtest.runner import load_ledger, resolve_run
 
     lake = get_lake(lake_path)
     ledger = load_ledger(resolve_run(lake, run))
     result = _run_with_progress(
-        lambda progress: resume_backtest(
-            lake, run, executor=executor, workers=workers, progress=progress
-        ),
+        lambda progress: lake.resume(run, executor=executor, workers=workers, progress=progress),
         len(ledger["days"]),
     )
     _finish(result)

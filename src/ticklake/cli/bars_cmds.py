@@ -45,14 +45,12 @@ def build_cmd(
     lake_path: LakeOption = None,
 ) -> None:
     """Build bars from a trades, option-snapshot or prices dataset into silver."""
-    from ticklake.bars import build_bars
-
     lake = get_lake(lake_path)
     days = len(lake.partitions(dataset))
     with progress_bar("bars", days) as advance:
-        summary = build_bars(
-            lake, dataset, interval, out=out, start=start, end=end, quotes=quotes,
-            fill=fill, anchor=anchor, executor=executor,  # type: ignore[arg-type]
+        summary = lake.bars(
+            dataset, interval, out=out, start=start, end=end, quotes=quotes,
+            fill=fill, anchor=anchor, executor=executor,
             progress=lambda day, _i, _n: advance(note=day),
         )  # fmt: skip
     console.print(summary.line(), highlight=False)
@@ -76,13 +74,11 @@ def rollup_cmd(
     lake_path: LakeOption = None,
 ) -> None:
     """Roll bars up to larger bars (open = first open, close = last close, VWAP = Σqv/Σv)."""
-    from ticklake.bars import rollup_bars
-
     lake = get_lake(lake_path)
     days = len(lake.partitions(dataset))
     with progress_bar("roll-up", days) as advance:
-        summary = rollup_bars(
-            lake, dataset, interval, out=out, start=start, end=end, fill=fill,  # type: ignore[arg-type]
+        summary = lake.rollup(
+            dataset, interval, out=out, start=start, end=end, fill=fill,
             anchor=anchor, executor=executor,
             progress=lambda day, _i, _n: advance(note=day),
         )  # fmt: skip
@@ -111,15 +107,13 @@ def slice_cmd(
     lake_path: LakeOption = None,
 ) -> None:
     """Export a time box of a dataset (rows, or bars with --tf) to Parquet or CSV."""
-    from ticklake.bars import export_slice
-
     lake = get_lake(lake_path)
     wanted = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
     if wanted:
         _check_symbols(lake, dataset, wanted)
-    result = export_slice(
-        lake, dataset, out, format=fmt, symbols=wanted, start=start, end=end,  # type: ignore[arg-type]
-        timeframe=tf, anchor=anchor, fill=fill,  # type: ignore[arg-type]
+    result = lake.export_slice(
+        dataset, out, format=fmt, symbols=wanted, start=start, end=end,
+        timeframe=tf, anchor=anchor, fill=fill,
     )  # fmt: skip
     console.print(f"wrote {result.rows:,} rows to {result.path}", highlight=False)
 

@@ -100,7 +100,6 @@ def ingest_cmd(
         raise IngestError(f"give at least one PATH to ingest with format {fmt!r}")
     if dataset is None:
         raise IngestError("name the target dataset with --dataset NAME (e.g. --dataset trades)")
-    from ticklake.ingest.pipeline import ingest_files
     from ticklake.ingest.readers import ReaderOptions
 
     extra: dict[str, object] = {}
@@ -125,11 +124,10 @@ def ingest_cmd(
                 tasks[phase] = bars.add(label, total)
             tasks[phase].advance(note=Path(note).name[:40])
 
-        summary = ingest_files(
-            lake,
-            fmt,
+        summary = lake.ingest(
             paths,
             dataset,
+            format=fmt,
             layer=layer,
             options=options,
             timezone=timezone,

@@ -13,6 +13,7 @@ import polars as pl
 import typer
 from rich.table import Table
 
+from ticklake.api import init_lake
 from ticklake.cli._common import (
     LakeOption,
     console,
@@ -21,7 +22,6 @@ from ticklake.cli._common import (
     human_bytes,
     progress_bar,
 )
-from ticklake.lake import init_lake
 from ticklake.lake.lake import default_lake_path
 from ticklake.lake.layout import QUARANTINE_DIR
 
@@ -254,10 +254,8 @@ def vacuum_cmd(lake_path: LakeOption = None) -> None:
 @handle_errors
 def views_cmd(lake_path: LakeOption = None) -> None:
     """(Re)build warehouse.duckdb: one view per dataset, paths relative to the lake."""
-    from ticklake.lake.sql import refresh_warehouse
-
     lake = get_lake(lake_path)
-    path = refresh_warehouse(lake)
+    path = lake.refresh_warehouse()
     console.print(
         f"wrote {path} with {len(lake.datasets())} dataset view(s); open it with "
         f"duckdb and `SET file_search_path='{lake.root}'` (moved lake: the new path)"
@@ -288,14 +286,11 @@ def repack_cmd(
     lake_path: LakeOption = None,
 ) -> None:
     """Rewrite partitions sorted and row-grouped for faster selective scans (same rows)."""
-    from ticklake.lake.repack import repack
-
     lake = get_lake(lake_path)
     sort_key = tuple(c.strip() for c in sort.split(",") if c.strip()) if sort else None
     total = len(lake.partition_files(dataset, start=start, end=end))
     with progress_bar("repack", total) as advance:
-        report = repack(
-            lake,
+        report = lake.repack(
             dataset,
             sort=sort_key,
             row_group_rows=row_group_rows,

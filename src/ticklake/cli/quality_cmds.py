@@ -120,14 +120,9 @@ def validate_cmd(
         return
     if dataset is None:
         raise typer.BadParameter("give a DATASET (or --list-rules)")
-    from ticklake.quality import validate_dataset
-    from ticklake.quality.quarantine import promote as promote_days
-    from ticklake.quality.quarantine import record_quarantine
-
     lake = get_lake(lake_path)
     selected = [r for r in rules.split(",") if r.strip()] if rules else None
-    result = validate_dataset(
-        lake,
+    result = lake.validate(
         dataset,
         start=start,
         end=end,
@@ -178,7 +173,7 @@ def validate_cmd(
                 "is not one",
                 dataset=result.dataset,
             )
-        record_quarantine(lake, result, str(report) if report else None)
+        lake.quarantine(result, str(report) if report else None)
         console.print(
             f"quarantine: {len(failing)} day(s) recorded in quarantine/{result.dataset}/_days.json"
         )
@@ -188,7 +183,7 @@ def validate_cmd(
                 f"--promote copies bronze to silver; {result.layer}.{result.dataset} is not bronze",
                 dataset=result.dataset,
             )
-        done = promote_days(lake, result.dataset, result.days, failing=failing, force=force)
+        done = lake.promote(result.dataset, result.days, failing=failing, force=force)
         console.print(
             f"promoted {len(done.promoted)} day(s), {done.rows:,} rows to silver.{done.dataset}"
             + (

@@ -88,7 +88,7 @@ def windows_cmd(
     """Per-day window values and their statistics (count, up %, mean, median, std, MAD, IQR,
     skew), outliers and regimes; e.g. ``--weekdays mon -w 09:15-09:20 -w 15:20-15:30``."""
     from ticklake.errors import ConfigError
-    from ticklake.stats import parse_weekdays, window_statistics
+    from ticklake.stats import parse_weekdays
     from ticklake.stats.report import print_summary, write_html
 
     try:
@@ -103,13 +103,13 @@ def windows_cmd(
         raise ConfigError(f"--metric-reduce must be end or mean, not {metric_reduce!r}")
     if outlier_rule not in ("mad", "iqr", "both"):
         raise ConfigError(f"--outlier-rule must be mad, iqr or both, not {outlier_rule!r}")
-    stats = window_statistics(
-        get_lake(lake_path), dataset, windows=window, weekdays=parse_weekdays(weekdays),
+    stats = get_lake(lake_path).window_statistics(
+        dataset, windows=window, weekdays=parse_weekdays(weekdays),
         measures=measure or ["return"], start=start, end=end, instrument=instrument,
         session=session, edge_tolerance_seconds=edge_tolerance_seconds,
-        max_edge_gap_seconds=max_edge_gap_seconds, volume_kind=volume_kind,  # type: ignore[arg-type]
-        metric_reduce=metric_reduce, far_from_mean_k=far_from_mean_k,  # type: ignore[arg-type]
-        outlier_rule=outlier_rule, mad_threshold=mad_threshold,  # type: ignore[arg-type]
+        max_edge_gap_seconds=max_edge_gap_seconds, volume_kind=volume_kind,
+        metric_reduce=metric_reduce, far_from_mean_k=far_from_mean_k,
+        outlier_rule=outlier_rule, mad_threshold=mad_threshold,
         iqr_multiplier=iqr_multiplier, volatility_buckets=volatility_buckets,
         gap_edges_bps=edges, drop_duplicates=not keep_duplicates,
     )  # fmt: skip

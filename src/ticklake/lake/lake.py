@@ -1,17 +1,22 @@
-"""The :class:`Lake`: open, write (merge + atomic commit), scan, list, query."""
+"""The storage :class:`Lake`: open, create datasets, write (merge + atomic commit), scan, list.
+
+This is the bottom layer: it knows layouts, manifests, locks and commits, and nothing of
+the stages above it (ingest, quality, bars, analytics, backtest). The object users get
+from :func:`ticklake.open_lake` is a :class:`ticklake.api.LakeSession`: this class plus
+one method per stage.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import polars as pl
-import pyarrow as pa
 
 from ticklake._version import __version__
 from ticklake.config import Settings, load_settings, render_toml
@@ -19,12 +24,12 @@ from ticklake.errors import (
     AmbiguousDatasetError,
     ConfigError,
     DatasetNotFoundError,
-    DuplicateKeyError,
     LakeExistsError,
     LakeNotFoundError,
     SchemaMismatchError,
 )
 from ticklake.lake import commit
+from ticklake.lake.days import as_day, as_utc, check_timezone, epoch_ns, trading_day_expr
 from ticklake.lake.layout import (
     CONFIG_FILE,
     DATASET_FILE,
@@ -39,47 +44,34 @@ from ticklake.lake.layout import (
 )
 from ticklake.lake.locking import file_lock
 from ticklake.lake.manifest import DatasetInfo, Lineage, Manifest, SourceRef
+from ticklake.lake.merge import (
+    FrameLike,
+    PartitionWrite,
+    WriteResult,
+    dedupe_input,
+    drop_replaced,
+    is_sorted_by,
+    merge_rows,
+    to_polars,
+)
 from ticklake.schemas import DatasetSchema, get_schema
 
-if TYPE_CHECKING:
-    from ticklake.lake.sql import QueryResult
-
-FrameLike = Any  # polars / pandas / pyarrow frame
+__all__ = [
+    "Lake",
+    "PartitionInfo",
+    "PartitionWrite",
+    "WriteResult",
+    "default_lake_path",
+    "init_lake",
+    "is_sorted_by",
+    "open_lake",
+    "trading_day_expr",
+]
 
 
 def default_lake_path() -> Path:
     """``$TICKLAKE_LAKE`` if set, else ``./lake``."""
     return Path(os.environ.get("TICKLAKE_LAKE") or "lake")
-
-
-@dataclass(frozen=True)
-class PartitionWrite:
-    """What one partition commit did."""
-
-    partition: str
-    rows_before: int
-    rows_after: int
-    rows_written: int
-    changed: bool
-
-
-@dataclass
-class WriteResult:
-    """Summary of :meth:`Lake.write`: never silent about what happened to each row."""
-
-    dataset: str
-    layer: str
-    rows_in: int = 0
-    duplicates_in_input: int = 0
-    partitions: list[PartitionWrite] = field(default_factory=list)
-
-    @property
-    def rows_added(self) -> int:
-        return sum(p.rows_after - p.rows_before for p in self.partitions)
-
-    @property
-    def days(self) -> list[str]:
-        return [p.partition.rsplit("=", 1)[-1] for p in self.partitions]
 
 
 @dataclass(frozen=True)
@@ -97,21 +89,6 @@ class PartitionInfo:
     @property
     def bytes(self) -> int:
         return self.manifest.file_bytes if self.manifest else 0
-
-
-def _to_polars(frame: FrameLike) -> pl.DataFrame:
-    if isinstance(frame, pl.DataFrame):
-        return frame
-    if isinstance(frame, pl.LazyFrame):
-        return frame.collect()
-    if isinstance(frame, pa.Table | pa.RecordBatch):
-        out = pl.from_arrow(frame)
-        assert isinstance(out, pl.DataFrame)
-        return out
-    module = type(frame).__module__
-    if module.startswith("pandas"):
-        return pl.from_pandas(frame)
-    raise TypeError(f"cannot write a {type(frame).__name__}; pass a Polars, pandas or Arrow frame")
 
 
 def init_lake(path: Path | str, *, exist_ok: bool = False) -> Lake:
@@ -218,7 +195,7 @@ class Lake:
         directory = self._dataset_dir(layer, dataset)
         resolved = get_schema(schema) if isinstance(schema, str) else schema
         tz = timezone or self.settings.lake.default_timezone
-        _check_timezone(tz)
+        check_timezone(tz)
         lock = self.root / LOCK_DIR / layer / dataset / "_dataset.lock"
         with file_lock(lock, self.settings.lake.lock_timeout_seconds, f"{layer}.{dataset}"):
             path = directory / DATASET_FILE
@@ -319,14 +296,14 @@ class Lake:
                 f"(columns: {', '.join(dschema.column_names)})",
                 dataset=dataset,
             )
-        data = dschema.conform(_to_polars(frame), source=f"write to {layer}.{dataset}")
+        data = dschema.conform(to_polars(frame), source=f"write to {layer}.{dataset}")
         result = WriteResult(dataset=dataset, layer=layer, rows_in=data.height)
         if data.height == 0:
             return result
         if not input_is_unique:
             # Callers that already resolved duplicates (the ingest pipeline) skip this
             # full-row pass; everyone else gets the checks.
-            data, result.duplicates_in_input = _dedupe_input(data, dschema, f"{layer}.{dataset}")
+            data, result.duplicates_in_input = dedupe_input(data, dschema, f"{layer}.{dataset}")
         days = data.select(trading_day_expr(dschema.ts_column, info).alias("__day"))["__day"]
         if days.null_count() == 0 and days.min() == days.max():
             # One trading day (every ingest commit): partition_by would copy every column.
@@ -377,8 +354,8 @@ class Lake:
                     old_manifest = Manifest.read(ref.manifest_path)
             kept = existing
             if existing is not None and replace_by is not None:
-                kept = _drop_replaced(existing, rows, replace_by)
-            merged = _merge(kept, rows, dschema)
+                kept = drop_replaced(existing, rows, replace_by)
+            merged = merge_rows(kept, rows, dschema)
             before = 0 if existing is None else existing.height
             old_sources = old_manifest.lineage.sources if old_manifest else ()
             if replace_by == ():
@@ -401,8 +378,8 @@ class Lake:
                     dataset=ref.dataset,
                     date=ref.day,
                     rows=merged.height,
-                    min_ts_ns=_ns(ts.min()),
-                    max_ts_ns=_ns(ts.max()),
+                    min_ts_ns=epoch_ns(ts.min()),
+                    max_ts_ns=epoch_ns(ts.max()),
                     schema_fingerprint=dschema.fingerprint(),
                     file_bytes=size,
                     file_sha256=sha,
@@ -452,8 +429,8 @@ class Lake:
         # A datetime bound is an instant; its trading date depends on the dataset's time
         # zone, so take its UTC date (the bound's own local date can be two days off:
         # UTC+14 vs UTC-11), keep one day of slack and let the ts filter in scan() cut.
-        first = _as_day(_utc(start) if isinstance(start, datetime) else start)
-        last = _as_day(_utc(end) if isinstance(end, datetime) else end)
+        first = as_day(as_utc(start) if isinstance(start, datetime) else start)
+        last = as_day(as_utc(end) if isinstance(end, datetime) else end)
         if isinstance(start, datetime) and first is not None:
             first -= timedelta(days=1)
         if isinstance(end, datetime) and last is not None:
@@ -496,9 +473,9 @@ class Lake:
             lf = pl.LazyFrame(schema=dschema.polars_schema())
         ts = pl.col(dschema.ts_column)
         if isinstance(start, datetime):
-            lf = lf.filter(ts >= _utc(start))
+            lf = lf.filter(ts >= as_utc(start))
         if isinstance(end, datetime):
-            lf = lf.filter(ts < _utc(end))
+            lf = lf.filter(ts < as_utc(end))
         for expr in _filter_exprs(filters):
             lf = lf.filter(expr)
         if local_time:
@@ -549,193 +526,8 @@ class Lake:
             fh.flush()
             os.fsync(fh.fileno())
 
-    # ------------------------------------------------------------------ ingest
-    def ingest(
-        self,
-        source: Any,
-        dataset: str,
-        *,
-        schema: str | None = None,
-        format: str | None = None,
-        mapping: Any = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Ingest a frame (pandas / Polars / Arrow, with ``schema=``) or files (``format=``).
-
-        Frames go through the mapping, the row checks and the quarantine like files do;
-        see :func:`ticklake.ingest.pipeline.ingest_files` for the file options.
-        """
-        from ticklake.ingest.pipeline import ingest_files, ingest_frame
-
-        if format is not None:
-            if mapping is not None:
-                from ticklake.ingest.readers import ReaderOptions
-
-                kwargs["options"] = ReaderOptions(extra={"mapping": mapping})
-            paths = source if isinstance(source, list | tuple) else [source]
-            return ingest_files(self, format, list(paths), dataset, **kwargs)
-        if schema is None:
-            raise SchemaMismatchError(
-                "lake.ingest(frame, ...) needs schema= (e.g. schema='trades'); for files pass "
-                "format= (e.g. format='csv')",
-                dataset=dataset,
-            )
-        return ingest_frame(self, source, dataset, schema=schema, mapping=mapping, **kwargs)
-
-    def validate(self, dataset: str, **kwargs: Any) -> Any:
-        """Run the quality rules on a dataset (see ``ticklake.quality.validate_dataset``)."""
-        from ticklake.quality import validate_dataset
-
-        return validate_dataset(self, dataset, **kwargs)
-
-    def bars(self, dataset: str, interval: str, **kwargs: Any) -> Any:
-        """Build silver bars from a dataset (see ``ticklake.bars.build_bars``)."""
-        from ticklake.bars import build_bars
-
-        return build_bars(self, dataset, interval, **kwargs)
-
-    # -------------------------------------------------------------- SQL, admin
-    def sql(self, query: str) -> pl.DataFrame:
-        """Run trusted SQL (DuckDB) over views of every dataset; see ``ticklake.lake.sql``."""
-        from ticklake.lake.sql import run_sql
-
-        return run_sql(self, query)
-
-    def query_untrusted(self, query: str) -> QueryResult:
-        """Run untrusted SQL through the locked, read-only path."""
-        from ticklake.lake.sql import run_untrusted_sql
-
-        return run_untrusted_sql(self, query)
-
-    def verify(self, *, repair: bool = False) -> Any:
-        """Recompute hashes and look for torn, orphan or stray files."""
-        from ticklake.lake.maintenance import verify_lake
-
-        return verify_lake(self, repair=repair)
-
-    def vacuum(self) -> Any:
-        """Remove orphan temp files and empty partition directories safely."""
-        from ticklake.lake.maintenance import vacuum_lake
-
-        return vacuum_lake(self)
-
 
 # ------------------------------------------------------------------- helpers
-def _check_timezone(tz: str) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SchemaMismatchError(
-            f"unknown time zone {tz!r}; use an IANA name such as 'Asia/Kolkata' or "
-            "'America/New_York'",
-            timezone=tz,
-        ) from None
-
-
-def trading_day_expr(ts_column: str, info: DatasetInfo) -> pl.Expr:
-    local = pl.col(ts_column).dt.convert_time_zone(info.timezone)
-    if info.day_offset:
-        local = local.dt.offset_by(info.day_offset)
-    return local.dt.date()
-
-
-def _order(dschema: DatasetSchema) -> list[str]:
-    return [*dschema.sort, *[k for k in dschema.key if k not in dschema.sort]]
-
-
-def _dedupe_input(
-    data: pl.DataFrame, dschema: DatasetSchema, where: str
-) -> tuple[pl.DataFrame, int]:
-    key = list(dschema.key)
-    distinct = data.unique(maintain_order=True)
-    dropped = data.height - distinct.height
-    if distinct.select(key).is_duplicated().any():
-        clash = distinct.filter(distinct.select(key).is_duplicated()).sort(key).head(4)
-        raise DuplicateKeyError(
-            f"{where}: the input has different rows with the same key {tuple(key)}, e.g. "
-            f"{clash.rows()[:2]}. Give each row a distinct key (for trades without ids, a "
-            "row-number trade_id; for events, a seq column).",
-            dataset=where,
-        )
-    return distinct, dropped
-
-
-def _merge(
-    existing: pl.DataFrame | None, new: pl.DataFrame, dschema: DatasetSchema
-) -> pl.DataFrame:
-    if existing is None:
-        merged = new
-    else:
-        merged = pl.concat([existing, new], how="vertical_relaxed").unique(
-            subset=list(dschema.key), keep="last", maintain_order=True
-        )
-    order = _order(dschema)
-    if is_sorted_by(merged, order):
-        # A stable sort of sorted rows is the identity; the check is a few vector
-        # passes, the sort a multi-column row encoding (seconds on a big day).
-        return merged
-    return merged.sort(order, maintain_order=True)
-
-
-def is_sorted_by(frame: pl.DataFrame, columns: Sequence[str]) -> bool:
-    """Whether ``frame`` is already in ``frame.sort(columns)`` order (nulls first).
-
-    Examples:
-        >>> is_sorted_by(pl.DataFrame({"a": [1, 1, 2], "b": ["y", "z", "a"]}), ["a", "b"])
-        True
-        >>> is_sorted_by(pl.DataFrame({"a": [1, 1, 2], "b": ["z", "y", "a"]}), ["a", "b"])
-        False
-    """
-    if frame.height < 2:
-        return True
-    for name in columns:
-        if frame.schema[name].is_float() and frame[name].is_nan().any():
-            return False  # NaN ordering differs between sort and comparisons: just sort
-    in_order: pl.Expr = pl.lit(True)
-    for name in reversed(columns):
-        cur, prev = pl.col(name), pl.col(name).shift(1)
-        before = (prev.is_null() & cur.is_not_null()) | (prev < cur).fill_null(False)
-        in_order = before | (prev.eq_missing(cur) & in_order)
-    return bool(frame.select(in_order.slice(1).all()).item())
-
-
-def _drop_replaced(
-    existing: pl.DataFrame, new: pl.DataFrame, replace_by: tuple[str, ...]
-) -> pl.DataFrame | None:
-    """The existing rows a replace keeps: none, or those outside ``new``'s slices."""
-    if not replace_by:
-        return None
-    slices = new.select(replace_by).unique()
-    kept = existing.join(slices, on=list(replace_by), how="anti", nulls_equal=True)
-    return kept if kept.height else None
-
-
-def _ns(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return int(pl.Series([value]).dt.epoch("ns")[0])
-    return int(value)
-
-
-def _utc(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _as_day(value: date | datetime | str | None) -> date | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value)[:10])
-
-
 def _filter_exprs(filters: pl.Expr | Iterable[pl.Expr] | dict[str, Any] | None) -> list[pl.Expr]:
     if filters is None:
         return []

@@ -52,10 +52,12 @@ import pyarrow.parquet as pq
 
 from ticklake.errors import ConfigError, CorruptPartitionError, SchemaMismatchError
 from ticklake.lake import commit
-from ticklake.lake.lake import Lake, _as_day, _order
+from ticklake.lake.days import as_day as _as_day
+from ticklake.lake.lake import Lake
 from ticklake.lake.layout import DATASET_FILE, LOCK_DIR, PartitionRef, is_temp_file
 from ticklake.lake.locking import file_lock
 from ticklake.lake.manifest import DatasetInfo, Manifest, sha256_file, utc_now_iso
+from ticklake.lake.merge import sort_order as _order
 from ticklake.schemas import DatasetSchema
 
 #: The smallest row group repack writes (the same floor as ``lake.row_group_rows``).

@@ -247,3 +247,22 @@ class Rule:
 
     def conclude(self, summaries: dict[date, Any], context: DatasetContext) -> list[RuleFinding]:
         return []
+
+
+#: Every registered rule by id. Filled by :func:`register_rule`; read through
+#: :mod:`ticklake.quality.registry`, which loads the built-in families first.
+REGISTERED_RULES: dict[str, type[Rule]] = {}
+
+
+def register_rule(cls: type[Rule]) -> type[Rule]:
+    """Class decorator: add a rule to the registry under ``cls.id``."""
+    for attr in ("id", "name", "description", "severity", "schemas"):
+        if not getattr(cls, attr, None):
+            raise ValueError(f"rule {cls.__name__} must set {attr!r}")
+    if not isinstance(cls.severity, Severity):
+        raise ValueError(f"rule {cls.id}: severity must be a Severity, not {cls.severity!r}")
+    for other in REGISTERED_RULES.values():
+        if other is not cls and (other.id == cls.id or other.name == cls.name):
+            raise ValueError(f"rule {cls.id} ({cls.name}) is registered twice ({other})")
+    REGISTERED_RULES[cls.id] = cls
+    return cls

@@ -14,34 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import ticklake.quality.rules  # noqa: F401  (importing registers the built-in families)
 from ticklake.errors import ConfigError
-from ticklake.quality.base import Rule, Severity
+from ticklake.quality.base import REGISTERED_RULES, Rule, register_rule
 
-_RULES: dict[str, type[Rule]] = {}
-
-
-def register_rule(cls: type[Rule]) -> type[Rule]:
-    """Class decorator: add a rule to the registry under ``cls.id``."""
-    for attr in ("id", "name", "description", "severity", "schemas"):
-        if not getattr(cls, attr, None):
-            raise ValueError(f"rule {cls.__name__} must set {attr!r}")
-    if not isinstance(cls.severity, Severity):
-        raise ValueError(f"rule {cls.id}: severity must be a Severity, not {cls.severity!r}")
-    for other in _RULES.values():
-        if other is not cls and (other.id == cls.id or other.name == cls.name):
-            raise ValueError(f"rule {cls.id} ({cls.name}) is registered twice ({other})")
-    _RULES[cls.id] = cls
-    return cls
-
-
-def _load_builtin_rules() -> None:
-    import ticklake.quality.rules  # noqa: F401  (importing registers the built-ins)
+__all__ = ["get_rule_class", "register_rule", "rule_classes", "select_rule_classes"]
 
 
 def rule_classes() -> list[type[Rule]]:
     """Every registered rule, ordered by id."""
-    _load_builtin_rules()
-    return sorted(_RULES.values(), key=lambda r: _sort_key(r.id))
+    return sorted(REGISTERED_RULES.values(), key=lambda r: _sort_key(r.id))
 
 
 #: Families in report order: the classic rulepack first, then sessions, prices, quotes,

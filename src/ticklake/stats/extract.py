@@ -24,7 +24,7 @@ import polars as pl
 
 from ticklake.analytics.registry import Metric, MetricParams
 from ticklake.errors import ConfigError
-from ticklake.lake.lake import trading_day_expr
+from ticklake.lake.days import trading_day_expr
 from ticklake.lake.manifest import DatasetInfo
 from ticklake.stats.spec import TimeWindow
 

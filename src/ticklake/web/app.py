@@ -23,8 +23,8 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from ticklake._version import __version__
+from ticklake.api import open_lake
 from ticklake.errors import TicklakeError
-from ticklake.lake import open_lake
 from ticklake.web.api import api_router
 from ticklake.web.errors import error_body, status_for
 from ticklake.web.jobs import JobManager

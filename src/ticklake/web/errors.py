@@ -12,6 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from ticklake.analytics.registry import UnknownMetricError
 from ticklake.errors import (
     AmbiguousDatasetError,
     ConfigError,
@@ -33,14 +34,15 @@ class ResourceNotFoundError(TicklakeError, KeyError):
     exit_code = 4
 
 
+class UnsafePathError(TicklakeError, PermissionError):
+    """A requested file lies outside the directory it must come from."""
+
+
 class JobStateError(TicklakeError, RuntimeError):
     """The job cannot do that in its current state (e.g. resume a running job)."""
 
 
 def _status_table() -> list[tuple[type[BaseException], int]]:
-    from ticklake.analytics.registry import UnknownMetricError
-    from ticklake.web.security import UnsafePathError
-
     return [
         (ResourceNotFoundError, 404),
         (DatasetNotFoundError, 404),

@@ -27,9 +27,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ticklake.api import LakeSession
 from ticklake.backtest.runner import new_run_id
 from ticklake.errors import ConfigError, InterruptedRunError, TicklakeError
-from ticklake.lake import Lake
 from ticklake.lake.commit import write_text_atomic
 from ticklake.lake.manifest import utc_now_iso
 from ticklake.web.errors import JobStateError, ResourceNotFoundError, json_safe
@@ -76,7 +76,7 @@ class JobManager:
 
     def __init__(
         self,
-        lake: Lake,
+        lake: LakeSession,
         *,
         workers: int = 1,
         executor: str | None = None,
@@ -354,14 +354,13 @@ def _prepare_backtest(
 
 
 def _run_backtest(manager: JobManager, job: Job, progress: ProgressFn) -> dict[str, Any]:
-    from ticklake.backtest.runner import plan_days, run_backtest
+    from ticklake.backtest.runner import plan_days
     from ticklake.backtest.spec import parse_spec
 
     spec = parse_spec(job.params["spec"])
     executor, workers = manager.executor_for(job.params)
     progress({"days_done": 0, "days_total": len(plan_days(spec)), "fills": 0, "net_pnl_paise": 0})
-    result = run_backtest(
-        manager.lake,
+    result = manager.lake.backtest(
         spec,
         executor=executor,
         workers=workers,
@@ -384,15 +383,13 @@ def _prepare_resume(manager: JobManager, params: dict[str, Any]) -> tuple[dict[s
 
 
 def _run_resume(manager: JobManager, job: Job, progress: ProgressFn) -> dict[str, Any]:
-    from ticklake.backtest.runner import RUNS_DIR, resume_backtest
-    from ticklake.backtest.sweep import is_sweep_run, resume_sweep
+    from ticklake.backtest.runner import RUNS_DIR
 
     executor, workers = manager.executor_for(job.params)
-    run_id = job.params["run_id"]
-    resume = (
-        resume_sweep if is_sweep_run(manager.lake.root / RUNS_DIR / run_id) else resume_backtest
+    run_dir = manager.lake.root / RUNS_DIR / job.params["run_id"]
+    result = manager.lake.resume(
+        str(run_dir), executor=executor, workers=workers, progress=progress
     )
-    result = resume(manager.lake, run_id, executor=executor, workers=workers, progress=progress)
     return {"run_id": result.run_id, "status": result.status, "totals": result.ledger.get("totals")}
 
 
@@ -431,14 +428,13 @@ def _prepare_sweep(manager: JobManager, params: dict[str, Any]) -> tuple[dict[st
 
 def _run_sweep(manager: JobManager, job: Job, progress: ProgressFn) -> dict[str, Any]:
     from ticklake.backtest.runner import plan_days
-    from ticklake.backtest.sweep import expand, run_sweep
+    from ticklake.backtest.sweep import expand
 
     sweep = sweep_from_request(job.params)
     executor, workers = manager.executor_for(job.params)
     total = len(plan_days(expand(sweep)[0].spec))
     progress({"days_done": 0, "days_total": total, "fills": 0, "net_pnl_paise": 0})
-    result = run_sweep(
-        manager.lake,
+    result = manager.lake.sweep(
         sweep,
         executor=executor,
         workers=workers,
@@ -492,13 +488,11 @@ def _run_pipeline(manager: JobManager, job: Job, progress: ProgressFn) -> dict[s
     from datetime import date
 
     from ticklake.analytics.pipeline import parse_pipeline
-    from ticklake.analytics.run import run_pipeline
 
     spec = parse_pipeline(job.params["pipeline"])
     executor, workers = manager.executor_for(job.params)
     start, end = job.params.get("start"), job.params.get("end")
-    run = run_pipeline(
-        manager.lake,
+    run = manager.lake.analytics(
         spec,
         start=date.fromisoformat(start) if start else None,
         end=date.fromisoformat(end) if end else None,
@@ -537,11 +531,8 @@ def _prepare_validate(
 
 
 def _run_validate(manager: JobManager, job: Job, progress: ProgressFn) -> dict[str, Any]:
-    from ticklake.quality import validate_dataset
-
     executor, workers = manager.executor_for(job.params)
-    report = validate_dataset(
-        manager.lake,
+    report = manager.lake.validate(
         job.params["dataset"],
         start=job.params.get("start"),
         end=job.params.get("end"),

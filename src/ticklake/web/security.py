@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ticklake.errors import TicklakeError
+from ticklake.web.errors import ResourceNotFoundError, UnsafePathError
 
 CSRF_COOKIE = "ticklake_csrf"
 CSRF_HEADER = "x-ticklake-csrf"
@@ -48,10 +49,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class UnsafePathError(TicklakeError, PermissionError):
-    """A requested file lies outside the directory it must come from."""
 
 
 class ServeConfigError(TicklakeError, ValueError):
@@ -131,8 +128,6 @@ def resolve_inside(root: Path, relative: str) -> Path:
             f"{text} resolves outside {base.name}/ (a symlink?); refusing it", path=text
         )
     if not target.is_file():
-        from ticklake.web.errors import ResourceNotFoundError
-
         raise ResourceNotFoundError(f"no file {text!r} here", path=text)
     return target
 

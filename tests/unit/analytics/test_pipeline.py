@@ -18,6 +18,7 @@ from polars.testing import assert_frame_equal
 sys.path.insert(0, str(Path(__file__).parent))
 from _pipeline_helpers import make_trades, registered_test_metrics
 
+from ticklake import init_lake
 from ticklake.analytics.pipeline import load_pipeline, parse_pipeline
 from ticklake.analytics.run import (
     choose_batch_frequency,
@@ -26,7 +27,7 @@ from ticklake.analytics.run import (
     run_pipeline,
 )
 from ticklake.errors import ConfigError
-from ticklake.lake import Lake, init_lake
+from ticklake.lake import Lake
 
 DAYS = [date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6)]
 

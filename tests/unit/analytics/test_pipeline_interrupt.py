@@ -19,9 +19,9 @@ from polars.testing import assert_frame_equal
 sys.path.insert(0, str(Path(__file__).parent))
 from _pipeline_helpers import HERE, make_trades, registered_test_metrics
 
+from ticklake import init_lake
 from ticklake.analytics.pipeline import parse_pipeline
 from ticklake.analytics.run import run_pipeline
-from ticklake.lake import init_lake
 
 DAYS = [date(2024, 3, 4), date(2024, 3, 5), date(2024, 3, 6), date(2024, 3, 7)]
 

@@ -62,10 +62,10 @@ def test_the_target_and_the_choice_go_together() -> None:
 
 @pytest.fixture(scope="module")
 def two_expiry_lake(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from ticklake import init_lake
     from ticklake.generate import generate_options
     from ticklake.ingest.pipeline import ingest_files
     from ticklake.ingest.readers.base import ReaderOptions
-    from ticklake.lake import init_lake
 
     root: Path = tmp_path_factory.mktemp("expiries")
     generate_options(

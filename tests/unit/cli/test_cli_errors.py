@@ -19,7 +19,7 @@ import ticklake
 from ticklake.cli import app
 from ticklake.cli._common import state
 from ticklake.errors import DuplicateKeyError
-from ticklake.lake.lake import Lake
+from ticklake.api import LakeSession
 
 runner = CliRunner()
 ENDLESS = "SELECT count(*) FROM range(100000000000) a, range(1000) b WHERE a.range + b.range < 0"
@@ -32,8 +32,8 @@ def lake_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return str(tmp_path / "lake")
 
 
-def _sql_raising(exc: BaseException) -> Callable[[Lake, str], None]:
-    def sql(self: Lake, query: str) -> None:
+def _sql_raising(exc: BaseException) -> Callable[[LakeSession, str], None]:
+    def sql(self: LakeSession, query: str) -> None:
         raise exc
 
     return sql
@@ -42,7 +42,7 @@ def _sql_raising(exc: BaseException) -> Callable[[Lake, str], None]:
 def test_ctrl_c_is_one_line_and_exit_code_130(
     lake_dir: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(Lake, "sql", _sql_raising(KeyboardInterrupt()))
+    monkeypatch.setattr(LakeSession, "sql", _sql_raising(KeyboardInterrupt()))
     result = runner.invoke(app, ["query", "select 1", "--lake", lake_dir])
     assert result.exit_code == 130
     assert result.output.startswith("interrupted: stopped by Ctrl+C")
@@ -53,7 +53,7 @@ def test_ctrl_c_is_one_line_and_exit_code_130(
 def test_unexpected_error_is_one_line_and_debug_shows_it(
     lake_dir: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(Lake, "sql", _sql_raising(ZeroDivisionError("division by zero")))
+    monkeypatch.setattr(LakeSession, "sql", _sql_raising(ZeroDivisionError("division by zero")))
     result = runner.invoke(app, ["query", "select 1", "--lake", lake_dir])
     assert result.exit_code == 1
     assert result.output.startswith("unexpected error: ZeroDivisionError: division by zero")
@@ -66,7 +66,7 @@ def test_unexpected_error_is_one_line_and_debug_shows_it(
 def test_error_text_is_printed_literally(lake_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # Square brackets in a message are data (a key, a list), not Rich markup.
     message = "two rows for key [AAPL, 2024-03-01] differ in [bold]price[/bold]"
-    monkeypatch.setattr(Lake, "sql", _sql_raising(DuplicateKeyError(message)))
+    monkeypatch.setattr(LakeSession, "sql", _sql_raising(DuplicateKeyError(message)))
     result = runner.invoke(app, ["query", "select 1", "--lake", lake_dir])
     assert result.exit_code == DuplicateKeyError.exit_code
     assert result.output.strip() == f"error: {message}"

@@ -17,8 +17,8 @@ import pytest
 
 import ticklake
 from ticklake.generate import generate_options
-from ticklake.ingest import pipeline
 from ticklake.ingest.pipeline import IngestSummary, ingest_files
+from ticklake.ingest.pipeline import staging as pipeline
 from ticklake.ingest.readers.nse_options import NseOptionsReader
 from ticklake.lake.layout import QUARANTINE_DIR
 
@@ -222,7 +222,7 @@ def test_progress_is_reported_once_per_file(option_files: Path, tmp_path: Path) 
 
 @pytest.mark.parametrize("sorted_input", [True, False])
 def test_conflict_resolution_matches_a_plain_polars_oracle(sorted_input: bool) -> None:
-    from ticklake.ingest.pipeline import _resolve_conflicts
+    from ticklake.ingest.pipeline.commit import _resolve_conflicts
 
     key = ["instrument", "ts", "trade_id"]
     rows = [
@@ -252,7 +252,7 @@ def test_conflict_resolution_matches_a_plain_polars_oracle(sorted_input: bool) -
 def test_contract_files_come_in_partition_order_so_the_day_is_not_sorted_again(
     option_files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ticklake.lake import lake as lake_module
+    from ticklake.lake import merge as lake_module
 
     checks: list[bool] = []
     real = lake_module.is_sorted_by

@@ -129,7 +129,7 @@ def test_cancel_then_resume_finishes_the_same_run(
 def test_restart_marks_running_jobs_interrupted_and_they_resume(
     lake_copy: Path, gated_day_task: dict[str, threading.Event]
 ) -> None:
-    from ticklake.lake import open_lake
+    from ticklake import open_lake
 
     lake = open_lake(lake_copy)
     first = JobManager(lake, executor="serial")

@@ -1,218 +1,32 @@
-"""L3 (market-by-order) metrics over ``l3`` events, and top-N book reconstruction.
-
-:func:`reconstruct_book` replays L3 events (LOBSTER messages) into ``l2_N`` snapshots,
-one row per event, with a Numba kernel (:mod:`ticklake.analytics.kernels.book`).
-LOBSTER conventions it follows (lobsterdata.com, "reconstruction details" and the
-sample ReadMe):
-
-- LOBSTER starts each day from an **empty book** before the first pre-open order; the
-  default ``initial`` is that empty book. A sample file starts at 09:30 with the
-  pre-open orders already resting, visible only through their later messages: pass
-  :func:`lobster_initial_book` (the first book row with the first message undone).
-- Hidden executions (``fill_hidden``), cross trades and halts do not change the book;
-  a halt row repeats the previous book.
-- A level-N message file carries only events inside the top N levels, so a level that
-  enters the window from deeper is not in the messages. Without ``snapshots`` that
-  level is null (unknown); with LOBSTER's aligned order-book file as ``snapshots``,
-  exactly those entering levels are taken from it (``with_coverage`` marks the rows).
+"""L3 (market-by-order) metrics over ``l3`` events: order flow, executions, order fate.
 
 Bucket metrics count events per instrument and bucket; frame metrics that follow
 orders through time stamp their result at the moment it is known (first fill, end of
-the horizon), never at the add, so joining them backward never looks ahead.
+the horizon), never at the add, so joining them backward never looks ahead. The book
+replay (:func:`reconstruct_book`, :func:`lobster_initial_book`) lives in
+:mod:`ticklake.analytics.metrics.l3_replay` and is re-exported here: the ``l3_to_l2``
+pre-processor finds it as ``ticklake.analytics.metrics.l3:reconstruct_book``.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-from typing import Any
 
-import numpy as np
 import polars as pl
 from pydantic import Field
 
 from ticklake.analytics.buckets import BucketSpec
-from ticklake.analytics.kernels.book import (
-    ACTION_CODES,
-    SIDE_CODES,
-    book_arrays,
-    initial_state,
-    price_keys,
-    replay_top_levels,
+
+# the book replay's public names are re-exported: they stay importable from here
+from ticklake.analytics.metrics.l3_replay import (
+    DEFAULT_PRICE_DIGITS,  # noqa: F401
+    FULL_FEED_TRACKED_LEVELS,  # noqa: F401
+    best_price_runs,
+    lobster_initial_book,  # noqa: F401
+    price_key_expr,
+    reconstruct_book,  # noqa: F401
 )
 from ticklake.analytics.registry import MetricParams, NoParams, metric
-from ticklake.errors import ConfigError
-
-#: the kernel, typed loosely: mypy cannot see through numba's dispatcher
-_REPLAY: Any = replay_top_levels
-#: prices become integer keys with this many decimals for exact level matching
-DEFAULT_PRICE_DIGITS = 8
-#: levels per side tracked when replaying a full-depth feed (deeper ones become unknown)
-FULL_FEED_TRACKED_LEVELS = 256
-_SIDES = ("bid", "ask")
-
-
-def _level_columns(levels: int) -> list[str]:
-    return [
-        f"{side}_{what}_{i}" for side in _SIDES for i in range(levels) for what in ("price", "size")
-    ]
-
-
-def _events(frame: pl.DataFrame, price_digits: int) -> dict[str, np.ndarray]:
-    unknown = frame.filter(~pl.col("action").is_in(list(ACTION_CODES)))
-    if unknown.height:
-        raise ConfigError(
-            f"l3 action {unknown['action'][0]!r} (seq {unknown['seq'][0]}) is not one of "
-            f"{', '.join(ACTION_CODES)}; conform the frame to the l3 schema first."
-        )
-    if (frame["action"] == "modify").any():
-        raise ConfigError(
-            "reconstruct_book replays price levels from each event's price and size; "
-            "'modify' events need the order's previous price and size, which l3 rows do "
-            "not carry. Translate modifies into cancel + add before replaying."
-        )
-    return {
-        "action": frame["action"].replace_strict(ACTION_CODES, return_dtype=pl.Int64).to_numpy(),
-        "side": frame["side"]
-        .replace_strict(SIDE_CODES, default=-1, return_dtype=pl.Int64)
-        .to_numpy(),
-        "price_key": price_keys(frame["price"], price_digits),
-        "price": frame["price"].fill_null(np.nan).to_numpy(),
-        "size": frame["size"].fill_null(0.0).to_numpy(),
-    }
-
-
-def reconstruct_book(
-    frame: pl.DataFrame,
-    levels: int,
-    *,
-    initial: pl.DataFrame | None = None,
-    snapshots: pl.DataFrame | None = None,
-    window_levels: int | None = None,
-    price_digits: int = DEFAULT_PRICE_DIGITS,
-    with_coverage: bool = False,
-) -> pl.DataFrame:
-    """Replay L3 events into top-``levels`` book snapshots, one row per event.
-
-    ``frame`` holds l3 rows (``ts, instrument, seq, action, side, price, size``);
-    ``initial`` one l2 row per instrument: the book before its first event (default:
-    empty, LOBSTER's start of day); ``snapshots`` l2 rows aligned to the events by
-    ``(instrument, seq)``, used only for levels entering the window from deeper.
-    ``window_levels`` is the depth the events describe (LOBSTER: the file's N); the
-    default treats the feed as full-depth and tracks up to 256 levels a side. Returns
-    ``ts, instrument, seq`` and the ``l2_{levels}`` level columns (null = no level, or
-    unknown); ``with_coverage`` adds ``bid_levels_known``, ``ask_levels_known`` and
-    ``snapshot_refill``.
-
-    Examples:
-        >>> import polars as pl
-        >>> from datetime import datetime, timezone
-        >>> t = datetime(2012, 6, 21, 13, 30, tzinfo=timezone.utc)
-        >>> events = pl.DataFrame({
-        ...     "ts": [t] * 4, "instrument": ["X"] * 4, "seq": [1, 2, 3, 4],
-        ...     "action": ["add", "add", "fill", "fill_hidden"],
-        ...     "side": ["bid", "ask", "bid", "ask"], "price": [10.0, 10.5, 10.0, 10.2],
-        ...     "size": [100.0, 50.0, 30.0, 9.0]})
-        >>> book = reconstruct_book(events, 1)
-        >>> book.select("bid_price_0", "bid_size_0", "ask_price_0").rows()[-2:]
-        [(10.0, 70.0, 10.5), (10.0, 70.0, 10.5)]
-    """
-    if levels < 1:
-        raise ConfigError(f"reconstruct_book: levels={levels} must be at least 1")
-    tracked = window_levels or max(levels, FULL_FEED_TRACKED_LEVELS)
-    if tracked < levels:
-        raise ConfigError(
-            f"reconstruct_book: levels={levels} is deeper than window_levels={window_levels}; "
-            "events of a level-N file only describe the top N levels"
-        )
-    ordered = frame.sort("instrument", "ts", "seq", maintain_order=True)
-    parts = []
-    for (instrument,), events in ordered.group_by("instrument", maintain_order=True):
-        init = initial.filter(pl.col("instrument") == instrument) if initial is not None else None
-        arrays = _events(events, price_digits)
-        state = initial_state(init, tracked, price_digits)
-        if snapshots is not None:
-            aligned = events.select("instrument", "seq").join(
-                snapshots, on=["instrument", "seq"], how="left", maintain_order="left"
-            )
-            snap_key, snap_price, snap_size = book_arrays(aligned, tracked, price_digits)
-        else:  # never read: has_snapshots is False
-            snap_key = np.full((1, 2, tracked), -1, dtype=np.int64)
-            snap_price = snap_size = np.full((1, 2, tracked), np.nan)
-        out_price, out_size, out_known, refilled = _REPLAY(
-            arrays["action"],
-            arrays["side"],
-            arrays["price_key"],
-            arrays["price"],
-            arrays["size"],
-            tracked,
-            levels,
-            *state,
-            snap_key,
-            snap_price,
-            snap_size,
-            snapshots is not None,
-        )
-        book = pl.DataFrame(
-            [
-                pl.Series(f"{side}_{what}_{i}", values[s, i], nan_to_null=True)
-                for s, side in enumerate(_SIDES)
-                for i in range(levels)
-                for what, values in (("price", out_price), ("size", out_size))
-            ]
-        )
-        if with_coverage:
-            book = book.with_columns(
-                bid_levels_known=out_known[:, 0],
-                ask_levels_known=out_known[:, 1],
-                snapshot_refill=refilled,
-            )
-        parts.append(pl.concat([events.select("ts", "instrument", "seq"), book], how="horizontal"))
-    if not parts:
-        empty = {c: pl.Float64 for c in _level_columns(levels)}
-        return ordered.select("ts", "instrument", "seq").with_columns(
-            pl.lit(None, dtype=t).alias(c) for c, t in empty.items()
-        )
-    return pl.concat(parts)
-
-
-def lobster_initial_book(messages: pl.DataFrame, book: pl.DataFrame) -> pl.DataFrame:
-    """The book before each instrument's first LOBSTER message.
-
-    LOBSTER's first order-book row is the state *after* the first message and holds the
-    orders resting since the pre-open; undoing that one message gives the state before
-    it. Returns one l2 row per instrument (``instrument`` + level columns).
-    """
-    levels = sum(1 for c in book.columns if c.startswith("bid_price_"))
-    rows = []
-    for (instrument,), first_rows in book.sort("seq").group_by("instrument", maintain_order=True):
-        first = first_rows.head(1)
-        message = messages.filter(
-            (pl.col("instrument") == instrument) & (pl.col("seq") == first["seq"][0])
-        ).row(0, named=True)
-        sides: dict[str, dict[float, float]] = {}
-        for side in _SIDES:
-            sides[side] = {
-                first[f"{side}_price_{i}"][0]: first[f"{side}_size_{i}"][0]
-                for i in range(levels)
-                if first[f"{side}_price_{i}"][0] is not None
-            }
-        action, side, price, size = (message[k] for k in ("action", "side", "price", "size"))
-        if side in sides and action in ("add", "cancel", "delete", "fill"):
-            level = sides[side]
-            level[price] = level.get(price, 0.0) + (-size if action == "add" else size)
-            if level[price] <= 0:
-                del level[price]
-        row: dict[str, object] = {"instrument": instrument}
-        for side in _SIDES:
-            ordered = sorted(sides[side].items(), reverse=side == "bid")[:levels]
-            for i in range(levels):
-                price_i, size_i = ordered[i] if i < len(ordered) else (None, None)
-                row[f"{side}_price_{i}"] = price_i
-                row[f"{side}_size_{i}"] = size_i
-        rows.append(row)
-    schema = {"instrument": pl.String, **{c: pl.Float64 for c in _level_columns(levels)}}
-    return pl.DataFrame(rows, schema=schema)
-
 
 # --- bucket metrics ------------------------------------------------------------------
 
@@ -519,10 +333,6 @@ def order_cancel_rate(params: NoParams) -> pl.Expr:
 # --- frame metrics (path-dependent) ----------------------------------------------------
 
 
-def _key(price: pl.Expr) -> pl.Expr:
-    return (price * 10**DEFAULT_PRICE_DIGITS).round().cast(pl.Int64)
-
-
 def _per_bucket(
     rows: pl.DataFrame, ts_column: str, bucket: BucketSpec | None, aggregations: list[pl.Expr]
 ) -> pl.DataFrame:
@@ -662,33 +472,8 @@ def resting_time_at_best_before_first_fill(
 
 def _resting_times(frame: pl.DataFrame, book: pl.DataFrame | None) -> pl.DataFrame:
     """Per filled order: ``seconds`` at the best price between its add and first fill."""
-    best = book if book is not None else reconstruct_book(frame, 1)
-    states = frame.select("instrument", "seq", "ts").join(
-        best.select("instrument", "seq", "bid_price_0", "ask_price_0"),
-        on=["instrument", "seq"],
-        how="left",
-    )
-    runs = []
-    for side in _SIDES:
-        price = pl.col(f"{side}_price_0")
-        runs.append(
-            states.sort("instrument", "ts", "seq")
-            .with_columns(
-                # the state after the last event at a timestamp is the one in force
-                price.last().over("instrument", "ts")
-            )
-            .unique(["instrument", "ts"], keep="last", maintain_order=True)
-            .filter(price.ne_missing(price.shift().over("instrument")))
-            .with_columns(
-                end=pl.col("ts").shift(-1).over("instrument"),
-                side=pl.lit(side),
-                best_price=price,
-            )
-            .filter(pl.col("end").is_not_null() & pl.col("best_price").is_not_null())
-            .select("instrument", "side", start="ts", end="end", price_key=_key(price))
-        )
     run_frame = (
-        pl.concat(runs)
+        best_price_runs(frame, book)
         .sort("instrument", "side", "price_key", "start")
         .with_columns(
             duration=(pl.col("end") - pl.col("start")).dt.total_nanoseconds(),
@@ -701,7 +486,7 @@ def _resting_times(frame: pl.DataFrame, book: pl.DataFrame | None) -> pl.DataFra
     orders = (
         _orders(frame)
         .filter(pl.col("first_fill_ts").is_not_null())
-        .with_columns(price_key=_key(pl.col("price")))
+        .with_columns(price_key=price_key_expr(pl.col("price")))
     )
 
     def time_at_best_until(column: str) -> pl.DataFrame:

@@ -14,27 +14,28 @@ Contract (checked for every registered reader by the conformance suite):
   1-based ``source_row``, the raw text and a reason that names the field.
 - A file that cannot be read at all raises :class:`~ticklake.errors.IngestError`
   naming the file (and row/column where it applies) and what to do.
+
+The row containers (:class:`Batch`, :class:`FilesBatch`) and the source-file helpers
+(:func:`open_source`, :func:`iter_text_chunks`, ...) live in the lower modules
+:mod:`ticklake.ingest.batch` and :mod:`ticklake.ingest.source_io`, which mappings use
+too; they are re-exported here so a reader needs one import.
 """
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ClassVar, cast
-
-import numpy as np
-import polars as pl
+from typing import Any, ClassVar
 
 from ticklake.errors import IngestError
-
-#: Columns of a rejected-rows frame.
-REJECTED_SCHEMA = pl.Schema({"source_row": pl.Int64(), "raw": pl.String(), "reason": pl.String()})
-
-
-def empty_rejected() -> pl.DataFrame:
-    return pl.DataFrame(schema=REJECTED_SCHEMA)
+from ticklake.ingest.batch import REJECTED_SCHEMA as REJECTED_SCHEMA
+from ticklake.ingest.batch import Batch as Batch
+from ticklake.ingest.batch import FilesBatch as FilesBatch
+from ticklake.ingest.batch import empty_rejected as empty_rejected
+from ticklake.ingest.source_io import iter_text_chunks as iter_text_chunks
+from ticklake.ingest.source_io import open_source as open_source
+from ticklake.ingest.source_io import read_source_bytes as read_source_bytes
 
 
 @dataclass(frozen=True)
@@ -50,29 +51,6 @@ class ReaderOptions:
     instrument: str | None = None
     keep_all_columns: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Batch:
-    """Canonical rows read from one source, plus the rows that failed to parse."""
-
-    frame: pl.DataFrame
-    rejected: pl.DataFrame = field(default_factory=empty_rejected)
-
-
-@dataclass
-class FilesBatch:
-    """Canonical rows of several small source files read together (:meth:`Reader.read_files`).
-
-    ``frame`` and ``rejected`` carry a ``__file`` column (UInt32, the index of the row's
-    file in the paths given); ``failed`` maps the index of each file that could not be
-    read to an error message naming it. No row of a failed file is in ``frame`` or
-    ``rejected``.
-    """
-
-    frame: pl.DataFrame
-    rejected: pl.DataFrame
-    failed: dict[int, str] = field(default_factory=dict)
 
 
 class Reader:
@@ -139,13 +117,16 @@ def register_reader(cls: type[Reader]) -> type[Reader]:
     return cls
 
 
+# No loading step is needed here: importing this module first imports its package,
+# whose ``__init__`` imports every built-in reader module, so the registry is complete
+# by the time anything can call these.
+
+
 def reader_names() -> list[str]:
-    _load_builtin_readers()
     return sorted(_READERS)
 
 
 def get_reader(name: str) -> Reader:
-    _load_builtin_readers()
     try:
         return _READERS[name]()
     except KeyError:
@@ -154,88 +135,3 @@ def get_reader(name: str) -> Reader:
             "Run `ticklake ingest formats` to see what each reads.",
             format=name,
         ) from None
-
-
-def _load_builtin_readers() -> None:
-    # Importing the package registers every built-in reader module.
-    import ticklake.ingest.readers  # noqa: F401
-
-
-def open_source(path: Path) -> IO[bytes]:
-    """Open ``path`` for binary reading, decompressing ``.gz`` and ``.zst`` transparently."""
-    path = Path(path)
-    try:
-        if path.suffix == ".gz":
-            return cast(IO[bytes], gzip.open(path, "rb"))
-        if path.suffix == ".zst":
-            import zstandard
-
-            fh = path.open("rb")
-            return zstandard.ZstdDecompressor().stream_reader(fh, closefd=True)
-        return path.open("rb")
-    except OSError as exc:
-        raise IngestError(f"{path}: cannot open ({exc.strerror or exc})", path=str(path)) from exc
-
-
-def read_source_bytes(path: Path) -> bytes:
-    """Read a whole (possibly compressed) source; for small per-file formats only."""
-    with open_source(path) as fh:
-        try:
-            return fh.read()
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            raise IngestError(
-                f"{path}: file is corrupt or truncated ({exc}); re-download or remove it.",
-                path=str(path),
-            ) from exc
-
-
-def iter_text_chunks(path: Path, lines_per_chunk: int) -> Iterator[tuple[int, bytes]]:
-    """Yield ``(first_line_number, bytes)`` chunks of whole lines (1-based numbers).
-
-    Every chunk but the last holds exactly ``lines_per_chunk`` lines (split on
-    ``\\n``, as iterating a binary file does). The file is read in large blocks and
-    the newlines counted in C, not line by line.
-    """
-    block_bytes = 8 * 2**20
-    with open_source(path) as fh:
-        line_no = 1
-        pieces: list[bytes] = []  # blocks read but not yet yielded
-        counts: list[int] = []  # newlines in each piece
-        eof = False
-        while True:
-            while not eof and sum(counts) < lines_per_chunk:
-                try:
-                    block = fh.read(block_bytes)
-                except (OSError, EOFError, gzip.BadGzipFile) as exc:
-                    raise IngestError(
-                        f"{path}: file is corrupt or truncated after line {line_no} ({exc}).",
-                        path=str(path),
-                        row=line_no,
-                    ) from exc
-                if not block:
-                    eof = True
-                    break
-                pieces.append(block)
-                counts.append(block.count(b"\n"))
-            if not pieces:
-                return
-            if sum(counts) >= lines_per_chunk:
-                # The chunk ends in the piece holding the lines_per_chunk-th newline.
-                need, j = lines_per_chunk, 0
-                while counts[j] < need:
-                    need -= counts[j]
-                    j += 1
-                newlines = np.flatnonzero(np.frombuffer(pieces[j], dtype=np.uint8) == 10)
-                cut = int(newlines[need - 1]) + 1
-                chunk = b"".join([*pieces[:j], pieces[j][:cut]])
-                rest = pieces[j][cut:]
-                pieces = ([rest] if rest else []) + pieces[j + 1 :]
-                counts = ([counts[j] - need] if rest else []) + counts[j + 1 :]
-                lines = lines_per_chunk
-            else:  # end of file: the rest, with or without a final newline
-                chunk = b"".join(pieces)
-                lines = sum(counts) + (0 if chunk.endswith(b"\n") else 1)
-                pieces, counts = [], []
-            if chunk:
-                yield line_no, chunk
-            line_no += lines

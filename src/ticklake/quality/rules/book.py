@@ -13,9 +13,9 @@ from ticklake.quality.base import (
     Severity,
     best_quote_columns,
     instrument_column,
+    register_rule,
     top_offending,
 )
-from ticklake.quality.registry import register_rule
 from ticklake.schemas import DatasetSchema
 
 

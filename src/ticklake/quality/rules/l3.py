@@ -11,9 +11,9 @@ from ticklake.quality.base import (
     RuleFinding,
     RuleParameters,
     Severity,
+    register_rule,
     top_offending,
 )
-from ticklake.quality.registry import register_rule
 from ticklake.schemas import DatasetSchema
 
 

@@ -22,10 +22,10 @@ from ticklake.quality.base import (
     RuleFinding,
     RuleParameters,
     Severity,
+    register_rule,
     schema_family,
     top_offending,
 )
-from ticklake.quality.registry import register_rule
 from ticklake.schemas import DatasetSchema
 
 QUOTE_COLUMNS = {

@@ -13,10 +13,10 @@ from ticklake.quality.base import (
     Severity,
     instrument_column,
     price_expression,
+    register_rule,
     schema_family,
     top_offending,
 )
-from ticklake.quality.registry import register_rule
 from ticklake.schemas import DatasetSchema
 
 #: MAD × this estimates the standard deviation of normal data.

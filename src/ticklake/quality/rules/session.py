@@ -22,9 +22,9 @@ from ticklake.quality.base import (
     RuleParameters,
     Severity,
     instrument_column,
+    register_rule,
 )
 from ticklake.quality.calendars import calendar_range, default_calendar, session_bounds_ns
-from ticklake.quality.registry import register_rule
 from ticklake.schemas import DatasetSchema
 
 ALL_SCHEMAS = ("trades", "prices", "bars", "quotes", "l2", "l3", "book_updates", "option_snapshots")

@@ -12,10 +12,10 @@ from ticklake.quality.base import (
     RuleParameters,
     Severity,
     instrument_column,
+    register_rule,
     schema_family,
     top_offending,
 )
-from ticklake.quality.registry import register_rule
 from ticklake.schemas import DatasetSchema
 
 

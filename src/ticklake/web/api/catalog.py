@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from ticklake.api import LakeSession
 from ticklake.errors import ConfigError
 from ticklake.lake import Lake
 from ticklake.quality.report import QUALITY_REPORTS_DIR
@@ -19,7 +20,7 @@ from ticklake.web.errors import ResourceNotFoundError, json_safe
 from ticklake.web.jobs import strategy_from_request, sweep_from_request
 
 router = APIRouter()
-LakeDep = Annotated[Lake, Depends(get_lake)]
+LakeDep = Annotated[LakeSession, Depends(get_lake)]
 REPORT_ID = re.compile(r"^[a-z]+\.[a-z][a-z0-9_]{0,62}-[0-9]{8}T[0-9]{6}-[0-9a-f]{8}$")
 
 

@@ -7,15 +7,15 @@ from pathlib import Path
 
 from fastapi import Request
 
+from ticklake.api import LakeSession
 from ticklake.backtest.runner import RUNS_DIR
-from ticklake.lake import Lake
 from ticklake.web.errors import ResourceNotFoundError
 from ticklake.web.jobs import JobManager
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 
-def get_lake(request: Request) -> Lake:
+def get_lake(request: Request) -> LakeSession:
     return request.app.state.lake
 
 
@@ -23,7 +23,7 @@ def get_jobs(request: Request) -> JobManager:
     return request.app.state.jobs
 
 
-def run_directory(lake: Lake, run_id: str) -> Path:
+def run_directory(lake: LakeSession, run_id: str) -> Path:
     """The directory of a backtest run named by id (never a path from the request)."""
     if not RUN_ID.match(run_id) or run_id in (".", ".."):
         raise ResourceNotFoundError(f"no run {run_id!r}", run_id=run_id)

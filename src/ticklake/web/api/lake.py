@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from ticklake.api import LakeSession
 from ticklake.backtest.runner import RUNS_DIR
 from ticklake.lake import Lake
 from ticklake.lake.layout import QUARANTINE_DIR
@@ -18,7 +19,7 @@ from ticklake.web.jobs import JobManager
 from ticklake.web.market import candles, instruments, option_chain, parse_clock
 
 router = APIRouter(tags=["lake"])
-LakeDep = Annotated[Lake, Depends(get_lake)]
+LakeDep = Annotated[LakeSession, Depends(get_lake)]
 DatasetName = Annotated[str, Query(min_length=1, max_length=140, description="name or layer.name")]
 
 
@@ -158,9 +159,7 @@ class SqlRequest(BaseModel):
 
 @router.post("/sql", summary="Run one read-only SELECT (row cap, time limit, lake only)")
 def sql(lake: LakeDep, body: SqlRequest) -> dict[str, Any]:
-    from ticklake.lake.sql import run_untrusted_sql
-
-    result = run_untrusted_sql(lake, body.query, max_rows=body.max_rows)
+    result = lake.query_untrusted(body.query, max_rows=body.max_rows)
     frame = result.frame
     rows = json.loads(json.dumps(json_safe(frame.to_dicts())))
     return {

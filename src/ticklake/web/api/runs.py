@@ -13,6 +13,7 @@ import polars as pl
 from fastapi import APIRouter, BackgroundTasks, Depends, Query
 from fastapi.responses import FileResponse
 
+from ticklake.api import LakeSession
 from ticklake.backtest.runner import RUNS_DIR
 from ticklake.lake import Lake
 from ticklake.web.api.deps import get_lake, run_directory
@@ -21,7 +22,7 @@ from ticklake.web.results import RUN_TABLES, Filter, page_of, read_table
 from ticklake.web.security import resolve_inside
 
 router = APIRouter(tags=["runs"])
-LakeDep = Annotated[Lake, Depends(get_lake)]
+LakeDep = Annotated[LakeSession, Depends(get_lake)]
 TableName = Literal["trades", "daily", "attempts", "samples", "variants"]
 
 

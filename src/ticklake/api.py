@@ -1,0 +1,272 @@
+"""The facade: what :func:`ticklake.open_lake` returns, one method per stage.
+
+A :class:`LakeSession` is the storage :class:`~ticklake.lake.Lake` (datasets, ``write``,
+``scan``, ``partitions``, ...) plus the verbs of the stages above it: ``ingest``,
+``validate``, ``bars``, ``analytics``, ``backtest``, ``sweep``, ``sql``, ``verify`` and
+the rest. Each verb delegates to its stage package and takes the same keyword options
+as the function it names; the CLI and the web app call these methods, so a script, the
+terminal and the dashboard do the same thing.
+
+The layer rule (``docs/architecture.md``): ``lake/`` knows no stage, stages know no
+facade, the facade knows every stage, the CLI and web sit on the facade. Stage
+functions take the storage ``Lake``; a ``LakeSession`` is one, so it can be passed
+anywhere a ``Lake`` is expected.
+
+Stage modules are imported inside the verbs, not at the top: ``import ticklake`` (and
+every worker process that unpickles a task) would otherwise pay for Numba kernels,
+DuckDB and the metric registry it may never use.
+
+Examples:
+    >>> import tempfile, polars as pl
+    >>> from datetime import datetime, timezone
+    >>> lake = init_lake(tempfile.mkdtemp() + "/lake")
+    >>> frame = pl.DataFrame({
+    ...     "ts": [datetime(2024, 1, 2, 10, tzinfo=timezone.utc)],
+    ...     "instrument": ["BTCUSDT"], "price": [42000.0],
+    ... })
+    >>> lake.ingest(frame, "btc", schema="prices").rows_committed
+    1
+    >>> lake.sql("select price from bronze.btc").item()
+    42000.0
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from ticklake.errors import ConfigError, SchemaMismatchError
+from ticklake.lake import Lake
+from ticklake.lake import init_lake as _init_storage
+from ticklake.lake.lake import default_lake_path
+
+if TYPE_CHECKING:
+    from ticklake.analytics.pipeline import PipelineSpec
+    from ticklake.analytics.run import PipelineRun
+    from ticklake.backtest.runner import RunResult
+    from ticklake.backtest.spec import StrategySpec
+    from ticklake.backtest.sweep import SweepResult, SweepSpec
+    from ticklake.bars import BarsSummary, SliceResult
+    from ticklake.ingest.pipeline import IngestSummary
+    from ticklake.lake.maintenance import VerifyReport
+    from ticklake.lake.repack import RepackReport
+    from ticklake.lake.sql import QueryResult
+    from ticklake.quality import ValidationReport
+    from ticklake.quality.quarantine import PromoteResult
+    from ticklake.stats import WindowStats
+
+__all__ = ["LakeSession", "init_lake", "open_lake"]
+
+
+def open_lake(path: Path | str | None = None, **overrides: Any) -> LakeSession:
+    """Open an existing lake (``path``, else ``$TICKLAKE_LAKE``, else ``./lake``).
+
+    ``overrides`` set lake settings for this session only (e.g. ``execution={...}``).
+    """
+    return LakeSession(Path(path) if path is not None else default_lake_path(), overrides=overrides)
+
+
+def init_lake(path: Path | str, *, exist_ok: bool = False) -> LakeSession:
+    """Create a lake at ``path`` (a directory with ``ticklake.toml``) and open it."""
+    return LakeSession(_init_storage(path, exist_ok=exist_ok).root)
+
+
+class LakeSession(Lake):
+    """A lake and every stage's verbs on it (see the module docstring)."""
+
+    def __repr__(self) -> str:
+        return f"LakeSession({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ ingest
+    def ingest(
+        self,
+        source: Any,
+        dataset: str,
+        *,
+        schema: str | None = None,
+        format: str | None = None,
+        mapping: Any = None,
+        **options: Any,
+    ) -> IngestSummary:
+        """Ingest a frame (pandas / Polars / Arrow, with ``schema=``) or files (``format=``).
+
+        Frames go through the mapping, the row checks and the quarantine like files do.
+        ``source`` is a path or a list of paths for files; the other options are those
+        of :func:`ticklake.ingest.pipeline.ingest_files` (``layer``, ``timezone``,
+        ``force``, ``executor``, ``workers``, ``progress``, ``options``).
+        """
+        from ticklake.ingest.pipeline import ingest_files, ingest_frame
+
+        if format is not None:
+            if mapping is not None:
+                from ticklake.ingest.readers import ReaderOptions
+
+                options["options"] = ReaderOptions(extra={"mapping": mapping})
+            paths = source if isinstance(source, list | tuple) else [source]
+            return ingest_files(self, format, list(paths), dataset, **options)
+        if schema is None:
+            raise SchemaMismatchError(
+                "lake.ingest(frame, ...) needs schema= (e.g. schema='trades'); for files pass "
+                "format= (e.g. format='csv')",
+                dataset=dataset,
+            )
+        return ingest_frame(self, source, dataset, schema=schema, mapping=mapping, **options)
+
+    # ----------------------------------------------------------------- quality
+    def validate(self, dataset: str, **options: Any) -> ValidationReport:
+        """Run the quality rules on a dataset (:func:`ticklake.quality.validate_dataset`)."""
+        from ticklake.quality import validate_dataset
+
+        return validate_dataset(self, dataset, **options)
+
+    def quarantine(
+        self, report: ValidationReport, report_path: str | None = None
+    ) -> dict[date, list[str]]:
+        """Record a report's failing days in the quarantine (``validate --quarantine-failing``)."""
+        from ticklake.quality.quarantine import record_quarantine
+
+        return record_quarantine(self, report, report_path)
+
+    def promote(self, dataset: str, days: list[date], **options: Any) -> PromoteResult:
+        """Copy validated days bronze → silver (:func:`ticklake.quality.quarantine.promote`)."""
+        from ticklake.quality.quarantine import promote
+
+        return promote(self, dataset, days, **options)
+
+    # -------------------------------------------------------------------- bars
+    def bars(self, dataset: str, interval: str, **options: Any) -> BarsSummary:
+        """Build silver bars from a dataset (:func:`ticklake.bars.build_bars`)."""
+        from ticklake.bars import build_bars
+
+        return build_bars(self, dataset, interval, **options)
+
+    def rollup(self, dataset: str, interval: str, **options: Any) -> BarsSummary:
+        """Roll bars up to a coarser interval (:func:`ticklake.bars.rollup_bars`)."""
+        from ticklake.bars import rollup_bars
+
+        return rollup_bars(self, dataset, interval, **options)
+
+    def export_slice(self, dataset: str, out: Path | str, **options: Any) -> SliceResult:
+        """Write a slice of a dataset to a file (:func:`ticklake.bars.export_slice`)."""
+        from ticklake.bars import export_slice
+
+        return export_slice(self, dataset, out, **options)
+
+    # --------------------------------------------------------------- analytics
+    def analytics(
+        self, pipeline: PipelineSpec | Path | str | dict[str, Any], **options: Any
+    ) -> PipelineRun:
+        """Run an analytics pipeline (a spec, a YAML path or its dict) over the lake.
+
+        Options are those of :func:`ticklake.analytics.run.run_pipeline`.
+        """
+        from ticklake.analytics.pipeline import PipelineSpec, load_pipeline, parse_pipeline
+        from ticklake.analytics.run import run_pipeline
+
+        if isinstance(pipeline, dict):
+            spec = parse_pipeline(pipeline)
+        elif isinstance(pipeline, PipelineSpec):
+            spec = pipeline
+        else:
+            spec = load_pipeline(pipeline)
+        return run_pipeline(self, spec, **options)
+
+    def window_statistics(self, dataset: str, **options: Any) -> WindowStats:
+        """Statistics of time windows across days (:func:`ticklake.stats.window_statistics`)."""
+        from ticklake.stats import window_statistics
+
+        return window_statistics(self, dataset, **options)
+
+    # ---------------------------------------------------------------- backtest
+    def backtest(
+        self,
+        spec: StrategySpec | Path | str | dict[str, Any],
+        *,
+        overrides: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> RunResult:
+        """Backtest a strategy (a spec, a YAML path or its dict); returns the run.
+
+        ``overrides`` apply dotted keys to a YAML path (``{"time.start": "2024-01-08"}``).
+        Options are those of :func:`ticklake.backtest.runner.run_backtest`.
+        """
+        from ticklake.backtest.runner import run_backtest
+        from ticklake.backtest.spec import StrategySpec, load_spec, parse_spec
+
+        if overrides and not isinstance(spec, Path | str):
+            raise ConfigError("overrides apply to a strategy file; edit the spec itself instead")
+        if isinstance(spec, dict):
+            strategy = parse_spec(spec)
+        elif isinstance(spec, StrategySpec):
+            strategy = spec
+        else:
+            strategy = load_spec(spec, overrides=overrides)
+        return run_backtest(self, strategy, **options)
+
+    def sweep(self, sweep: SweepSpec | Path | str | dict[str, Any], **options: Any) -> SweepResult:
+        """Run a parameter sweep (a sweep spec, a YAML path or its dict).
+
+        Options are those of :func:`ticklake.backtest.sweep.run_sweep`.
+        """
+        from ticklake.backtest.sweep import SweepSpec, load_sweep, run_sweep, sweep_from_data
+
+        if isinstance(sweep, dict):
+            spec = sweep_from_data(sweep)
+        elif isinstance(sweep, SweepSpec):
+            spec = sweep
+        else:
+            loaded = load_sweep(sweep)
+            if loaded is None:
+                raise ConfigError(f"{sweep} has no sweep: section; use lake.backtest() for it")
+            spec = loaded
+        return run_sweep(self, spec, **options)
+
+    def resume(self, run: str, **options: Any) -> RunResult:
+        """Finish an interrupted backtest or sweep run, keeping its finished days."""
+        from ticklake.backtest.runner import resolve_run, resume_backtest
+        from ticklake.backtest.sweep import is_sweep_run, resume_sweep
+
+        run_dir = resolve_run(self, run)
+        if is_sweep_run(run_dir):
+            return resume_sweep(self, str(run_dir), **options)
+        return resume_backtest(self, str(run_dir), **options)
+
+    # -------------------------------------------------------------- SQL, admin
+    def sql(self, query: str) -> pl.DataFrame:
+        """Run trusted SQL (DuckDB) over views of every dataset (``ticklake.lake.sql``)."""
+        from ticklake.lake.sql import run_sql
+
+        return run_sql(self, query)
+
+    def query_untrusted(self, query: str, **options: Any) -> QueryResult:
+        """Run untrusted SQL through the locked, read-only path (``max_rows``, timeout)."""
+        from ticklake.lake.sql import run_untrusted_sql
+
+        return run_untrusted_sql(self, query, **options)
+
+    def refresh_warehouse(self) -> Path:
+        """(Re)write ``warehouse.duckdb`` with a view per dataset; returns its path."""
+        from ticklake.lake.sql import refresh_warehouse
+
+        return refresh_warehouse(self)
+
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        """Recompute hashes and look for torn, orphan or stray files."""
+        from ticklake.lake.maintenance import verify_lake
+
+        return verify_lake(self, repair=repair)
+
+    def vacuum(self) -> list[str]:
+        """Remove orphan temp files and empty partition directories safely."""
+        from ticklake.lake.maintenance import vacuum_lake
+
+        return vacuum_lake(self)
+
+    def repack(self, dataset: str, **options: Any) -> RepackReport:
+        """Rewrite a dataset's partitions with a new sort / row-group size."""
+        from ticklake.lake.repack import repack
+
+        return repack(self, dataset, **options)
