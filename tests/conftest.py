@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
+
+# A suite launched with SIGINT ignored (`nohup make test &`, as many CI agents and
+# schedulers start jobs) inherits SIG_IGN: a real Ctrl+C would then do nothing and the
+# tests that press it would wait forever. Python's own handler makes SIGINT raise again.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
