@@ -26,7 +26,8 @@ from ticklake.backtest.conditions.runtime import (
     leg_selector,
 )
 from ticklake.backtest.costs import load_cost_table, order_costs_paise
-from ticklake.backtest.data import DayData, DaySkip, grid_index_of, load_day
+from ticklake.backtest.data import DayData, DaySkip, load_day
+from ticklake.backtest.grid import entry_mask, grid_index_of
 from ticklake.backtest.spec import LegSpec, StrategySpec, parse_hhmm
 from ticklake.errors import ExecutionError
 from ticklake.lake import Lake
@@ -106,17 +107,6 @@ class DayOutcome:
             },
             schema=PNL_SCHEMA,
         )
-
-
-def entry_mask(spec: StrategySpec, day: date, seconds: int) -> np.ndarray:
-    """True at grid seconds inside an entry window (window ends are exclusive)."""
-    mask = np.zeros(seconds, dtype=np.bool_)
-    for start, end in spec.time.windows():
-        lo = max(grid_index_of(day, spec, start), 0)
-        hi = min(grid_index_of(day, spec, end), seconds)
-        if hi > lo:
-            mask[lo:hi] = True
-    return mask
 
 
 def _thresholds(spec: StrategySpec) -> np.ndarray:

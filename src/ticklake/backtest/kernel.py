@@ -5,11 +5,9 @@ targets, slippage coefficients and implied-volatility maths used to *choose* str
 At grid second ``t`` the kernel reads arrays at indices ``<= t`` only (the quotes at
 ``t`` are as-of ``t``), which is what makes the no-look-ahead property hold.
 
-Fill model (see docs/backtest.md): ``cross`` buys at the ask and sells at the bid;
-``mid`` trades at the mid rounded to the tick against us; ``mid_slippage`` trades at
-mid ± (base_ticks × tick + α × spread + β × |mid move over 60 s|), rounded to the tick
-against us (the move term only when the quote 60 s ago was itself tradeable). A quote
-is tradeable when bid > 0, ask > 0 and its age ≤ max_quote_age.
+Its parts: the fill model and the day's records (``kernel_fills``), strike selection
+(``kernel_selection``) and the exit-condition interpreter (``kernel_conditions``); their
+codes are re-exported here, so ``kernel`` is the one name to import.
 """
 
 from __future__ import annotations
@@ -19,173 +17,69 @@ import math
 import numba
 import numpy as np
 
-# Fill reasons (index into REASONS).
-REASONS = (
-    "entry",
-    "exit_time",
-    "leg_stop",
-    "leg_target",
-    "stop_loss",
-    "target",
-    "trailing_stop",
-    "rebalance_close",
-    "rebalance_open",
-    "forced_end_of_day",
-    "exit_condition",
+from ticklake.backtest.kernel_conditions import (
+    COND_ADD,
+    COND_ALL,
+    COND_ANY,
+    COND_CMP,
+    COND_COMPARISONS,
+    COND_CONST,
+    COND_DIV,
+    COND_DRAWDOWN,
+    COND_LEG,
+    COND_MAX_PROGRAM,
+    COND_MUL,
+    COND_NOT,
+    COND_OPCODE_NAMES,
+    COND_PNL,
+    COND_SECONDS_IN_TRADE,
+    COND_SERIES,
+    COND_SUB,
+    _eval_condition,
 )
-ENTRY, EXIT_TIME, LEG_STOP, LEG_TARGET, STOP_LOSS, TARGET, TRAILING = 0, 1, 2, 3, 4, 5, 6
-REBALANCE_CLOSE, REBALANCE_OPEN, FORCED_EOD, EXIT_CONDITION = 7, 8, 9, 10
+from ticklake.backtest.kernel_fills import (
+    ATTEMPT_LEG,
+    ATTEMPT_REASON,
+    ATTEMPT_REASONS,
+    ATTEMPT_T,
+    ENTRY,
+    EXIT_CONDITION,
+    EXIT_TIME,
+    FILL_CONTRACT,
+    FILL_FIELDS,
+    FILL_LEG,
+    FILL_POSITION,
+    FILL_PRICE,
+    FILL_QTY,
+    FILL_REASON,
+    FILL_SIDE,
+    FILL_T,
+    FORCED_EOD,
+    LEG_STOP,
+    LEG_TARGET,
+    MAX_ATTEMPTS,
+    MAX_FILLS,
+    MISSING_QUOTE,
+    NO_CANDIDATE,
+    NO_CONTRACT,
+    NO_UNDERLYING,
+    REASONS,
+    REBALANCE_CLOSE,
+    REBALANCE_OPEN,
+    STALE_QUOTE,
+    STOP_LOSS,
+    TARGET,
+    TRAILING,
+    _fill_price,
+    _record_attempt,
+    _record_fill,
+    _tradeable_reason,
+)
+from ticklake.backtest.kernel_selection import INSTRUMENT, SELECTORS, _select, implied_delta
 
-# Why an order could not trade.
-ATTEMPT_REASONS = ("no_underlying", "no_contract", "missing_quote", "stale_quote", "no_candidate")
-NO_UNDERLYING, NO_CONTRACT, MISSING_QUOTE, STALE_QUOTE, NO_CANDIDATE = 0, 1, 2, 3, 4
-
-SELECTORS = ("atm", "otm", "itm", "delta", "premium", "instrument")
-#: ``leg_kind`` of a plain-instrument leg: its ``leg_param`` is its contract index.
-INSTRUMENT = 5
 FILL_MODES = ("cross", "mid", "mid_slippage")
 THRESHOLD_KINDS = ("none", "points", "pct", "money")
 REBALANCE_KINDS = ("none", "every", "underlying_move")
-
-# Exit-condition programs (compiled by ticklake.backtest.conditions): rows of
-# (opcode, a, b, c), evaluated in postfix order with a float stack for operands and a
-# Kleene stack (0 false, 1 true, 2 unknown) for conditions. NaN is a missing value.
-COND_OPCODE_NAMES = (
-    "const",
-    "series",
-    "leg",
-    "pnl",
-    "drawdown",
-    "add",
-    "sub",
-    "mul",
-    "div",
-    "compare",
-    "all",
-    "any",
-    "not",
-    "seconds_in_trade",
-)
-COND_CONST, COND_SERIES, COND_LEG, COND_PNL, COND_DRAWDOWN = 0, 1, 2, 3, 4
-COND_ADD, COND_SUB, COND_MUL, COND_DIV, COND_CMP, COND_ALL, COND_ANY, COND_NOT = range(5, 13)
-# Appended after the logic opcodes so the numbers above stay stable.
-COND_SECONDS_IN_TRADE = 13
-COND_COMPARISONS = (">", ">=", "<", "<=", "==", "!=")
-COND_MAX_PROGRAM = 512
-
-MAX_FILLS = 20_000
-MAX_ATTEMPTS = 5_000
-
-# The day's fills, one column per fill: rows of int64[FILL_FIELDS, MAX_FILLS].
-FILL_T, FILL_LEG, FILL_CONTRACT, FILL_SIDE, FILL_QTY, FILL_PRICE, FILL_REASON, FILL_POSITION = (
-    range(8)
-)
-FILL_FIELDS = 8
-# Why orders could not trade, one column per attempt: rows of int64[3, MAX_ATTEMPTS].
-ATTEMPT_T, ATTEMPT_LEG, ATTEMPT_REASON = range(3)
-
-
-@numba.njit(cache=True)
-def _record_fill(fills, n, t, leg, c, side, qty, price, reason, position):
-    """Write fill ``n`` and return its cash flow in paise (``-side × qty × price``: a buy
-    pays). The caller checks ``n < MAX_FILLS`` first."""
-    fills[FILL_T, n] = t
-    fills[FILL_LEG, n] = leg
-    fills[FILL_CONTRACT, n] = c
-    fills[FILL_SIDE, n] = side
-    fills[FILL_QTY, n] = qty
-    fills[FILL_PRICE, n] = price
-    fills[FILL_REASON, n] = reason
-    fills[FILL_POSITION, n] = position
-    return -side * qty * price
-
-
-@numba.njit(cache=True)
-def _record_attempt(attempts, n, last_attempt, t, leg, why):
-    """Note that ``leg`` could not trade at ``t`` for ``why`` unless that is what it was
-    told last time (or the table is full); return the new attempt count."""
-    if why != last_attempt[leg] and n < MAX_ATTEMPTS:
-        attempts[ATTEMPT_T, n] = t
-        attempts[ATTEMPT_LEG, n] = leg
-        attempts[ATTEMPT_REASON, n] = why
-        n += 1
-    last_attempt[leg] = why
-    return n
-
-
-@numba.njit(cache=True)
-def _norm_cdf(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
-
-
-@numba.njit(cache=True)
-def _bs_price(spot: float, strike: float, years: float, vol: float, call: bool) -> float:
-    sqrt_t = math.sqrt(years)
-    d1 = (math.log(spot / strike) + 0.5 * vol * vol * years) / (vol * sqrt_t)
-    d2 = d1 - vol * sqrt_t
-    if call:
-        return spot * _norm_cdf(d1) - strike * _norm_cdf(d2)
-    return strike * _norm_cdf(-d2) - spot * _norm_cdf(-d1)
-
-
-@numba.njit(cache=True)
-def implied_delta(spot: float, strike: float, years: float, price: float, call: bool) -> float:
-    """Black–Scholes delta at the implied volatility of ``price`` (zero rates); NaN if none."""
-    intrinsic = max(spot - strike, 0.0) if call else max(strike - spot, 0.0)
-    if price <= intrinsic or spot <= 0 or strike <= 0:
-        return math.nan
-    lo, hi = 1e-4, 5.0
-    if _bs_price(spot, strike, years, hi, call) < price:
-        return math.nan
-    for _ in range(80):
-        mid = 0.5 * (lo + hi)
-        if _bs_price(spot, strike, years, mid, call) < price:
-            lo = mid
-        else:
-            hi = mid
-    vol = 0.5 * (lo + hi)
-    d1 = (math.log(spot / strike) + 0.5 * vol * vol * years) / (vol * math.sqrt(years))
-    return _norm_cdf(d1) if call else _norm_cdf(d1) - 1.0
-
-
-@numba.njit(cache=True)
-def _tradeable_reason(bid, ask, age, c, t, max_age):
-    if c < 0:
-        return NO_CONTRACT
-    if bid[c, t] <= 0 or ask[c, t] <= 0 or age[c, t] < 0:
-        return MISSING_QUOTE
-    if age[c, t] > max_age:
-        return STALE_QUOTE
-    return -1
-
-
-@numba.njit(cache=True)
-def _round_against(value: float, tick: int, buying: bool) -> int:
-    units = value / tick
-    ticks = math.ceil(units - 1e-9) if buying else math.floor(units + 1e-9)
-    return max(int(ticks) * tick, tick)
-
-
-@numba.njit(cache=True)
-def _fill_price(quotes, model, c, t, buying):
-    """Price of a fill of contract ``c`` at second ``t`` in paise; ``quotes`` is the day's
-    ``(bid, ask, age)``, ``model`` the fill model ``(mode, tick, base_ticks, alpha, beta,
-    max_age)``."""
-    bid, ask, age = quotes
-    mode, tick, base_ticks, alpha, beta, max_age = model
-    if mode == 0:
-        return ask[c, t] if buying else bid[c, t]
-    mid = 0.5 * (bid[c, t] + ask[c, t])
-    slip = 0.0
-    if mode == 2:
-        slip = base_ticks * tick + alpha * (ask[c, t] - bid[c, t])
-        if beta > 0.0 and t >= 60:
-            b0, a0, g0 = bid[c, t - 60], ask[c, t - 60], age[c, t - 60]
-            # Only a quote that was itself tradeable then: a stale one would measure a
-            # move that partly happened before t - 60 s.
-            if b0 > 0 and a0 > 0 and 0 <= g0 <= max_age:
-                slip += beta * abs(mid - 0.5 * (b0 + a0))
-    return _round_against(mid + slip if buying else mid - slip, tick, buying)
 
 
 @numba.njit(cache=True)
@@ -194,54 +88,6 @@ def _close_open_legs(pos_c, closing, reason):
     for leg in range(pos_c.shape[0]):
         if pos_c[leg] >= 0 and closing[leg] < 0:
             closing[leg] = reason
-
-
-@numba.njit(cache=True)
-def _find_contract(strikes, is_call, call, strike):
-    for i in range(strikes.shape[0]):
-        if strikes[i] == strike and is_call[i] == call:
-            return i
-    return -1
-
-
-@numba.njit(cache=True)
-def _select(
-    spot, strikes, is_call, bid, ask, age, years, t, call, kind, param, step, candidates, max_age
-):
-    """Return (contract index or -1, attempt reason or -1) for one leg at second t."""
-    if kind == INSTRUMENT:  # a plain instrument: always its own contract row
-        return int(param), -1
-    s = spot[t]
-    if s <= 0:
-        return -1, NO_UNDERLYING
-    atm = ((s + step // 2) // step) * step
-    if kind <= 2:
-        steps = int(param)
-        offset = steps * step
-        if kind == 1:  # OTM: calls above, puts below
-            strike = atm + offset if call else atm - offset
-        elif kind == 2:  # ITM
-            strike = atm - offset if call else atm + offset
-        else:
-            strike = atm
-        c = _find_contract(strikes, is_call, call, strike)
-        return c, (-1 if c >= 0 else NO_CONTRACT)
-    best_c, best_gap = -1, math.inf
-    for k in range(-candidates, candidates + 1):
-        c = _find_contract(strikes, is_call, call, atm + k * step)
-        if c < 0 or _tradeable_reason(bid, ask, age, c, t, max_age) >= 0:
-            continue
-        mid = 0.5 * (bid[c, t] + ask[c, t]) / 100.0
-        if kind == 4:
-            gap = abs(mid - param)
-        else:
-            delta = implied_delta(s / 100.0, strikes[c] / 100.0, years[t], mid, call)
-            if math.isnan(delta):
-                continue
-            gap = abs(abs(delta) - param)
-        if gap < best_gap - 1e-12:
-            best_c, best_gap = c, gap
-    return best_c, (-1 if best_c >= 0 else NO_CANDIDATE)
 
 
 @numba.njit(cache=True)
@@ -267,113 +113,6 @@ def _threshold_hit(kind, value, points, pct_base, money_paise):
     if kind == 3:
         return money_paise >= value * 100.0
     return False
-
-
-@numba.njit(cache=True)
-def _eval_condition(
-    program,
-    constants,
-    series,
-    contract_values,
-    contract_slot,
-    pos_c,
-    t,
-    pnl,
-    drawdown,
-    pnl_prev,
-    drawdown_prev,
-    seconds_in_trade,
-):
-    """Run an exit-condition program at second ``t``; 1 = true, 0 = false, 2 = unknown.
-
-    ``pnl``/``drawdown`` are rupees of the current entry; ``*_prev`` the previous second's
-    (NaN on the entry's first second). ``seconds_in_trade`` is ``t`` minus the entry's
-    second (its value at t-1 is NaN on the entry's first second). A leg operand reads the
-    leg's *held* contract.
-    """
-    n = program.shape[0]
-    values = np.empty(n, np.float64)
-    truth = np.empty(n, np.int8)
-    nv = 0
-    nt = 0
-    for i in range(n):
-        op, a, b, c = program[i, 0], program[i, 1], program[i, 2], program[i, 3]
-        if op <= COND_DRAWDOWN or op == COND_SECONDS_IN_TRADE:
-            at = t - b
-            value = math.nan
-            if op == COND_CONST:
-                value = constants[a]
-            elif op == COND_SERIES:
-                if at >= 0:
-                    value = series[a, at]
-            elif op == COND_LEG:
-                held = pos_c[c]
-                if at >= 0 and held >= 0 and contract_slot[held] >= 0:
-                    value = contract_values[a, contract_slot[held], at]
-            elif op == COND_PNL:
-                value = pnl_prev if b else pnl
-            elif op == COND_DRAWDOWN:
-                value = drawdown_prev if b else drawdown
-            elif seconds_in_trade - b >= 0:
-                value = seconds_in_trade - b
-            values[nv] = value
-            nv += 1
-        elif op <= COND_DIV:
-            right = values[nv - 1]
-            left = values[nv - 2]
-            nv -= 2
-            if op == COND_ADD:
-                out = left + right
-            elif op == COND_SUB:
-                out = left - right
-            elif op == COND_MUL:
-                out = left * right
-            else:
-                out = left / right if right != 0.0 else math.nan
-            values[nv] = out
-            nv += 1
-        elif op == COND_CMP:
-            right = values[nv - 1]
-            left = values[nv - 2]
-            nv -= 2
-            if math.isnan(left) or math.isnan(right):
-                truth[nt] = 2
-            else:
-                if a == 0:
-                    hit = left > right
-                elif a == 1:
-                    hit = left >= right
-                elif a == 2:
-                    hit = left < right
-                elif a == 3:
-                    hit = left <= right
-                elif a == 4:
-                    hit = left == right
-                else:
-                    hit = left != right
-                truth[nt] = 1 if hit else 0
-            nt += 1
-        elif op == COND_NOT:
-            v = truth[nt - 1]
-            truth[nt - 1] = 2 if v == 2 else 1 - v
-        else:  # all / any of the last a results, Kleene logic
-            all_of = op == COND_ALL
-            result = 1 if all_of else 0
-            for j in range(nt - a, nt):
-                v = truth[j]
-                if all_of:
-                    if v == 0:
-                        result = 0
-                    elif v == 2 and result == 1:
-                        result = 2
-                elif v == 1:
-                    result = 1
-                elif v == 2 and result == 0:
-                    result = 2
-            nt -= a
-            truth[nt] = result
-            nt += 1
-    return truth[nt - 1] if nt > 0 else 0
 
 
 @numba.njit(cache=True)
@@ -731,3 +470,63 @@ def simulate_day(
         in_pos,
         overflow,
     )
+
+
+__all__ = [
+    "ATTEMPT_LEG",
+    "ATTEMPT_REASON",
+    "ATTEMPT_REASONS",
+    "ATTEMPT_T",
+    "COND_ADD",
+    "COND_ALL",
+    "COND_ANY",
+    "COND_CMP",
+    "COND_COMPARISONS",
+    "COND_CONST",
+    "COND_DIV",
+    "COND_DRAWDOWN",
+    "COND_LEG",
+    "COND_MAX_PROGRAM",
+    "COND_MUL",
+    "COND_NOT",
+    "COND_OPCODE_NAMES",
+    "COND_PNL",
+    "COND_SECONDS_IN_TRADE",
+    "COND_SERIES",
+    "COND_SUB",
+    "ENTRY",
+    "EXIT_CONDITION",
+    "EXIT_TIME",
+    "FILL_CONTRACT",
+    "FILL_FIELDS",
+    "FILL_LEG",
+    "FILL_MODES",
+    "FILL_POSITION",
+    "FILL_PRICE",
+    "FILL_QTY",
+    "FILL_REASON",
+    "FILL_SIDE",
+    "FILL_T",
+    "FORCED_EOD",
+    "INSTRUMENT",
+    "LEG_STOP",
+    "LEG_TARGET",
+    "MAX_ATTEMPTS",
+    "MAX_FILLS",
+    "MISSING_QUOTE",
+    "NO_CANDIDATE",
+    "NO_CONTRACT",
+    "NO_UNDERLYING",
+    "REASONS",
+    "REBALANCE_CLOSE",
+    "REBALANCE_KINDS",
+    "REBALANCE_OPEN",
+    "SELECTORS",
+    "STALE_QUOTE",
+    "STOP_LOSS",
+    "TARGET",
+    "THRESHOLD_KINDS",
+    "TRAILING",
+    "implied_delta",
+    "simulate_day",
+]

@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ticklake.backtest.conditions.compile import compile_conditions
 from ticklake.errors import ConfigError
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -397,9 +398,12 @@ class StrategySpec(_Spec):
         if self.entry.when is None and self.exits.when is None and self.day_filter is None:
             return self
         # Compile now so a bad condition fails when the spec is loaded, naming its key.
-        from ticklake.backtest.conditions import compile_spec_conditions
-
-        compile_spec_conditions(self)
+        compile_conditions(
+            self.entry.when,
+            self.exits.when,
+            self.day_filter,
+            tuple(leg.name for leg in self.legs),
+        )
         return self
 
 

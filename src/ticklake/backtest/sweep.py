@@ -29,55 +29,21 @@ Examples:
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import json
-import math
-import os
-import re
-import shutil
-import time
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import date
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
 from ticklake._version import __version__
-from ticklake.backtest.conditions import compile_spec_conditions
-from ticklake.backtest.conditions.ast import (
-    All,
-    AnyOf,
-    Arithmetic,
-    Compare,
-    Condition,
-    MetricRef,
-    Not,
-    Number,
-    Operand,
-)
-from ticklake.backtest.conditions.parser import parse_condition
-from ticklake.backtest.conditions.runtime import DayMarket
-from ticklake.backtest.data import DaySkip, load_day, strike_reach_steps
-from ticklake.backtest.engine import (
-    ATTEMPT_SCHEMA,
-    TRADE_SCHEMA,
-    WEEKDAY_NAMES,
-    DayOutcome,
-    _skipped,
-    run_loaded_day,
-)
-from ticklake.backtest.runner import (
-    CACHE_DIR,
+from ticklake.backtest.engine import ATTEMPT_SCHEMA, TRADE_SCHEMA
+from ticklake.backtest.run_ledger import (
     DAILY_SCHEMA,
     RUNS_DIR,
     RunResult,
     _git_sha,
-    _input_hashes,
     _intact,
     _save_ledger,
     _write_frame,
@@ -88,335 +54,38 @@ from ticklake.backtest.runner import (
     resolve_run,
 )
 from ticklake.backtest.spec import StrategySpec, parse_spec, spec_document, spec_hash
-from ticklake.backtest.stats import compute_statistics, session_seconds_from_spec
-from ticklake.errors import ConfigError, ExecutionError
-from ticklake.lake import Lake, open_lake
-from ticklake.lake.manifest import sha256_file, utc_now_iso
-
-SWEEP_DAY_FILES = ("trades.parquet", "attempts.parquet", "daily.parquet")
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-MAX_VARIANTS = 10_000
-#: Statistics where smaller is better (ranked ascending).
-ASCENDING_STATISTICS = frozenset({"max_drawdown_paise", "total_costs_paise"})
-RANK_STATISTICS = (
-    "total_net_pnl_paise",
-    "sharpe_ratio",
-    "sortino_ratio",
-    "profit_factor",
-    "win_rate_traded_days",
-    "average_daily_net_pnl_rupees",
-    "max_drawdown_paise",
-    "total_costs_paise",
+from ticklake.backtest.sweep_days import (
+    SWEEP_DAY_FILES,
+    SweepDayJob,
+    run_day_variants,
+    sweep_day_task,
 )
+from ticklake.backtest.sweep_grid import (
+    MAX_VARIANTS,
+    SweepSpec,
+    Variant,
+    constraint_holds,
+    expand,
+    grid_values,
+    load_sweep,
+    substitute,
+    sweep_from_data,
+)
+from ticklake.backtest.sweep_ranking import (
+    ASCENDING_STATISTICS,
+    RANK_STATISTICS,
+    out_of_sample,
+    variant_statistics,
+    variant_table,
+    walk_forward,
+)
+from ticklake.errors import ConfigError, ExecutionError
+from ticklake.lake import Lake
+from ticklake.lake.manifest import sha256_file, utc_now_iso
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
-# ---------------------------------------------------------------------- the grid
-@dataclass(frozen=True)
-class SweepSpec:
-    """A strategy template with sweep axes and constraints."""
-
-    template: dict[str, Any]
-    axes: dict[str, list[Any]]
-    constraints: tuple[str, ...] = ()
-    source: str = "sweep"
-
-    @property
-    def grid_size(self) -> int:
-        return math.prod(len(v) for v in self.axes.values())
-
-
-@dataclass(frozen=True)
-class Variant:
-    index: int
-    values: dict[str, Any]
-    spec: StrategySpec = field(repr=False, compare=False)
-
-
-def sweep_from_data(data: Mapping[str, Any], *, source: str = "sweep") -> SweepSpec:
-    """Split a strategy mapping into its template, axes and constraints."""
-    body = dict(data)
-    axes = body.pop("sweep", None)
-    constraints = body.pop("constraints", None) or []
-    if not isinstance(axes, dict) or not axes:
-        raise ConfigError(
-            f"{source}: 'sweep' must map axis names to lists of values, e.g. "
-            "sweep: {ema_fast: [1, 2]}"
-        )
-    for name, values in axes.items():
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
-            raise ConfigError(f"{source}: sweep axis {name!r} must be an identifier")
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{source}: sweep axis {name!r} needs a non-empty list of values")
-    if not isinstance(constraints, list) or not all(isinstance(c, str) for c in constraints):
-        raise ConfigError(f"{source}: 'constraints' must be a list of text conditions")
-    return SweepSpec(body, {str(k): list(v) for k, v in axes.items()}, tuple(constraints), source)
-
-
-def load_sweep(path: Path | str) -> SweepSpec | None:
-    """Read a strategy file; return its sweep, or ``None`` when it has no ``sweep:``."""
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    if not isinstance(data, dict) or "sweep" not in data:
-        return None
-    return sweep_from_data(data, source=str(path))
-
-
-def substitute(value: Any, values: Mapping[str, Any], *, where: str = "spec") -> Any:
-    """Replace ``${axis}`` in every string of ``value`` (typed when it is the whole string)."""
-    if isinstance(value, dict):
-        return {k: substitute(v, values, where=f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [substitute(v, values, where=f"{where}[{i}]") for i, v in enumerate(value)]
-    if not isinstance(value, str):
-        return value
-    whole = _PLACEHOLDER.fullmatch(value.strip())
-
-    def lookup(name: str) -> Any:
-        if name not in values:
-            raise ConfigError(
-                f"{where}: unknown sweep variable ${{{name}}}; axes: {', '.join(values) or 'none'}"
-            )
-        return values[name]
-
-    if whole:
-        return lookup(whole.group(1))
-    return _PLACEHOLDER.sub(lambda m: str(lookup(m.group(1))), value)
-
-
-def constraint_holds(text: str, values: Mapping[str, Any]) -> bool:
-    """Evaluate a constraint (``ema_fast < ema_slow``) with the condition parser."""
-    return bool(_truth(parse_condition(text, where=f"constraint {text!r}"), values, text))
-
-
-def _truth(node: Condition, values: Mapping[str, Any], text: str) -> bool:
-    if isinstance(node, All):
-        return all(_truth(i, values, text) for i in node.items)
-    if isinstance(node, AnyOf):
-        return any(_truth(i, values, text) for i in node.items)
-    if isinstance(node, Not):
-        return not _truth(node.item, values, text)
-    assert isinstance(node, Compare)
-    if node.op.startswith("crosses"):
-        raise ConfigError(f"constraint {text!r}: {node.op} has no meaning between axis values")
-    left, right = _number(node.left, values, text), _number(node.right, values, text)
-    return {
-        ">": left > right,
-        ">=": left >= right,
-        "<": left < right,
-        "<=": left <= right,
-        "==": left == right,
-        "!=": left != right,
-    }[node.op]
-
-
-def _number(node: Operand, values: Mapping[str, Any], text: str) -> float:
-    if isinstance(node, Number):
-        return node.value
-    if isinstance(node, Arithmetic):
-        left, right = _number(node.left, values, text), _number(node.right, values, text)
-        if node.op == "/" and right == 0:
-            raise ConfigError(f"constraint {text!r}: division by zero")
-        return {"+": left + right, "-": left - right, "*": left * right}.get(
-            node.op, left / right if right else math.nan
-        )
-    if isinstance(node, MetricRef) and not node.args and node.of == "underlying":
-        if node.metric not in values:
-            raise ConfigError(
-                f"constraint {text!r}: unknown axis {node.metric!r}; axes: {', '.join(values)}"
-            )
-        value = values[node.metric]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(
-                f"constraint {text!r}: axis {node.metric!r} = {value!r} is not a number"
-            )
-        return float(value)
-    raise ConfigError(f"constraint {text!r}: only axis names, numbers and + - * / are allowed")
-
-
-def grid_values(sweep: SweepSpec) -> list[dict[str, Any]]:
-    """The axis values of every variant the constraints keep, in grid order."""
-    if sweep.grid_size > MAX_VARIANTS:
-        raise ConfigError(
-            f"{sweep.source}: the grid has {sweep.grid_size:,} variants, more than "
-            f"{MAX_VARIANTS:,}; shorten an axis"
-        )
-    names = list(sweep.axes)
-    kept = []
-    for combination in itertools.product(*(sweep.axes[n] for n in names)):
-        values = dict(zip(names, combination, strict=True))
-        if all(constraint_holds(c, values) for c in sweep.constraints):
-            kept.append(values)
-    return kept
-
-
-def expand(sweep: SweepSpec) -> list[Variant]:
-    """Every variant of the grid that satisfies the constraints, numbered from 0."""
-    variants: list[Variant] = []
-    for values in grid_values(sweep):
-        data = substitute(sweep.template, values)
-        label = ", ".join(f"{k}={v}" for k, v in values.items())
-        spec = parse_spec(data, source=f"{sweep.source} [{label}]")
-        variants.append(Variant(len(variants), values, spec))
-    if not variants:
-        raise ConfigError(f"{sweep.source}: the constraints leave no variant of the grid")
-    return variants
-
-
-# ---------------------------------------------------------------------- one day
-def _data_key(spec: StrategySpec) -> str:
-    """What ``load_day`` depends on: variants with equal keys share one load."""
-    return json.dumps(
-        [
-            spec.universe.model_dump(mode="json"),
-            spec.time.session_start,
-            spec.time.session_end,
-            spec.time.timezone,
-            spec.fills.as_of_tolerance_seconds,
-            spec.fills.max_quote_age_seconds,
-            # Instrument legs load their instruments' rows, in leg order.
-            [
-                [i, spec.instrument_dataset(leg), leg.instrument.symbol]
-                for i, leg in enumerate(spec.legs)
-                if leg.instrument is not None
-            ],
-        ],
-        sort_keys=True,
-    )
-
-
-def run_day_variants(lake: Lake, specs: list[StrategySpec], day: date) -> list[DayOutcome]:
-    """Backtest every variant on one day, loading the day once per distinct data need."""
-    outcomes: list[DayOutcome | None] = [None] * len(specs)
-    groups: dict[str, list[int]] = {}
-    for i, spec in enumerate(specs):
-        weekday = WEEKDAY_NAMES[day.weekday()]
-        if weekday not in spec.time.weekdays:
-            outcomes[i] = _skipped(day, f"weekday {weekday} not selected")
-        else:
-            groups.setdefault(_data_key(spec), []).append(i)
-    for indices in groups.values():
-        plans = {i: compile_spec_conditions(specs[i]) for i in indices}
-        first = specs[indices[0]]
-        loaded = load_day(
-            lake,
-            first,
-            day,
-            market_fields=any(p.needs_contracts for p in plans.values()),
-            # Load every strike any variant's selectors can reach, not just the first's.
-            reach_steps=max(strike_reach_steps(specs[i]) for i in indices),
-        )
-        if isinstance(loaded, DaySkip):
-            for i in indices:
-                outcomes[i] = _skipped(day, loaded.reason)
-            continue
-        market = DayMarket(lake, first, loaded)
-        for i in indices:
-            outcomes[i] = run_loaded_day(specs[i], loaded, market, plans[i])
-    return [o for o in outcomes if o is not None]
-
-
-def _daily_frame(summaries: list[dict[str, Any]]) -> pl.DataFrame:
-    return (
-        pl.DataFrame(summaries, infer_schema_length=None)
-        .with_columns(
-            pl.col("date").str.to_date(),
-            pl.col("expiry").cast(pl.String).str.to_date(),
-            pl.col("first_entry_ts")
-            .cast(pl.String)
-            .str.to_datetime(time_zone="UTC", time_unit="ns"),
-            pl.col("last_exit_ts").cast(pl.String).str.to_datetime(time_zone="UTC", time_unit="ns"),
-            pl.col("skip_reason").cast(pl.String),
-            pl.col("underlying_source").cast(pl.String),
-        )
-        .select(
-            pl.col("variant").cast(pl.Int64),
-            *[pl.col(c).cast(t) for c, t in DAILY_SCHEMA.items()],
-        )
-    )
-
-
-@dataclass(frozen=True)
-class SweepDayJob:
-    lake_root: str
-    run_dir: str
-    specs_json: str  # JSON list of the variants' specs, in variant order
-    day: str
-    use_cache: bool = True
-
-
-def sweep_day_task(job: SweepDayJob) -> dict[str, Any]:
-    """Run (or fetch from the cache) every variant of one day; write the day's files."""
-    started = time.perf_counter()
-    lake = open_lake(job.lake_root)
-    specs = [parse_spec(s) for s in json.loads(job.specs_json)]
-    day = date.fromisoformat(job.day)
-    out_dir = Path(job.run_dir) / "days" / job.day
-    out_dir.mkdir(parents=True, exist_ok=True)
-    inputs: dict[str, str] = {}
-    for spec in specs:
-        inputs |= _input_hashes(lake, spec, day)
-    body = json.dumps(
-        {
-            "specs": [spec_hash(s) for s in specs],
-            "day": job.day,
-            "inputs": inputs,
-            "v": __version__,
-        },
-        sort_keys=True,
-    )
-    key = "sweep-" + hashlib.sha256(body.encode()).hexdigest()
-    cache = lake.root / CACHE_DIR / key[6:8] / key
-    cached = job.use_cache and (cache / "daily.parquet").is_file()
-    if cached:
-        for name in SWEEP_DAY_FILES:
-            tmp = out_dir / f".tmp-{uuid.uuid4().hex}.tmp"
-            shutil.copyfile(cache / name, tmp)
-            os.replace(tmp, out_dir / name)
-        daily = pl.read_parquet(out_dir / "daily.parquet")
-    else:
-        outcomes = run_day_variants(lake, specs, day)
-        trades = pl.concat(
-            [
-                o.trades.select(pl.lit(v, pl.Int64).alias("variant"), pl.all())
-                for v, o in enumerate(outcomes)
-            ]
-        )
-        attempts = pl.concat(
-            [
-                o.attempts.select(pl.lit(v, pl.Int64).alias("variant"), pl.all())
-                for v, o in enumerate(outcomes)
-            ]
-        )
-        daily = _daily_frame([{"variant": v, **o.summary} for v, o in enumerate(outcomes)])
-        _write_frame(trades, out_dir / "trades.parquet")
-        _write_frame(attempts, out_dir / "attempts.parquet")
-        _write_frame(daily, out_dir / "daily.parquet")
-        if job.use_cache:
-            staging = cache.parent / f".tmp-{uuid.uuid4().hex}"
-            staging.mkdir(parents=True, exist_ok=True)
-            for name in SWEEP_DAY_FILES:
-                shutil.copyfile(out_dir / name, staging / name)
-            try:
-                os.replace(staging, cache)
-            except OSError:  # another run cached the same day first: identical content
-                shutil.rmtree(staging, ignore_errors=True)
-    return {
-        "status": "done",
-        "variants": len(specs),
-        "fills": int(daily["fills"].sum()),
-        "net_pnl_paise": int(daily["net_pnl_paise"].sum()),
-        "outputs": {n: sha256_file(out_dir / n) for n in SWEEP_DAY_FILES},
-        "inputs": inputs,
-        "cache_key": key,
-        "cached": bool(cached),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
-
-
-# ---------------------------------------------------------------------- the run
 @dataclass
 class SweepResult(RunResult):
     """A finished sweep: a run whose files carry a ``variant`` column, plus its ranking."""
@@ -601,145 +270,6 @@ def _finish_sweep(
     _save_ledger(run_dir, ledger)
 
 
-# ---------------------------------------------------------------------- results
-def variant_statistics(
-    daily: pl.DataFrame, trades: pl.DataFrame, variant: int, session_seconds: int
-) -> dict[str, Any]:
-    """The run statistics of one variant (over the rows of ``daily``/``trades`` given)."""
-    stats = compute_statistics(
-        daily.filter(pl.col("variant") == variant).drop("variant"),
-        trades.filter(pl.col("variant") == variant).drop("variant"),
-        session_seconds=session_seconds,
-    )
-    return {name: getattr(stats, name) for name in (*RANK_STATISTICS, "days_traded", "fills")}
-
-
-def _sort_key(statistic: str) -> pl.Expr:
-    column = pl.col(statistic).cast(pl.Float64)
-    return column if statistic in ASCENDING_STATISTICS else -column
-
-
-def variant_table(
-    daily: pl.DataFrame,
-    trades: pl.DataFrame,
-    variants: list[dict[str, Any]],
-    spec: StrategySpec,
-    *,
-    rank_by: str = "total_net_pnl_paise",
-) -> pl.DataFrame:
-    """One row per variant: axis values, statistics, ``rank`` (1 = best by ``rank_by``)."""
-    seconds = session_seconds_from_spec(spec_document(spec))
-    rows = []
-    for entry in variants:
-        stats = variant_statistics(daily, trades, entry["variant"], seconds)
-        rows.append({"variant": entry["variant"], **entry["values"], **stats})
-    table = pl.DataFrame(rows, infer_schema_length=None).with_columns(
-        pl.col(c).cast(pl.Float64)
-        for c in RANK_STATISTICS
-        if c.endswith(("ratio", "factor", "days", "rupees"))
-    )
-    ordered = table.sort(_sort_key(rank_by), "variant", nulls_last=True)
-    return ordered.with_columns(
-        pl.int_range(1, ordered.height + 1, dtype=pl.Int64).alias("rank")
-    ).select("rank", pl.all().exclude("rank"))
-
-
-def out_of_sample(
-    daily: pl.DataFrame,
-    trades: pl.DataFrame,
-    variants: list[dict[str, Any]],
-    spec: StrategySpec,
-    *,
-    train_end: date,
-    test_end: date | None = None,
-    rank_by: str = "total_net_pnl_paise",
-) -> dict[str, Any]:
-    """Choose the best variant on days ``<= train_end``; report it on the later days.
-
-    Returns the chosen variant, its training and test statistics, and its test rank
-    among all variants (1 = it was also the best out of sample).
-    """
-    train = daily.filter(pl.col("date") <= train_end)
-    test = daily.filter(pl.col("date") > train_end)
-    if test_end is not None:
-        test = test.filter(pl.col("date") <= test_end)
-    if train.height == 0 or test.height == 0:
-        raise ConfigError(
-            f"out-of-sample split at {train_end} leaves an empty training or test period"
-        )
-    train_trades = trades.filter(pl.col("date") <= train_end)
-    test_trades = trades.filter(pl.col("date").is_in(test["date"].unique().implode()))
-    on_train = variant_table(train, train_trades, variants, spec, rank_by=rank_by)
-    on_test = variant_table(test, test_trades, variants, spec, rank_by=rank_by)
-    chosen = int(on_train["variant"][0])
-    test_row = on_test.filter(pl.col("variant") == chosen).row(0, named=True)
-    return {
-        "rank_by": rank_by,
-        "train": [str(train["date"].min()), str(train["date"].max())],
-        "test": [str(test["date"].min()), str(test["date"].max())],
-        "chosen_variant": chosen,
-        "values": next(v["values"] for v in variants if v["variant"] == chosen),
-        "train_statistic": on_train.row(0, named=True)[rank_by],
-        "test_statistic": test_row[rank_by],
-        "test_rank": int(test_row["rank"]),
-        "variants": len(variants),
-        "best_test_variant": int(on_test["variant"][0]),
-    }
-
-
-def walk_forward(
-    daily: pl.DataFrame,
-    trades: pl.DataFrame,
-    variants: list[dict[str, Any]],
-    spec: StrategySpec,
-    *,
-    train_days: int,
-    test_days: int,
-    rank_by: str = "total_net_pnl_paise",
-) -> pl.DataFrame:
-    """Rolling windows: choose on ``train_days`` planned days, report the next
-    ``test_days``; one row per window (the test windows do not overlap)."""
-    if train_days < 1 or test_days < 1:
-        raise ConfigError("walk-forward needs train_days >= 1 and test_days >= 1")
-    dates = sorted(daily["date"].unique().to_list())
-    rows = []
-    start = 0
-    while start + train_days < len(dates):
-        train_dates = dates[start : start + train_days]
-        test_dates = dates[start + train_days : start + train_days + test_days]
-        window = daily.filter(pl.col("date").is_in(train_dates + test_dates))
-        result = out_of_sample(
-            window,
-            trades.filter(pl.col("date").is_in(train_dates + test_dates)),
-            variants,
-            spec,
-            train_end=train_dates[-1],
-            rank_by=rank_by,
-        )
-        rows.append(
-            {
-                "train_start": train_dates[0],
-                "train_end": train_dates[-1],
-                "test_start": test_dates[0],
-                "test_end": test_dates[-1],
-                "chosen_variant": result["chosen_variant"],
-                "train_statistic": _float(result["train_statistic"]),
-                "test_statistic": _float(result["test_statistic"]),
-                "test_rank": result["test_rank"],
-            }
-        )
-        start += test_days
-    if not rows:
-        raise ConfigError(
-            f"walk-forward: {len(dates)} planned days are too few for {train_days} training days"
-        )
-    return pl.DataFrame(rows)
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
 def read_sweep(run_dir: Path) -> tuple[dict[str, Any], pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """(sweep.json, variants, daily, trades) of a finished sweep run."""
     info = json.loads((run_dir / "sweep.json").read_text())
@@ -753,3 +283,31 @@ def read_sweep(run_dir: Path) -> tuple[dict[str, Any], pl.DataFrame, pl.DataFram
 
 def is_sweep_run(run_dir: Path) -> bool:
     return (Path(run_dir) / "sweep.json").is_file()
+
+
+__all__ = [
+    "ASCENDING_STATISTICS",
+    "MAX_VARIANTS",
+    "RANK_STATISTICS",
+    "SWEEP_DAY_FILES",
+    "SweepDayJob",
+    "SweepResult",
+    "SweepSpec",
+    "Variant",
+    "constraint_holds",
+    "expand",
+    "grid_values",
+    "is_sweep_run",
+    "load_sweep",
+    "out_of_sample",
+    "read_sweep",
+    "resume_sweep",
+    "run_day_variants",
+    "run_sweep",
+    "substitute",
+    "sweep_day_task",
+    "sweep_from_data",
+    "variant_statistics",
+    "variant_table",
+    "walk_forward",
+]

@@ -204,7 +204,7 @@ def test_combined_pct_stop_is_a_percentage_of_the_option_premium_not_the_future(
 
 
 def test_futures_day_with_the_front_month_expired_rolls_to_the_next(tmp_path: Path) -> None:
-    from ticklake.backtest.data import _front_future
+    from ticklake.backtest.instruments import _front_future
 
     assert _front_future([FRONT, NEXT], date(2024, 1, 25)) == FRONT  # expiry day itself
     assert _front_future([FRONT, NEXT], date(2024, 1, 26)) == NEXT

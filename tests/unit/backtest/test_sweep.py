@@ -307,7 +307,7 @@ def test_a_day_of_the_4x2x2_grid_is_loaded_once_and_its_series_computed_once(
     """The 12 variants left of the 4 x 2 x 2 grid share one ``load_day`` and one
     ``DayMarket``; each distinct metric series is computed once for all of them; a
     variant with another quote tolerance (a different data need) loads its own day."""
-    import ticklake.backtest.sweep as sweep_module
+    import ticklake.backtest.sweep_days as sweep_module
 
     loads: list[date] = []
     markets: list[Any] = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ticklake.backtest.conditions.ast import condition_from_data, condition_text
+from ticklake.backtest.conditions.ast import condition_text
 from ticklake.backtest.conditions.compile import (
     RULES,
     SpecPlans,
@@ -16,6 +16,7 @@ from ticklake.backtest.conditions.compile import (
     compile_conditions,
 )
 from ticklake.backtest.conditions.errors import ConditionError, ConditionSyntaxError
+from ticklake.backtest.conditions.from_data import condition_from_data
 from ticklake.backtest.conditions.parser import parse_condition
 from ticklake.backtest.conditions.plan import Atom, Plan
 

@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ticklake.backtest.conditions.ast import Condition, condition_from_data
+from ticklake.backtest.conditions.ast import Condition
+from ticklake.backtest.conditions.from_data import condition_from_data
 from ticklake.backtest.conditions.passes import bind, lower, resolve, typecheck
 from ticklake.backtest.conditions.passes.context import CompileContext, Usage
 from ticklake.backtest.conditions.plan import Plan

@@ -29,12 +29,9 @@ import polars as pl
 
 from ticklake.backtest import kernel as k
 from ticklake.backtest.conditions.plan import Atom, Plan
-from ticklake.backtest.data import (
-    DayData,
-    grid_index_of,
-    previous_underlying_day,
-    underlying_grid,
-)
+from ticklake.backtest.data import DayData
+from ticklake.backtest.day_inputs import previous_underlying_day, underlying_grid
+from ticklake.backtest.grid import entry_mask, grid_index_of
 from ticklake.backtest.spec import LegSpec, StrategySpec, parse_hhmm
 from ticklake.lake import Lake
 
@@ -422,8 +419,6 @@ def exit_arrays(plan: Plan, market: DayMarket, spec: StrategySpec, from_second: 
 
 def entry_window_seconds(spec: StrategySpec, data: DayData) -> np.ndarray:
     """Grid seconds inside the entry windows (the only ones an entry condition needs)."""
-    from ticklake.backtest.engine import entry_mask
-
     return np.flatnonzero(entry_mask(spec, data.day, data.seconds))
 
 
