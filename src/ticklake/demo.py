@@ -136,7 +136,9 @@ def run_demo(directory: Path, *, log: Callable[[str], None] = print, days: int =
     )
     greeks = lake.sql(
         """
-        SELECT instrument, ts, round(implied_volatility_mid, 4) AS iv, round(delta_mid, 3) AS delta,
+        SELECT instrument,
+               strftime(timezone('Asia/Kolkata', ts), '%Y-%m-%d %H:%M:%S') AS "ts (IST)",
+               round(implied_volatility_mid, 4) AS iv, round(delta_mid, 3) AS delta,
                round(gamma_mid, 6) AS gamma, round(theta_per_day_mid, 2) AS theta_per_day
         FROM gold.option_greeks_greeks
         WHERE ts = TIMESTAMPTZ '2024-01-08 04:30:00+00'

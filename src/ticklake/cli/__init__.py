@@ -73,7 +73,11 @@ def demo_cmd(
     from ticklake.demo import run_demo
 
     try:
-        run_demo(directory, log=lambda line: console.print(line, highlight=False))
+        # soft_wrap: a piped demo keeps each line whole instead of breaking it at 160 columns
+        run_demo(
+            directory,
+            log=lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True),
+        )
     except FileExistsError as exc:
         console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from None

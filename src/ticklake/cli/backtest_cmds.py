@@ -229,21 +229,30 @@ def compare_cmd(
 @backtest_app.command("runs")
 @handle_errors
 def runs_cmd(lake_path: LakeOption = None) -> None:
-    """List the lake's runs, newest last."""
+    """List the lake's backtest and sweep runs, newest last (analytics runs share runs/)."""
     from ticklake.backtest.runner import RUNS_DIR
 
     lake = get_lake(lake_path)
-    table = Table("run", "status", "days", "fills", "net P&L (₹)", "created (UTC)")
+    table = Table("run", "kind", "status", "days", "fills", "net P&L (₹)", "created (UTC)")
     for run_json in sorted((lake.root / RUNS_DIR).glob("*/run.json")):
-        ledger = json.loads(run_json.read_text())
+        try:
+            ledger = json.loads(run_json.read_text())
+        except (OSError, ValueError) as exc:
+            table.add_row(run_json.parent.name, "?", f"[red]unreadable run.json: {exc}[/]")
+            continue
+        kind = ledger.get("kind", "backtest")
+        if kind not in ("backtest", "sweep"):
+            continue
         totals = ledger.get("totals") or {}
+        net = totals.get("net_pnl_paise", totals.get("best_net_pnl_paise"))
         table.add_row(
-            ledger["run_id"],
-            ledger["status"],
+            str(ledger.get("run_id", run_json.parent.name)),
+            kind,
+            str(ledger.get("status", "?")),
             str(len(ledger.get("days", {}))),
             str(totals.get("fills", "-")),
-            f"{totals['net_pnl_paise'] / 100:,.2f}" if "net_pnl_paise" in totals else "-",
-            ledger["created_at"].replace("T", " ")[:19],
+            f"{net / 100:,.2f}" if isinstance(net, int | float) else "-",
+            str(ledger.get("created_at") or "-").replace("T", " ")[:19],
         )
     console.print(table)
 

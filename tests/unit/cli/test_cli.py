@@ -137,6 +137,16 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "(92 already ingested, 0 failed), 0 rows read" in result.output
     assert "no problems" in result.output
+    # Each summary is one line however long (piped output used to break mid-phrase) ...
+    assert "0 quarantined, 3 day(s) touched" in result.output
+    # ... and the greeks said to be at 10:00 IST show 10:00 IST, not the UTC instant.
+    greeks = result.output.split("Greeks nearest the money at 10:00 IST:")[1].split("6. ")[0]
+    assert "ts (IST)" in greeks and greeks.count("2024-01-08 10:00:00") == 4
+    assert "UTC" not in greeks
+    # The demo's suggested next step works on the lake it made (it holds an analytics run).
+    runs = runner.invoke(app, ["backtest", "runs", "--lake", str(tmp_path / "demo" / "lake")])
+    assert runs.exit_code == 0, runs.output
+    assert "atm_straddle_hourly" in runs.output
     lake = ticklake.open_lake(tmp_path / "demo" / "lake")
     rows = lake.sql("select count(*) as n from bronze.banknifty_options")["n"][0]
     generated = sum(

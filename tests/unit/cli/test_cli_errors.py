@@ -16,10 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 import ticklake
+from ticklake.api import LakeSession
 from ticklake.cli import app
 from ticklake.cli._common import state
 from ticklake.errors import DuplicateKeyError
-from ticklake.api import LakeSession
 
 runner = CliRunner()
 ENDLESS = "SELECT count(*) FROM range(100000000000) a, range(1000) b WHERE a.range + b.range < 0"
