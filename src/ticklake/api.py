@@ -89,6 +89,7 @@ class LakeSession(Lake):
         schema: str | None = None,
         format: str | None = None,
         mapping: Any = None,
+        on_failure: str = "raise",
         **options: Any,
     ) -> IngestSummary:
         """Ingest a frame (pandas / Polars / Arrow, with ``schema=``) or files (``format=``).
@@ -97,16 +98,50 @@ class LakeSession(Lake):
         ``source`` is a path or a list of paths for files; the other options are those
         of :func:`ticklake.ingest.pipeline.ingest_files` (``layer``, ``timezone``,
         ``force``, ``executor``, ``workers``, ``progress``, ``options``).
+
+        ``mapping`` (for the generic ``csv`` / ``jsonl`` / ``parquet`` / ``arrow`` formats
+        and for frames) is a :class:`~ticklake.ingest.mapping.Mapping`, its plain ``dict``
+        (the YAML's content) or the path of a mapping YAML file.
+
+        A file that cannot be read is never half-committed. With ``on_failure="raise"``
+        (the default) such a file raises :class:`~ticklake.errors.IngestError` once every
+        other file is committed, naming the failed files; the summary of the whole run is
+        ``exc.summary``. ``on_failure="return"`` returns the summary instead (check
+        ``summary.failed``; the CLI does, and exits 9). An ingest that read files but
+        committed no row returns normally with ``summary.nothing_committed`` true (the
+        CLI exits 11, :class:`~ticklake.errors.NothingCommittedError`).
         """
+        from ticklake.errors import IngestError
+        from ticklake.ingest.mapping import Mapping
         from ticklake.ingest.pipeline import ingest_files, ingest_frame
 
+        if on_failure not in ("raise", "return"):
+            raise ConfigError(f"on_failure must be 'raise' or 'return', not {on_failure!r}")
+        if isinstance(mapping, dict):
+            mapping = Mapping.from_dict(mapping, source="lake.ingest(mapping=...)")
+        elif mapping is not None and not isinstance(mapping, Mapping):
+            mapping = Mapping.from_yaml(Path(mapping))
         if format is not None:
             if mapping is not None:
+                from dataclasses import replace
+
                 from ticklake.ingest.readers import ReaderOptions
 
-                options["options"] = ReaderOptions(extra={"mapping": mapping})
+                given = options.get("options") or ReaderOptions()
+                options["options"] = replace(given, extra={**given.extra, "mapping": mapping})
             paths = source if isinstance(source, list | tuple) else [source]
-            return ingest_files(self, format, list(paths), dataset, **options)
+            summary = ingest_files(self, format, list(paths), dataset, **options)
+            if summary.failed and on_failure == "raise":
+                first = summary.failed[0]
+                more = len(summary.failed) - 1
+                raise IngestError(
+                    f"{len(summary.failed)} of {len(summary.files)} file(s) failed; nothing of "
+                    f"them was committed (the other files were). First: {first.error}"
+                    + (f" (and {more} more: see exc.summary.failed)" if more else ""),
+                    summary=summary,
+                    failed=[f.label for f in summary.failed],
+                )
+            return summary
         if schema is None:
             raise SchemaMismatchError(
                 "lake.ingest(frame, ...) needs schema= (e.g. schema='trades'); for files pass "

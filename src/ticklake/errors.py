@@ -24,7 +24,8 @@ Exceptions pickle across processes with their fields intact (see ``__reduce__``)
     │   ├── QueryRejectedError (PermissionError)  untrusted SQL refused by the gate
     │   └── QueryTimeoutError (TimeoutError)      statement exceeded its time limit
     ├── IngestError (ValueError)                  a source file could not be read
-    │   └── MappingError (KeyError)               mapping file missing / bad key
+    │   ├── MappingError (KeyError)               mapping file missing / bad key
+    │   └── NothingCommittedError                 an ingest read files but committed 0 rows
     └── ExecutionError (RuntimeError)             a task failed in a worker
         └── InterruptedRunError (KeyboardInterrupt-safe; RuntimeError)
 
@@ -168,6 +169,15 @@ class IngestError(TicklakeError, ValueError):
 
 class MappingError(IngestError, KeyError):
     exit_code = 9
+
+
+class NothingCommittedError(IngestError):
+    """Files were read, but not one row reached the lake (every row quarantined, empty or
+    header-only files, a 0-row Parquet, an empty zip member). Exit code 11, so a script
+    can tell it from success (0) and from a file that failed (9). The CLI prints it as
+    a one-line warning; ``exc.summary`` is the ingest summary."""
+
+    exit_code = 11
 
 
 class ExecutionError(TicklakeError, RuntimeError):

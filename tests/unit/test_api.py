@@ -48,7 +48,11 @@ def lakes(vendor: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[LakeS
     storage = init_storage(root / "direct")
     ingest_files(storage, "nse_options", [vendor / "options"], "options")
     ingest_files(
-        storage, "nse_index", [vendor / "spot"], "spot", options=ReaderOptions(instrument="BANKNIFTY")
+        storage,
+        "nse_index",
+        [vendor / "spot"],
+        "spot",
+        options=ReaderOptions(instrument="BANKNIFTY"),
     )
     return session, storage
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -12,11 +12,15 @@ from ticklake.cli._common import (
     LakeOption,
     ProgressTask,
     console,
+    err_console,
     get_lake,
     handle_errors,
     progress_bars,
 )
-from ticklake.errors import IngestError
+from ticklake.errors import IngestError, NothingCommittedError
+
+if TYPE_CHECKING:
+    from ticklake.ingest.pipeline import IngestSummary
 
 
 def register(app: typer.Typer) -> None:
@@ -135,14 +139,38 @@ def ingest_cmd(
             executor=executor,
             workers=workers,
             progress=on_progress,
+            on_failure="return",
         )
     for failed in summary.failed:
-        console.print(f"[red]failed[/] {failed.error}", highlight=False)
-    console.print(summary.line(), highlight=False)
+        console.print(f"[red]failed[/] {failed.error}", highlight=False, soft_wrap=True)
+    console.print(summary.line(), highlight=False, soft_wrap=True)
+    for note, count in summary.notes.items():
+        console.print(f"note: {count:,} row(s): {note}", highlight=False, soft_wrap=True)
     if summary.rows_quarantined:
         console.print(
             f"rejected rows are in {lake.root / 'quarantine' / dataset} with their reasons",
             highlight=False,
+            soft_wrap=True,
         )
     if summary.failed:
-        raise typer.Exit(9)
+        raise typer.Exit(IngestError.exit_code)
+    if summary.nothing_committed:
+        err_console.print("[bold yellow]warning:[/] ", end="")
+        err_console.print(
+            _nothing_committed(summary), highlight=False, markup=False, soft_wrap=True
+        )
+        raise typer.Exit(NothingCommittedError.exit_code)
+
+
+def _nothing_committed(summary: IngestSummary) -> str:
+    """The one-line warning of an ingest that committed no row (exit code 11)."""
+    read = [f for f in summary.files if f.status == "staged"]
+    if summary.rows_read == 0:
+        why = "the file(s) hold no data rows (empty, header-only or 0-row)"
+    else:
+        why = f"all {summary.rows_read:,} row(s) read were quarantined"
+    names = ", ".join(f.label for f in read[:3]) + (" ..." if len(read) > 3 else "")
+    return (
+        f"0 rows committed to {summary.layer}.{summary.dataset}: {why} ({names}); "
+        "check the files and the quarantine's reasons (exit code 11)."
+    )

@@ -76,6 +76,7 @@ def status_cmd(lake_path: LakeOption = None) -> None:
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     infos = lake.datasets()
+    broken = lake.unreadable_datasets()
     for info in infos:
         parts = lake.partitions(info.name, layer=info.layer)
         rows = sum(p.rows for p in parts)
@@ -92,12 +93,16 @@ def status_cmd(lake_path: LakeOption = None) -> None:
             str(parts[-1].date) if parts else "-",
             last.replace("T", " ")[:19],
         )
-    if not infos:
+    for error in broken:
+        table.add_row(f"{error.fields.get('dataset')}", "[red]unreadable[/]", *["-"] * 7)
+    if not infos and not broken:
         console.print(
             f"lake {lake.root} is empty: ingest data with `ticklake ingest` or run `ticklake demo`."
         )
         return
     console.print(table)
+    for error in broken:
+        console.print(f"[red]error[/]: {error.message}", soft_wrap=True)
     quarantine = lake.root / QUARANTINE_DIR
     if quarantine.is_dir():
         from ticklake.quality.quarantine import quarantined_days
@@ -213,18 +218,26 @@ def describe_cmd(dataset: str, lake_path: LakeOption = None) -> None:
 @handle_errors
 def verify_cmd(
     repair: Annotated[
-        bool, typer.Option(help="Finish/undo interrupted commits, rebuild manifests.")
+        bool,
+        typer.Option(
+            help="Finish/undo interrupted commits, rebuild manifests proven intact, move "
+            "unproven files to _corrupt/ (and say how to rebuild each day)."
+        ),
     ] = False,
     lake_path: LakeOption = None,
 ) -> None:
-    """Recompute every file hash; find torn, orphan, stray and mismatched files."""
+    """Recompute every file hash; find torn, orphan, stray, missing, misplaced files,
+    abandoned ingest staging and changed run outputs."""
     lake = get_lake(lake_path)
     report = lake.verify(repair=repair)
     for line in report.repaired:
-        console.print(f"[green]repaired[/] {line}")
+        console.print(f"[green]repaired[/] {line}", soft_wrap=True)
+    for line in report.notes:
+        console.print(f"note: {line}", soft_wrap=True)
+    runs = f", {report.run_files_checked} run output(s)" if report.run_files_checked else ""
     if report.ok:
         console.print(
-            f"[green]ok[/]: {report.partitions_checked} partitions, "
+            f"[green]ok[/]: {report.partitions_checked} partitions{runs}, "
             f"{human_bytes(report.bytes_hashed)} hashed, no problems"
         )
         return
@@ -234,7 +247,13 @@ def verify_cmd(
     console.print(table)
     console.print(
         f"[red]{len(report.problems)} problem(s)[/] in {report.partitions_checked} "
-        "partitions" + ("" if repair else "; `--repair` fixes interrupted commits")
+        "partitions"
+        + (
+            ""
+            if repair
+            else "; `--repair` finishes interrupted commits, restores manifests it can prove "
+            "and moves unproven files aside"
+        )
     )
     raise typer.Exit(7)
 
@@ -242,7 +261,8 @@ def verify_cmd(
 @lake_app.command("vacuum")
 @handle_errors
 def vacuum_cmd(lake_path: LakeOption = None) -> None:
-    """Remove orphan temp files and empty partition directories (never a live write's)."""
+    """Remove orphan temp files, empty partition directories and the staging / SQL
+    snapshots of processes that are gone (never a live write's)."""
     lake = get_lake(lake_path)
     actions = lake.vacuum()
     for line in actions:
@@ -288,7 +308,7 @@ def repack_cmd(
     """Rewrite partitions sorted and row-grouped for faster selective scans (same rows)."""
     lake = get_lake(lake_path)
     sort_key = tuple(c.strip() for c in sort.split(",") if c.strip()) if sort else None
-    total = len(lake.partition_files(dataset, start=start, end=end))
+    total = len(lake.partition_files(dataset, start=start, end=end, verify=False))
     with progress_bar("repack", total) as advance:
         report = lake.repack(
             dataset,

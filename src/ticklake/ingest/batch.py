@@ -25,6 +25,9 @@ class Batch:
 
     frame: pl.DataFrame
     rejected: pl.DataFrame = field(default_factory=empty_rejected)
+    #: lineage notes: what the reader decided for some rows, with their counts (e.g.
+    #: "time from `timestamp` ...": 12); the pipeline sums them per file.
+    notes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -40,3 +43,5 @@ class FilesBatch:
     frame: pl.DataFrame
     rejected: pl.DataFrame
     failed: dict[int, str] = field(default_factory=dict)
+    #: lineage notes per file index (see :attr:`Batch.notes`)
+    notes: dict[int, dict[str, int]] = field(default_factory=dict)

@@ -1,5 +1,9 @@
 """Opening and reading source files: transparent ``.gz`` / ``.zst`` decompression,
-whole-file reads and chunks of whole lines.
+whole-file reads, chunks of whole lines, and the check that a text source is text.
+
+:func:`check_text_head` looks at the first bytes a text reader sees and refuses, with
+what the file is and what to do, input that is not UTF-8 text: a compressed file whose
+name lacks ``.gz`` / ``.zst``, a zip or Parquet file, UTF-16 text, binary data.
 
 Shared by the readers and by mapping inference (which samples a file's head).
 """
@@ -30,6 +34,78 @@ def open_source(path: Path) -> IO[bytes]:
         return path.open("rb")
     except OSError as exc:
         raise IngestError(f"{path}: cannot open ({exc.strerror or exc})", path=str(path)) from exc
+
+
+#: Bytes of a text source looked at by :func:`check_text_head`.
+TEXT_HEAD_BYTES = 64 * 1024
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip-compressed; its name should end in .gz (rename it to {name}.gz)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed; its name should end in .zst (rename it to {name}.zst)"),
+    (b"BZh", "bzip2-compressed; decompress it (bunzip2) or recompress it as .gz"),
+    (b"\xfd7zXZ\x00", "xz-compressed; decompress it (unxz) or recompress it as .gz"),
+    (b"PK\x03\x04", "a zip archive; give the .zip itself (named .zip) or unzip it first"),
+    (b"PK\x05\x06", "an empty zip archive; there is nothing in it to ingest"),
+    (b"PAR1", "a Parquet file, not text; ingest it with a Parquet format (parquet, nse_options)"),
+    (b"ARROW1", "an Arrow IPC file, not text; ingest it with format arrow"),
+)
+
+
+def check_text_head(path: Path, head: bytes, *, label: str | None = None) -> None:
+    """Raise :class:`IngestError` if ``head`` (a text source's first bytes) is not UTF-8 text.
+
+    A UTF-8 byte-order mark is fine. The message says what the file is and what to do.
+    A character cut at the end of ``head`` is not an error.
+    """
+    name = label or str(path)
+    fix = None
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            fix = what.format(name=Path(name).name)
+            break
+    if fix is None and (head.startswith((b"\xff\xfe", b"\xfe\xff")) or _looks_utf16(head)):
+        fix = (
+            "UTF-16 text; convert it to UTF-8, e.g. `iconv -f UTF-16 -t UTF-8 "
+            f"{Path(name).name} > {Path(name).stem}-utf8{Path(name).suffix}`"
+        )
+    if fix is None and b"\x00" in head:
+        fix = (
+            "binary data, not delimited text (it holds NUL bytes); check that it is the right file"
+        )
+    if fix is None:
+        try:
+            head.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.reason != "unexpected end of data":  # not a character cut off by head
+                line = head.count(b"\n", 0, exc.start) + 1
+                fix = (
+                    f"not UTF-8 text (byte 0x{head[exc.start]:02x} on line {line}); convert it "
+                    "to UTF-8 (e.g. `iconv -f latin1 -t UTF-8`) or, if the file is damaged, "
+                    "re-download it"
+                )
+    if fix is not None:
+        raise IngestError(f"{name}: the file is {fix}.", path=name)
+
+
+def _looks_utf16(head: bytes) -> bool:
+    """ASCII text as UTF-16 without a BOM: every other byte is NUL."""
+    sample = head[:512]
+    if len(sample) < 8:
+        return False
+    even, odd = sample[0::2], sample[1::2]
+    return even.count(0) > 0.4 * len(even) or odd.count(0) > 0.4 * len(odd)
+
+
+def check_text_source(path: Path) -> None:
+    """:func:`check_text_head` on the first bytes of ``path`` (decompressed)."""
+    with open_source(path) as fh:
+        try:
+            head = fh.read(TEXT_HEAD_BYTES)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise IngestError(
+                f"{path}: file is corrupt or truncated ({exc}); re-download or remove it.",
+                path=str(path),
+            ) from exc
+    check_text_head(path, head)
 
 
 def read_source_bytes(path: Path) -> bytes:
@@ -70,6 +146,8 @@ def iter_text_chunks(path: Path, lines_per_chunk: int) -> Iterator[tuple[int, by
                 if not block:
                     eof = True
                     break
+                if line_no == 1 and not pieces:
+                    check_text_head(path, block[:TEXT_HEAD_BYTES])
                 pieces.append(block)
                 counts.append(block.count(b"\n"))
             if not pieces:

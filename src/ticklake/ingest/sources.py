@@ -89,15 +89,16 @@ def check_zip(archive: Path) -> list[zipfile.ZipInfo]:
         return members
 
 
-def unpack_zip(archive: Path, target: Path) -> list[Path]:
-    """Unpack a checked archive's files into ``target``; return their paths."""
+def unpack_zip(archive: Path, target: Path) -> list[tuple[Path, str]]:
+    """Unpack a checked archive's files into ``target``; return (path, member name) pairs."""
     members = check_zip(archive)
     out = []
     with zipfile.ZipFile(archive) as zf:
         for index, member in enumerate(members):
-            # Flatten to a safe name: never trust the archive's directory structure.
-            safe = f"{index:05d}_{PurePosixPath(member.filename).name}"
-            dest = target / safe
+            # Never trust the archive's directory structure: one numbered directory per
+            # member, holding the member under its own base name (readers take the
+            # instrument / date / kind from the name, e.g. BTCUSDT-trades-2024-01-01.csv).
+            dest = target / f"{index:05d}" / PurePosixPath(member.filename.replace("\\", "/")).name
             dest.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(member) as src, dest.open("wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
@@ -105,8 +106,19 @@ def unpack_zip(archive: Path, target: Path) -> list[Path]:
                 raise IngestError(
                     f"{archive}: member {member.filename!r} is truncated", path=str(archive)
                 )
-            out.append(dest)
+            out.append((dest, member.filename))
     return out
+
+
+def user_text(message: str, source: SourceFile) -> str:
+    """``message`` with the file's on-disk path replaced by the name the user gave.
+
+    A zip member is read from the ingest's staging directory; a message must name the
+    user's archive and member (``data.zip!BTCUSDT-trades-2024-01-01.csv``), never the
+    internal staging path.
+    """
+    path = str(source.path)
+    return message.replace(path, source.label) if path != source.label else message
 
 
 def expand_inputs(
@@ -138,9 +150,9 @@ def expand_inputs(
             for file in files:
                 if file.suffix.lower() == ".zip" and not reads_zip:
                     target = staging / "unzipped" / f"{len(found):06d}"
-                    for member in unpack_zip(file, target):
+                    for member, name in unpack_zip(file, target):
                         if _matches(member, suffixes):
-                            found.append(SourceFile(member, f"{file}!{member.name[6:]}"))
+                            found.append(SourceFile(member, f"{file}!{name}"))
                 elif _matches(file, suffixes) or not match.is_dir():
                     found.append(SourceFile(file, str(file)))
     seen: set[Path] = set()

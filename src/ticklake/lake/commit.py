@@ -12,12 +12,15 @@ the writer at every one of them):
 4. ``replace_data`` ``os.replace`` the temp file onto ``data.parquet``
 5. ``fsync_dir``    fsync the directory so the rename is durable
 6. ``manifest``     ``os.replace`` the pending manifest onto ``_manifest.json``, fsync dir
+7. ``record``       write the same manifest as the dataset's partition record
+                    (``_partitions/date=….json``, atomic: see :mod:`ticklake.lake.records`)
 
 A reader that opens ``data.parquet`` gets the old file or the new one, never a torn
 one (rename is atomic). A crash leaves at most a temp file and a pending manifest;
 :func:`recover_partition`, run under the lock before every write and by
 ``ticklake lake verify --repair``, rolls forward (pending hash equals the data file:
-the rename happened) or back (it did not), and deletes temp files.
+the rename happened) or back (it did not), deletes temp files, and rolls a partition
+record that lags its manifest forward once the data file's sha256 proves the manifest.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import pyarrow.parquet as pq
 from ticklake.errors import CommitError, CorruptPartitionError
 from ticklake.lake.layout import TEMP_PREFIX, TEMP_SUFFIX, PartitionRef, is_temp_file
 from ticklake.lake.manifest import Manifest, sha256_file
+from ticklake.lake.records import matches, record_temps, try_read_record, write_record
 
 #: Test seam: called with each step name before the step runs. Tests set it to raise
 #: an OSError (injected I/O failure) or to ``os._exit`` (crash) at a chosen step.
@@ -54,6 +58,7 @@ STEPS: tuple[str, ...] = (
     "replace_data",
     "fsync_dir",
     "manifest",
+    "record",
 )
 
 
@@ -280,6 +285,9 @@ def commit_partition(
         _step(step)
         os.replace(ref.pending_manifest_path, ref.manifest_path)
         fsync_dir(directory)
+        step = "record"
+        _step(step)
+        write_record(ref, manifest)
         return manifest
     except OSError as exc:
         if not replaced:
@@ -311,6 +319,9 @@ def recover_partition(ref: PartitionRef) -> list[str]:
     Returns what was done, one line each (empty when the partition was clean).
     """
     actions: list[str] = []
+    for temp in record_temps(ref):
+        temp.unlink()
+        actions.append(f"{ref.relative}: removed orphan temp file of its record {temp.name}")
     directory = ref.directory
     if not directory.is_dir():
         return actions
@@ -332,4 +343,27 @@ def recover_partition(ref: PartitionRef) -> list[str]:
             pending.unlink()
             actions.append(f"{ref.relative}: rolled back an interrupted commit")
         fsync_dir(directory)
+    actions.extend(roll_record_forward(ref))
     return actions
+
+
+def roll_record_forward(ref: PartitionRef) -> list[str]:
+    """Record the partition's manifest when the record lags it and the data proves it.
+
+    The record is the commit's last step, so a crash after the data rename leaves it
+    behind (or absent, for a new day). Only a manifest that names this partition and
+    whose sha256 equals the data file's is recorded: a damaged or misplaced partition
+    is left for ``verify`` to report. Call with the partition lock held.
+    """
+    if not (ref.data_path.is_file() and ref.manifest_path.is_file()):
+        return []
+    try:
+        manifest = Manifest.read(ref.manifest_path)
+    except CorruptPartitionError:
+        return []
+    if try_read_record(ref) == manifest or not matches(manifest, ref):
+        return []
+    if sha256_file(ref.data_path) != manifest.file_sha256:
+        return []
+    write_record(ref, manifest)
+    return [f"{ref.relative}: recorded the committed partition in its dataset's record"]

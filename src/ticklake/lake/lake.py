@@ -23,12 +23,13 @@ from ticklake.config import Settings, load_settings, render_toml
 from ticklake.errors import (
     AmbiguousDatasetError,
     ConfigError,
+    CorruptPartitionError,
     DatasetNotFoundError,
     LakeExistsError,
     LakeNotFoundError,
     SchemaMismatchError,
 )
-from ticklake.lake import commit
+from ticklake.lake import commit, integrity
 from ticklake.lake.days import as_day, as_utc, check_timezone, epoch_ns, trading_day_expr
 from ticklake.lake.layout import (
     CONFIG_FILE,
@@ -54,6 +55,7 @@ from ticklake.lake.merge import (
     merge_rows,
     to_polars,
 )
+from ticklake.lake.records import write_record
 from ticklake.schemas import DatasetSchema, get_schema
 
 __all__ = [
@@ -167,15 +169,31 @@ class Lake:
         return [f"{info.layer}.{info.name}" for info in self.datasets()]
 
     def datasets(self) -> list[DatasetInfo]:
-        """List every dataset's descriptor, by layer then name."""
-        out = []
+        """Every readable dataset's descriptor, by layer then name.
+
+        A dataset whose ``_dataset.json`` is unreadable is left out (the others keep
+        working); :meth:`unreadable_datasets` lists it with its one-line error.
+        """
+        return [info for info in self._descriptors() if isinstance(info, DatasetInfo)]
+
+    def unreadable_datasets(self) -> list[CorruptPartitionError]:
+        """The errors of datasets whose descriptor cannot be read (``.dataset`` = layer.name)."""
+        return [err for err in self._descriptors() if isinstance(err, CorruptPartitionError)]
+
+    def _descriptors(self) -> list[DatasetInfo | CorruptPartitionError]:
+        out: list[DatasetInfo | CorruptPartitionError] = []
         for layer in LAYERS:
             base = self.root / layer
             if not base.is_dir():
                 continue
             for entry in sorted(base.iterdir()):
                 if (entry / DATASET_FILE).is_file():
-                    out.append(DatasetInfo.read(entry / DATASET_FILE))
+                    try:
+                        out.append(DatasetInfo.read(entry / DATASET_FILE))
+                    except CorruptPartitionError as exc:
+                        exc.fields["dataset"] = f"{layer}.{entry.name}"
+                        setattr(exc, "dataset", exc.fields["dataset"])  # noqa: B010
+                        out.append(exc)
         return out
 
     def dataset_info(self, dataset: str, layer: str | None = None) -> DatasetInfo:
@@ -349,6 +367,8 @@ class Lake:
             existing: pl.DataFrame | None = None
             old_manifest: Manifest | None = None
             if ref.data_path.exists():
+                # Merging damaged rows would give them a fresh, valid hash: check first.
+                integrity.check_partition(ref, lock_timeout=0, locked=True)
                 existing = pl.read_parquet(ref.data_path)
                 if ref.manifest_path.exists():
                     old_manifest = Manifest.read(ref.manifest_path)
@@ -367,6 +387,7 @@ class Lake:
                     lineage = old_manifest.lineage.model_copy(update={"sources": all_sources})
                     updated = old_manifest.model_copy(update={"lineage": lineage})
                     commit.write_text_atomic(ref.manifest_path, updated.to_json())
+                    write_record(ref, updated)
                 return PartitionWrite(ref.relative, before, before, rows.height, changed=False)
             # Bounds as int64 ns: Series.min() on a datetime gives a Python datetime,
             # which has microsecond resolution and would truncate the nanoseconds.
@@ -412,7 +433,7 @@ class Lake:
             if day is None or not (entry / "data.parquet").is_file():
                 continue
             ref = PartitionRef(self.root, layer, name, day)
-            manifest = Manifest.read(ref.manifest_path) if ref.manifest_path.is_file() else None
+            manifest = integrity.committed_manifest(ref)  # None: missing or unreadable
             out.append(PartitionInfo(layer, name, day, ref.data_path, manifest))
         return out
 
@@ -423,8 +444,14 @@ class Lake:
         layer: str | None = None,
         start: date | datetime | str | None = None,
         end: date | datetime | str | None = None,
+        verify: bool = True,
     ) -> list[Path]:
-        """The data files of the partitions whose trading date lies in [start, end]."""
+        """The data files of the partitions whose trading date lies in [start, end].
+
+        ``verify`` (default) checks each file's sha256 against its commit on this
+        process's first read of it (:mod:`ticklake.lake.integrity`) and raises
+        :class:`CorruptPartitionError` for a damaged or misplaced partition.
+        """
         layer, name = self.resolve(dataset, layer)
         # A datetime bound is an instant; its trading date depends on the dataset's time
         # zone, so take its UTC date (the bound's own local date can be two days off:
@@ -435,16 +462,17 @@ class Lake:
             first -= timedelta(days=1)
         if isinstance(end, datetime) and last is not None:
             last += timedelta(days=1)
-        files = []
-        base = self._dataset_dir(layer, name)
-        for entry in sorted(base.iterdir()):
+        refs = []
+        for entry in sorted(self._dataset_dir(layer, name).iterdir()):
             day = parse_partition_dirname(entry.name)
             if day is None or (first and day < first) or (last and day > last):
                 continue
-            data = entry / "data.parquet"
-            if data.is_file():
-                files.append(data)
-        return files
+            if (entry / "data.parquet").is_file():
+                refs.append(PartitionRef(self.root, layer, name, day))
+        if verify:
+            timeout = self.settings.lake.lock_timeout_seconds
+            integrity.check_partitions([(r, None) for r in refs], lock_timeout=timeout)
+        return [ref.data_path for ref in refs]
 
     def scan(
         self,
@@ -501,11 +529,31 @@ class Lake:
         path = self._dataset_dir(layer, dataset) / SOURCES_FILE
         if not path.is_file():
             return {}
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for line in path.read_text().splitlines():
             if line.strip():
                 record = json.loads(line)
+                earlier = out.get(record["sha256"])
+                if earlier is not None:  # a re-ingest that restored days: keep every day
+                    days = sorted({*earlier.get("days", []), *record.get("days", [])})
+                    record = {**record, "days": days}
                 out[record["sha256"]] = record
+        return out
+
+    def days_to_restore(
+        self, dataset: str, days: Iterable[str], layer: str = "bronze"
+    ) -> list[str]:
+        """Those of ``days`` (ISO dates) whose partition is gone or not as recorded.
+
+        A day counts as intact when its data file is there and its manifest names it
+        with the sha256 of its partition record (no hashing here: a damaged file is
+        found by the read check and ``lake verify``, which moves it aside).
+        """
+        out = []
+        for text in days:
+            ref = PartitionRef(self.root, layer, dataset, date.fromisoformat(text))
+            if not integrity.looks_committed(ref):
+                out.append(text)
         return out
 
     def record_source(self, dataset: str, record: dict[str, Any], layer: str = "bronze") -> None:

@@ -7,8 +7,12 @@
     <lake>/<layer>/<dataset>/_sources.jsonl                completed ingests (idempotency)
     <lake>/<layer>/<dataset>/date=YYYY-MM-DD/data.parquet
     <lake>/<layer>/<dataset>/date=YYYY-MM-DD/_manifest.json
+    <lake>/<layer>/<dataset>/_partitions/date=YYYY-MM-DD.json  partition record (committed)
     <lake>/quarantine/<dataset>/date=YYYY-MM-DD/...
     <lake>/_locks/<layer>/<dataset>/<date>.lock           flock files (never deleted)
+    <lake>/_staging/<ingest_id>/                          an ingest's spooled rows (owner.json)
+    <lake>/_corrupt/<layer>/<dataset>/date=.../           files repair moved aside (NOTE.txt)
+    <lake>/runs/<run_id>/run.json                         run ledgers (output sha256)
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ DATASET_FILE = "_dataset.json"
 SOURCES_FILE = "_sources.jsonl"
 LOCK_DIR = "_locks"
 QUARANTINE_DIR = "quarantine"
+#: Per-dataset record of committed partitions (one manifest copy per day).
+PARTITIONS_DIR = "_partitions"
+STAGING_DIR = "_staging"
+CORRUPT_DIR = "_corrupt"
+RUNS_DIR = "runs"
 TEMP_PREFIX = ".tmp-"
 TEMP_SUFFIX = ".tmp"
 
@@ -110,6 +119,17 @@ class PartitionRef:
     @property
     def pending_manifest_path(self) -> Path:
         return self.directory / PENDING_MANIFEST
+
+    @property
+    def record_path(self) -> Path:
+        """The dataset-level record of this partition's last commit (outside its directory)."""
+        return (
+            self.root
+            / self.layer
+            / self.dataset
+            / PARTITIONS_DIR
+            / f"{partition_dirname(self.day)}.json"
+        )
 
     @property
     def lock_path(self) -> Path:

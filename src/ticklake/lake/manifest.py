@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ticklake.errors import CorruptPartitionError
 from ticklake.schemas import DatasetSchema
@@ -27,6 +27,16 @@ def sha256_file(path: Path) -> str:
 
 def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _one_line(exc: Exception) -> str:
+    """What is wrong with a JSON file, in one line (pydantic's text spans several)."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ())) or "the document"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return f"{where}: {first.get('msg', 'invalid')}{more}"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 class _Model(BaseModel):
@@ -71,7 +81,8 @@ class Manifest(_Model):
             return cls.model_validate_json(path.read_text())
         except (ValueError, OSError) as exc:
             raise CorruptPartitionError(
-                f"{path}: manifest is unreadable ({exc}). Run `ticklake lake verify --repair`.",
+                f"{path}: manifest is unreadable ({_one_line(exc)}). Run "
+                "`ticklake lake verify --repair`.",
                 path=str(path),
             ) from exc
 
@@ -105,5 +116,8 @@ class DatasetInfo(_Model):
             return cls.model_validate_json(path.read_text())
         except (ValueError, OSError) as exc:
             raise CorruptPartitionError(
-                f"{path}: dataset descriptor is unreadable ({exc}).", path=str(path)
+                f"{path}: dataset descriptor is unreadable ({_one_line(exc)}); the other "
+                "datasets are not affected. Fix: restore this file from a backup, or move "
+                f"{path.parent} aside and re-run the command that created the dataset.",
+                path=str(path),
             ) from exc

@@ -15,6 +15,13 @@ duration: a link pins one inode, so every open sees the same committed file.
 The persisted ``warehouse.duckdb`` (``ticklake lake views``) stores paths relative to
 the lake and sets ``file_search_path`` when opened, so a lake directory can be moved.
 
+Before a query runs, the pinned files of the datasets it names are checked against
+their commits (:mod:`ticklake.lake.integrity`: sha256 on this process's first read of
+each file), so a flipped bit raises :class:`CorruptPartitionError` instead of returning
+an altered value; DuckDB itself does not verify Parquet page checksums. Every
+connection ticklake opens has ``autoinstall_known_extensions`` off: extensions come
+from the installed Python packages or not at all, never from the internet.
+
 The untrusted path (:func:`run_untrusted_sql`, used by the dashboard's SQL box) allows
 exactly one SELECT statement, reads only inside the lake, runs with external access
 off and the configuration locked, under memory/thread limits, a statement timeout and
@@ -24,6 +31,7 @@ a row cap.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 import time
@@ -38,9 +46,18 @@ from typing import TypeVar
 import duckdb
 import polars as pl
 
-from ticklake.errors import InterruptedRunError, QueryError, QueryRejectedError, QueryTimeoutError
+from ticklake.errors import (
+    AmbiguousDatasetError,
+    CorruptPartitionError,
+    DatasetNotFoundError,
+    InterruptedRunError,
+    QueryError,
+    QueryRejectedError,
+    QueryTimeoutError,
+)
+from ticklake.lake import integrity
 from ticklake.lake.lake import Lake
-from ticklake.lake.layout import DATA_FILE
+from ticklake.lake.layout import DATA_FILE, PartitionRef, parse_partition_dirname
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 SNAPSHOT_DIR = Path("cache") / "sql"
@@ -121,38 +138,75 @@ def connect(lake: Lake, *, root: Path | None = None) -> duckdb.DuckDBPyConnectio
     a commit runs; pass ``root`` from :func:`snapshot` to read pinned files instead.
     """
     con = duckdb.connect()
+    con.execute("SET autoinstall_known_extensions=false")
     con.execute("SET TimeZone='UTC'")
     for statement in view_statements(lake, relative=False, root=root):
         con.execute(statement)
     return con
 
 
+def referenced_datasets(lake: Lake, query: str) -> set[tuple[str, str]] | None:
+    """The ``(layer, name)`` of every dataset view ``query`` names; None if unknown."""
+    con = duckdb.connect()
+    try:
+        names = con.get_table_names(query, qualified=True)
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    infos = lake.datasets()
+    qualified = {(i.layer, i.name) for i in infos}
+    bare: dict[str, list[tuple[str, str]]] = {}
+    for info in infos:
+        bare.setdefault(info.name, []).append((info.layer, info.name))
+    out: set[tuple[str, str]] = set()
+    for raw in names:
+        parts = re.split(r"\s+AS\s+", raw, flags=re.IGNORECASE)[0].replace('"', "").split(".")
+        schema, table = (parts[-2], parts[-1]) if len(parts) >= 2 else ("main", parts[-1])
+        if (schema, table) in qualified:
+            out.add((schema, table))
+        elif schema == "main" and len(bare.get(table, [])) == 1:
+            out.add(bare[table][0])
+    return out
+
+
 @contextmanager
-def snapshot(lake: Lake) -> Iterator[Path]:
+def snapshot(lake: Lake, query: str | None = None) -> Iterator[Path]:
     """Hard-link every committed data file into a private directory; yield its root.
 
-    Falls back to the live lake when the file system cannot hard-link.
+    The files of the datasets ``query`` names (every dataset when it is None or cannot
+    be parsed) are checked against their commits first. Falls back to the live lake
+    (checking the live files) when the file system cannot hard-link.
     """
+    wanted = referenced_datasets(lake, query) if query is not None else None
+    timeout = lake.settings.lake.lock_timeout_seconds
     # The pid in the name lets vacuum remove snapshots of readers that were killed.
     root = lake.root / SNAPSHOT_DIR / f"{os.getpid()}-{uuid.uuid4().hex}"
+    planned: list[tuple[PartitionRef, Path, bool]] = []  # (partition, link, check it?)
+    for info in lake.datasets():
+        base = Path(info.layer) / info.name
+        check = wanted is None or (info.layer, info.name) in wanted
+        # List the partition directories (never renamed), then look each data file up
+        # by name: a directory listing racing a commit's rename onto data.parquet need
+        # not return that entry at all.
+        for partition in (lake.root / base).glob("date=*"):
+            day = parse_partition_dirname(partition.name)
+            if day is not None and (partition / DATA_FILE).exists():
+                ref = PartitionRef(lake.root, info.layer, info.name, day)
+                planned.append((ref, root / base / partition.name / DATA_FILE, check))
     try:
-        for info in lake.datasets():
-            base = Path(info.layer) / info.name
-            # List the partition directories (never renamed), then look each data file
-            # up by name: a directory listing racing a commit's rename onto
-            # data.parquet need not return that entry at all.
-            for partition in (lake.root / base).glob("date=*"):
-                data = partition / DATA_FILE
-                if not data.exists():
-                    continue
-                target = root / base / partition.name / DATA_FILE
-                target.parent.mkdir(parents=True, exist_ok=True)
-                _link_committed(data, target)
+        for ref, target, _ in planned:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _link_committed(ref.data_path, target)
     except OSError:
         shutil.rmtree(root, ignore_errors=True)
+        live = [(ref, None) for ref, _, check in planned if check]
+        integrity.check_partitions(live, lock_timeout=timeout)
         yield lake.root
         return
     try:
+        pinned = [(ref, target) for ref, target, check in planned if check and target.exists()]
+        integrity.check_partitions(pinned, lock_timeout=timeout)
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -178,7 +232,7 @@ def _link_committed(data: Path, target: Path, attempts: int = 100) -> None:
 
 def run_sql(lake: Lake, query: str) -> pl.DataFrame:
     """Run trusted SQL; a statement that returns no rows gives an empty frame."""
-    with snapshot(lake) as root:
+    with snapshot(lake, query) as root:
         con = connect(lake, root=root)
         try:
 
@@ -187,10 +241,38 @@ def run_sql(lake: Lake, query: str) -> pl.DataFrame:
                 return rel.pl() if rel is not None else pl.DataFrame()
 
             return _interruptible(con, execute, query)
+        except duckdb.CatalogException as exc:
+            raise _catalog_error(lake, exc, query) from exc
         except duckdb.Error as exc:
             raise QueryError(f"query failed: {exc}", query=query) from exc
         finally:
             con.close()
+
+
+class QueryDatasetNotFoundError(DatasetNotFoundError, QueryError):
+    """A query names a dataset the lake does not have (a DatasetNotFoundError, exit 4)."""
+
+
+class QueryAmbiguousDatasetError(AmbiguousDatasetError, QueryError):
+    """A query names a bare dataset that exists in several layers (exit 4)."""
+
+
+_MISSING_TABLE = re.compile(r'Table with name "?([A-Za-z0-9_.]+)"? does not exist')
+
+
+def _catalog_error(lake: Lake, exc: duckdb.Error, query: str) -> Exception:
+    """ticklake's own error for a query naming a dataset that is not (readable) in the lake."""
+    match = _MISSING_TABLE.search(str(exc))
+    if match is None:
+        return QueryError(f"query failed: {str(exc).splitlines()[0]}", query=query)
+    name = match.group(1)
+    for broken in lake.unreadable_datasets():
+        qualified = str(broken.fields.get("dataset", ""))
+        if name in (qualified, qualified.partition(".")[2]):
+            return CorruptPartitionError(broken.message, **broken.fields)
+    if "." not in name and len(lake.layers_of(name)) > 1:
+        return QueryAmbiguousDatasetError(name, lake.layers_of(name))
+    return QueryDatasetNotFoundError(name, known=lake.dataset_names())
 
 
 def _interruptible(
@@ -261,6 +343,7 @@ def refresh_warehouse(lake: Lake) -> Path:
         tmp.unlink()
     con = duckdb.connect(str(tmp))
     try:
+        con.execute("SET autoinstall_known_extensions=false")
         con.execute(f"SET file_search_path={_quote_literal(str(lake.root))}")
         for statement in view_statements(lake, relative=True):
             con.execute(statement)
@@ -276,6 +359,7 @@ def open_warehouse(lake: Lake, *, read_only: bool = True) -> duckdb.DuckDBPyConn
     if not path.exists():
         refresh_warehouse(lake)
     con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET autoinstall_known_extensions=false")
     con.execute(f"SET file_search_path={_quote_literal(str(lake.root))}")
     return con
 
@@ -310,7 +394,7 @@ def run_untrusted_sql(
     max_rows = max_rows or settings.max_rows
     timeout_seconds = timeout_seconds or settings.timeout_seconds
     check_single_select(query)
-    with snapshot(lake) as snapshot_root:
+    with snapshot(lake, query) as snapshot_root:
         return _run_locked(lake, query, snapshot_root, max_rows, timeout_seconds)
 
 
@@ -344,6 +428,8 @@ def _run_locked(
         frame = _interruptible(con, execute, query, timeout_seconds)
     except duckdb.PermissionException as exc:
         raise QueryRejectedError(f"query refused: {exc}", query=query) from exc
+    except duckdb.CatalogException as exc:
+        raise _catalog_error(lake, exc, query) from exc
     except duckdb.Error as exc:
         raise QueryError(f"query failed: {exc}", query=query) from exc
     finally:

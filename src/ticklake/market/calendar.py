@@ -12,7 +12,10 @@ a holiday. The weekday of a weekly expiry is the one in force on the Monday of i
 week; the weekday of a monthly expiry is the one in force on the first day of its
 month (NSE moved expiry days at month and week boundaries). In the week of a monthly
 expiry there is no separate weekly contract: the monthly contract is that week's
-expiry, so ``expiries(kind="weekly")`` lists it.
+expiry, so ``expiries(kind="weekly")`` lists it. A range may end anywhere inside the
+calendar: an expiry scheduled past its last session cannot move back into the range when
+a trading day lies between them and is skipped; otherwise (a range ending on the last
+session) unknown holidays would decide, and that is an error, not a guess.
 
 Examples:
     >>> expiries("BANKNIFTY", date(2017, 1, 1), date(2017, 1, 31), kind="monthly")
@@ -40,6 +43,8 @@ SESSION_OPEN = time(9, 15)
 SESSION_CLOSE = time(15, 30)
 #: The exchange_calendars code used for NSE trading days.
 CALENDAR_CODE = "XBOM"
+#: A holiday moves an expiry back this many days at most (NSE: a weekend plus holidays).
+MAX_EXPIRY_SHIFT_DAYS = 7
 
 ExpiryKind = Literal["weekly", "monthly"]
 
@@ -116,10 +121,40 @@ def monthly_expiry(
     underlying: str, year: int, month: int, rules_path: Path | str | None = None
 ) -> date:
     """Return the monthly expiry of ``underlying`` in ``year``-``month``."""
+    return previous_trading_day(_scheduled_monthly(underlying, year, month, rules_path))
+
+
+def _scheduled_monthly(
+    underlying: str, year: int, month: int, rules_path: Path | str | None
+) -> date:
+    """The monthly expiry's scheduled day (before any holiday shift)."""
     weekday = market_rules(underlying, date(year, month, 1), rules_path).monthly_expiry_weekday
     last_day = date(year, month, _stdlib_calendar.monthrange(year, month)[1])
-    scheduled = last_day - timedelta(days=(last_day.weekday() - weekday) % 7)
-    return previous_trading_day(scheduled)
+    return last_day - timedelta(days=(last_day.weekday() - weekday) % 7)
+
+
+def _expiry_up_to(scheduled: date, end: date) -> date | None:
+    """The expiry of a contract scheduled on ``scheduled``; None when it is surely after ``end``.
+
+    A holiday moves an expiry back at most :data:`MAX_EXPIRY_SHIFT_DAYS`. A scheduled day
+    past the calendar's last session is surely after ``end`` when a trading day lies
+    between ``end`` and that last session (the expiry cannot move back past it); otherwise
+    the unknown holidays after the calendar decide, and that is an error, not a guess.
+    """
+    if scheduled > end + timedelta(days=MAX_EXPIRY_SHIFT_DAYS):
+        return None
+    sessions, _, last = _session_set()
+    if scheduled <= last:
+        return previous_trading_day(scheduled)
+    if any(day in sessions for day in _date_range(end + timedelta(days=1), last)):
+        return None
+    raise ConfigError(
+        f"cannot tell whether the expiry scheduled on {scheduled.isoformat()} falls on or "
+        f"before {end.isoformat()}: the {CALENDAR_CODE} calendar of exchange_calendars ends "
+        f"{last.isoformat()}; end the range before {last.isoformat()} or upgrade "
+        "exchange-calendars.",
+        date=scheduled.isoformat(),
+    )
 
 
 def expiries(
@@ -139,12 +174,15 @@ def expiries(
         raise ConfigError(f"expiry kind must be 'weekly' or 'monthly', not {kind!r}", kind=kind)
     if end < start:
         return []
-    # Holiday shifts move an expiry a few days back at most, so scan a little past `end`.
-    scan_end = end + timedelta(days=7)
+    # Holiday shifts move an expiry a few days back at most, so scan a little past `end`
+    # (never past what the calendar knows: see _expiry_up_to).
+    scan_end = end + timedelta(days=MAX_EXPIRY_SHIFT_DAYS)
     monthly: list[date] = []
     year, month = start.year, start.month
     while date(year, month, 1) <= scan_end:
-        monthly.append(monthly_expiry(underlying, year, month, rules_path))
+        expiry = _expiry_up_to(_scheduled_monthly(underlying, year, month, rules_path), end)
+        if expiry is not None:
+            monthly.append(expiry)
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
     if kind == "monthly":
         return [d for d in monthly if start <= d <= end]
@@ -160,8 +198,8 @@ def expiries(
         if weekday is not None:
             if monday in monthly_weeks:
                 out.append(by_monday[monday])
-            else:
-                out.append(previous_trading_day(monday + timedelta(days=weekday)))
+            elif (expiry := _expiry_up_to(monday + timedelta(days=weekday), end)) is not None:
+                out.append(expiry)
         monday += timedelta(days=7)
     return sorted({d for d in out if start <= d <= end})
 

@@ -3,7 +3,10 @@
 The calendar of a dataset defaults from its time zone (:data:`DEFAULT_CALENDARS`);
 rules take the calendar name as a parameter to override it. Sessions come from
 ``exchange_calendars`` (holidays, early closes), so a CME half day is what the calendar
-publishes, not a guess. Special one-hour sessions (NSE's Diwali Muhurat trading) are not
+publishes, not a guess. CME datasets (America/Chicago) use ``CME_GLOBEX_FX``
+(:mod:`ticklake.quality.globex`): Globex hours, 17:00 CT the day before to 16:00 CT with
+the 16:00-17:00 break, and FX's holiday hours; exchange_calendars' ``CMES`` runs 17:00 to
+17:00 and stays available by name. Special one-hour sessions (NSE's Diwali Muhurat trading) are not
 regular sessions there, so data on them shows up under S2.
 
 Examples:
@@ -23,11 +26,14 @@ from typing import Any
 
 from ticklake.errors import ConfigError
 
+#: CME Globex FX hours (:class:`ticklake.quality.globex.CMEGlobexFXCalendar`).
+GLOBEX_FX = "CME_GLOBEX_FX"
+
 #: Time zone of a dataset -> exchange_calendars name used unless a rule says otherwise.
 DEFAULT_CALENDARS: dict[str, str] = {
     "Asia/Kolkata": "XBOM",  # NSE and BSE share the trading holiday list
     "America/New_York": "XNYS",
-    "America/Chicago": "CMES",
+    "America/Chicago": GLOBEX_FX,  # CME Globex hours; "CMES" is exchange_calendars' own
     "UTC": "24/7",
 }
 #: First day the calendars are built from (exchange_calendars defaults to 20 years back).
@@ -48,11 +54,15 @@ def _calendar(name: str) -> Any:
             # exchange_calendars 4.13 trips a pandas deprecation while building sessions;
             # it is the library's to fix and says nothing about our data.
             warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+            if name == GLOBEX_FX:
+                from ticklake.quality.globex import CMEGlobexFXCalendar
+
+                return CMEGlobexFXCalendar(start=CALENDAR_START)
             return exchange_calendars.get_calendar(name, start=CALENDAR_START)
     except exchange_calendars.errors.InvalidCalendarName:
         raise ConfigError(
             f"unknown exchange calendar {name!r}; use an exchange_calendars name such as "
-            "XBOM, XNYS, CMES or 24/7",
+            f"XBOM, XNYS, CMES or 24/7, or {GLOBEX_FX}",
             calendar=name,
         ) from None
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -26,7 +27,13 @@ from ticklake._version import __version__
 from ticklake.api import open_lake
 from ticklake.errors import TicklakeError
 from ticklake.web.api import api_router
-from ticklake.web.errors import error_body, status_for
+from ticklake.web.api.lake import SQL_MAX_RESPONSE_BYTES
+from ticklake.web.errors import (
+    ERROR_ENVELOPE_SCHEMA,
+    error_body,
+    status_for,
+    validation_error_body,
+)
 from ticklake.web.jobs import JobManager
 from ticklake.web.pages import pages_router
 from ticklake.web.security import (
@@ -55,13 +62,14 @@ def create_app(
     executor: str | None = None,
     executor_workers: int | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    sql_max_response_bytes: int = SQL_MAX_RESPONSE_BYTES,
 ) -> FastAPI:
     """Build the app over the lake at ``lake_root``.
 
     ``token`` (default ``$TICKLAKE_TOKEN``) is required on every request when set;
     ``bound_host`` and ``allowed_hosts`` are accepted in the ``Host`` header besides
     localhost; jobs run ``job_workers`` at a time with ``executor`` (default: the
-    lake's setting).
+    lake's setting). The SQL box's ``rows`` are at most ``sql_max_response_bytes`` of JSON.
     """
     lake = open_lake(lake_root)
     token = token if token is not None else (os.environ.get("TICKLAKE_TOKEN") or None)
@@ -87,11 +95,27 @@ def create_app(
     app.state.lake = lake
     app.state.jobs = jobs
     app.state.token_required = token is not None
+    app.state.sql_max_response_bytes = sql_max_response_bytes
 
     @app.exception_handler(TicklakeError)
     async def ticklake_error(request: Request, exc: TicklakeError) -> JSONResponse:
         return JSONResponse(error_body(exc), status_code=status_for(exc))
 
+    @app.exception_handler(RequestValidationError)
+    async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(validation_error_body(exc.errors()), status_code=422)
+
+    def openapi() -> dict[str, Any]:
+        # The 422 answers are the error envelope, not FastAPI's {"detail": [...]}.
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            schemas = schema.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = ERROR_ENVELOPE_SCHEMA
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(api_router())
     app.include_router(pages_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

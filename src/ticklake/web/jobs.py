@@ -315,6 +315,11 @@ def _strategy_data(params: dict[str, Any]) -> tuple[dict[str, Any], str]:
 
     from ticklake.strategies import template_path
 
+    if params.get("template") and params.get("spec") is not None:
+        raise ConfigError(
+            "give the strategy as 'spec' or as 'template', not both (a template's settings "
+            "can be changed with 'overrides')"
+        )
     if params.get("template"):
         data = yaml.safe_load(template_path(str(params["template"])).read_text())
         return data, f"template {params['template']}"
@@ -393,6 +398,11 @@ def _run_resume(manager: JobManager, job: Job, progress: ProgressFn) -> dict[str
     return {"run_id": result.run_id, "status": result.status, "totals": result.ledger.get("totals")}
 
 
+def sweep_document(sweep: Any) -> dict[str, Any]:
+    """The sweep as ``POST /jobs/sweep`` takes it: the template with its axes and constraints."""
+    return {**sweep.template, "sweep": sweep.axes, "constraints": list(sweep.constraints)}
+
+
 def sweep_from_request(params: dict[str, Any]) -> Any:
     """A SweepSpec from ``{"spec": {..., "sweep": {...}}}`` or a sweep ``template`` + overrides."""
     from ticklake.backtest.sweep import sweep_from_data
@@ -416,7 +426,7 @@ def _prepare_sweep(manager: JobManager, params: dict[str, Any]) -> tuple[dict[st
     if rank_by not in RANK_STATISTICS:
         raise ConfigError(f"rank_by {rank_by!r}: use one of {', '.join(RANK_STATISTICS)}")
     prepared = {
-        "spec": {**sweep.template, "sweep": sweep.axes, "constraints": list(sweep.constraints)},
+        "spec": sweep_document(sweep),
         "rank_by": rank_by,
         "use_cache": bool(params.get("use_cache", True)),
         **_check_executor(params),
@@ -453,12 +463,9 @@ def _prepare_pipeline(
 
     data = params.get("pipeline")
     if data is None and isinstance(params.get("pipeline_yaml"), str):
-        import yaml
+        from ticklake.web.yaml_input import load_yaml
 
-        try:
-            data = yaml.safe_load(params["pipeline_yaml"])  # safe_load: no object tags
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"pipeline YAML does not parse: {exc}") from None
+        data = load_yaml(params["pipeline_yaml"], "the pipeline")  # no tags, bounded aliases
         data = json.loads(json.dumps(data, default=str))
     if not isinstance(data, dict):
         raise ConfigError("give the pipeline as 'pipeline' (its JSON, as in a pipeline YAML file)")

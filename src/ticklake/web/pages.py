@@ -46,10 +46,10 @@ templates.env.filters["rupees"] = _rupees
 templates.env.filters["human_bytes"] = _bytes
 
 
-def render(request: Request, name: str, **context: Any) -> HTMLResponse:
+def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("title", name.removesuffix(".html").replace("_", " ").title())
     return templates.TemplateResponse(
-        request, name, {"nav": NAV, "path": request.url.path, **context}
+        request, name, {"nav": NAV, "path": request.url.path, **context}, status_code=status_code
     )
 
 
@@ -147,12 +147,26 @@ def pages_router() -> APIRouter:
             summary = run_summary(run_directory(lake, run_id))
         except KeyError:  # a just-submitted job's run directory appears when it starts
             summary = None
-        job_id = job
-        if job_id is None:
-            for entry in request.app.state.jobs.list(limit=1000):
-                if entry.get("run_id") == run_id:
-                    job_id = entry["job_id"]
-                    break
+        making = next(
+            (
+                entry["job_id"]
+                for entry in request.app.state.jobs.list(limit=100_000)
+                if entry.get("run_id") == run_id and job in (None, entry["job_id"])
+            ),
+            None,
+        )
+        job_id = job or making
+        if summary is None and making is None:
+            # Neither a run directory nor a job that will make one: a 404, not "queued".
+            return render(
+                request,
+                "not_found.html",
+                title="Run not found",
+                message=f"There is no run {run_id!r} and no job making it.",
+                back_href="/runs",
+                back_label="All runs",
+                status_code=404,
+            )
         return render(
             request,
             "run.html",

@@ -340,3 +340,45 @@ def test_days_to_expiry_in_the_option_pipeline(tmp_path: Path) -> None:
     columns = (session, expiry, out["days_to_expiry"], out["trading_days_to_expiry"])
     got = set(zip(*columns, strict=True))
     assert (date(2024, 3, 7), date(2024, 3, 13), 6, 3) in got
+
+
+# (spot, strike, years, flag, pricing volatility, the volatility the solver lands on
+# exactly). In the money, the solver inverts the OTM twin (price - intrinsic); these
+# iterates reproduce the twin's float price exactly.
+EXACT_HITS = [
+    (100.0, 80.25, 0.1, "c", 0.1, 0.10000362121041495),  # vega 3.5e-12 per point
+    (100.0, 121.25, 0.02, "p", 0.2, 0.19999788779772776),
+    (100.0, 61.25, 0.5, "c", 0.2, 0.20000000000005178),  # well pinned down
+]
+
+
+@pytest.mark.parametrize(("spot", "strike", "years", "flag", "vol", "hit"), EXACT_HITS)
+def test_an_exact_hit_passes_the_resolution_guard(
+    spot: float, strike: float, years: float, flag: str, vol: float, hit: float
+) -> None:
+    """Prices from py_vollib at ``vol``: the answer is ``vol`` to 1e-6 or null, never 1e-6 off."""
+    from ticklake.analytics.metrics.options import VOLATILITY_RESOLUTION, _price
+
+    price = black_scholes_merton(flag, spot, strike, years, 0.0, vol, 0.0)
+    twin = "p" if flag == "c" else "c"
+    intrinsic = abs(spot - strike)
+    assert _price(spot, strike, years, 0.0, 0.0, hit, twin == "c") == price - intrinsic
+    frame = pl.DataFrame(
+        {
+            "price": [price],
+            "spot": [spot],
+            "strike": [strike],
+            "years_to_expiry": [years],
+            "is_call": [flag == "c"],
+        }
+    )
+    ours = _evaluate(frame, "iv", price_source="last").item()
+    theirs = implied_volatility(price, spot, strike, years, 0.0, 0.0, flag)
+    if abs(hit - vol) > VOLATILITY_RESOLUTION:
+        # py_vollib lands within a hair of the same wrong volatility: the float price
+        # does not pin it down, so ours refuses rather than answer 2-4e-6 off.
+        assert abs(theirs - vol) > VOLATILITY_RESOLUTION
+        assert ours is None
+    else:
+        assert ours == pytest.approx(vol, abs=1e-9)
+        assert ours == pytest.approx(theirs, abs=1e-6)

@@ -125,7 +125,7 @@ def test_csv_bad_rows_are_rejected_with_line_numbers(tmp_path: Path) -> None:
     assert rejected[3]["reason"] == "cannot read ts from source column 'time': 'yesterday'"
     assert rejected[3]["raw"] == "2,yesterday,100.5,1,buy"
     assert rejected[4]["reason"] == "cannot read price from source column 'price': '1o0.5'"
-    assert rejected[5]["reason"] == "row has 6 fields, the header has 5"
+    assert rejected[5]["reason"] == "expected 5 fields, got 6"
     assert rejected[5]["raw"] == "4,1704067200003,100.5,1,sell,extra"
     assert rejected[6]["reason"] == "missing size: source column 'qty' is empty"
 
@@ -161,7 +161,9 @@ def test_csv_headerless_with_column_names_and_skip_rows(tmp_path: Path) -> None:
 def test_csv_without_mapping_points_to_infer(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     path.write_text("a\n1\n")
-    with pytest.raises(MappingError, match=r"ticklake ingest FILE --format csv --infer"):
+    # The advice is the real command line (`ingest FORMAT PATH --infer`; there is no
+    # --format option): tests/unit/ingest/test_ingest_errors.py runs it.
+    with pytest.raises(MappingError, match=r"`ticklake ingest csv FILE --infer --schema trades"):
         list(get_reader("csv").read(path, ReaderOptions()))
 
 

@@ -80,8 +80,10 @@ def test_cme_bars_label_override_and_bad_rows(tmp_path: Path) -> None:
 def test_cme_bars_missing_column_and_truncated_gzip(tmp_path: Path, shared_data: Path) -> None:
     path = tmp_path / "6EH4.XCME_1min_bars_20240101_20240131.csv"
     path.write_text("timestamp,open,high,low,close,volume\n2024-01-01 23:01:00,1,1,1,1,1\n")
+    # A preset names its format and the missing column, not a "mapping" the user never
+    # wrote (issue 13), and still lists the file's columns.
     with pytest.raises(
-        IngestError, match=r"'time.column' names source column 'timestamp_utc'.*timestamp, open"
+        IngestError, match=r"format 'cme_bars' needs a column 'timestamp_utc'.*timestamp, open"
     ):
         list(get_reader("cme_bars").read(path, ReaderOptions()))
     source = shared_data / "cme-6e-1min" / "6EH4.XCME_1min_bars_20240101_20240131.csv.gz"

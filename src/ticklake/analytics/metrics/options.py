@@ -7,10 +7,12 @@ row is independent (no look-ahead by construction). The option is priced Europea
 with continuous rate ``rate`` and dividend yield ``dividend_yield`` (both default 0).
 
 The implied volatility is solved per row by a Numba kernel: safeguarded Newton steps
-inside a bisection bracket, to 1e-12 in volatility. A price outside the no-arbitrage
-bounds (at or below the discounted intrinsic value, at or above the spot for a call
-or the discounted strike for a put) has no implied volatility: the row is null, and
-so are its greeks — never a wrong number. Greek conventions follow ``py_vollib``:
+inside a bisection bracket, to 1e-12 in volatility. Every exit (converged, bracket
+closed, or an exact hit of the price) returns a volatility only when the price's float
+rounding pins it down to ``VOLATILITY_RESOLUTION`` (1e-6), else null. A price outside
+the no-arbitrage bounds (at or below the discounted intrinsic value, at or above the
+spot for a call or the discounted strike for a put) has no implied volatility: the row
+is null, and so are its greeks — never a wrong number. Greek conventions follow ``py_vollib``:
 vega per volatility point (0.01), theta per calendar day (annual / 365).
 
 The time left to expiry in days reads the row's ``session_date`` and the contract's
@@ -117,16 +119,17 @@ def _implied_volatility(
     root_years = math.sqrt(years)
     for _ in range(200):
         difference = _price(spot, strike, years, rate, dividend, vol, call) - price
-        if difference == 0.0:
-            return vol
-        if difference > 0.0:
-            high = vol
-        else:
-            low = vol
         d1 = (math.log(spot / strike) + (rate - dividend + 0.5 * vol * vol) * years) / (
             vol * root_years
         )
         vega = discounted_spot * _INV_SQRT_2PI * math.exp(-0.5 * d1 * d1) * root_years
+        if difference == 0.0:
+            # An exact hit is no better pinned down than a converged one: same guard.
+            return vol if noise < VOLATILITY_RESOLUTION * vega else math.nan
+        if difference > 0.0:
+            high = vol
+        else:
+            low = vol
         newton = vol - difference / vega if vega > 0.0 else -1.0
         tolerance = 1e-12 * max(1.0, vol)
         if abs(newton - vol) <= tolerance and low <= newton <= high:

@@ -50,11 +50,30 @@ def to_polars(frame: Any) -> pl.DataFrame:
     raise TypeError(f"cannot ingest a {type(frame).__name__}; pass a Polars, pandas or Arrow table")
 
 
-def _missing_error(mapping_key: str, column: str, frame: pl.DataFrame, source: str) -> MappingError:
+def _columns_shown(frame: pl.DataFrame, limit: int = 20) -> str:
+    names = [name if len(name) <= 40 else name[:37] + "..." for name in frame.columns[:limit]]
+    more = len(frame.columns) - limit
+    return ", ".join(names) + (f" and {more} more" if more > 0 else "")
+
+
+def _missing_error(
+    mapping_key: str, column: str, frame: pl.DataFrame, source: str, preset: str | None = None
+) -> MappingError:
+    if preset is not None:
+        # A built-in format: the user wrote no mapping, the file is not what it expects.
+        return MappingError(
+            f"{source}: format {preset!r} needs a column {column!r}, which the file does not "
+            f"have (its columns: {_columns_shown(frame)}). Check that the file is a {preset} "
+            "export, or pick the format that matches it (`ticklake ingest --list-formats`).",
+            source=source,
+            key=mapping_key,
+            column=column,
+            available=list(frame.columns),
+        )
     return MappingError(
         f"{source}: mapping key {mapping_key!r} names source column {column!r}, which the "
-        f"source does not have. Its columns are: {', '.join(frame.columns)}. "
-        "Fix the mapping (or run `ticklake ingest FILE --infer` to propose one).",
+        f"source does not have. Its columns are: {_columns_shown(frame)}. Fix the mapping "
+        "(or propose one with `ticklake ingest csv FILE --infer --schema SCHEMA`).",
         source=source,
         key=mapping_key,
         column=column,
@@ -78,7 +97,7 @@ def _check_sources(
             refs.append((key, policy))
     for key, column in refs:
         if column not in frame.columns:
-            raise _missing_error(key, column, frame, source)
+            raise _missing_error(key, column, frame, source, mapping._preset)
     provided = {schema.ts_column, *mapping.columns, *mapping.constants}
     provided |= {"seq", "trade_id"}  # default to the source row when not mapped
     if time.interval is not None:

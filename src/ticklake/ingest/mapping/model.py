@@ -114,6 +114,9 @@ class Mapping(BaseModel):
 
     # Why each inferred value was chosen, shown as comments by render_yaml.
     _notes: dict[str, str] = PrivateAttr(default_factory=dict)
+    # The reader whose built-in preset this is (None: the user's mapping). Errors about a
+    # preset name the format and the file, never "the mapping" the user did not write.
+    _preset: str | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _check(self) -> Mapping:
@@ -171,12 +174,19 @@ class Mapping(BaseModel):
         return cls.from_dict(data, source=str(path))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "mapping") -> Mapping:
-        """Validate a mapping from plain data, raising :class:`MappingError` on problems."""
+    def from_dict(
+        cls, data: dict[str, Any], *, source: str = "mapping", preset: str | None = None
+    ) -> Mapping:
+        """Validate a mapping from plain data, raising :class:`MappingError` on problems.
+
+        ``preset`` names the reader whose built-in mapping this is (see ``_preset``).
+        """
         try:
-            return cls.model_validate(data)
+            mapping = cls.model_validate(data)
         except ValidationError as exc:
             raise _mapping_error(exc, source) from None
+        mapping._preset = preset
+        return mapping
 
 
 def _valid_keys(model: type[BaseModel]) -> list[str]:

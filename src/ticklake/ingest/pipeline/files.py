@@ -5,7 +5,6 @@ then commits each file's quarantine and appends the sources ledger (``_sources.j
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import time
 import uuid
@@ -36,6 +35,7 @@ from ticklake.ingest.pipeline.staging import (
 from ticklake.ingest.readers.base import ReaderOptions, get_reader
 from ticklake.lake import Lake
 from ticklake.lake.manifest import SourceRef, utc_now_iso
+from ticklake.lake.owners import write_owner
 
 
 def ingest_files(
@@ -59,7 +59,7 @@ def ingest_files(
     ingest_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
     staging = _staging_root(str(lake.root), ingest_id)
     staging.mkdir(parents=True)
-    (staging / "owner.pid").write_text(str(os.getpid()))
+    write_owner(staging)  # lets verify/vacuum tell an abandoned staging from a live one
     summary = IngestSummary(dataset=dataset, layer=layer, ingest_id=ingest_id)
     try:
         sources = plan_sources(reader, format, inputs, staging)
@@ -152,6 +152,7 @@ def ingest_files(
                     "rows_valid": result.rows_valid,
                     "rows_rejected": result.rows_rejected,
                     "days": result.days,
+                    **({"notes": result.notes} if result.notes else {}),  # lineage
                     "ingest_id": ingest_id,
                     "ingested_at": utc_now_iso(),
                 }

@@ -38,6 +38,12 @@ class FileResult:
     days: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    #: lineage notes from the reader with their row counts (see ``Batch.notes``)
+    notes: dict[str, int] = field(default_factory=dict)
+
+    def add_notes(self, notes: dict[str, int]) -> None:
+        for text, count in notes.items():
+            self.notes[text] = self.notes.get(text, 0) + count
 
 
 @dataclass
@@ -86,6 +92,22 @@ class IngestSummary:
     @property
     def rows_added(self) -> int:
         return sum(d.rows_after - d.rows_before for d in self.days)
+
+    @property
+    def nothing_committed(self) -> bool:
+        """True when files were read but no row reached the lake (all rejected, empty or
+        header-only files, 0-row Parquet, empty zip members). Files already ingested
+        (skipped) do not count: a re-run that has nothing new to do is not this."""
+        return self.rows_committed == 0 and any(f.status == "staged" for f in self.files)
+
+    @property
+    def notes(self) -> dict[str, int]:
+        """The files' lineage notes, summed."""
+        total: dict[str, int] = {}
+        for result in self.files:
+            for text, count in result.notes.items():
+                total[text] = total.get(text, 0) + count
+        return total
 
     def line(self) -> str:
         return (

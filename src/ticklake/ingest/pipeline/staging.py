@@ -23,14 +23,13 @@ from ticklake.errors import IngestError, TicklakeError
 from ticklake.ingest.pipeline.quarantine import _quarantine_frame, _raw_text
 from ticklake.ingest.pipeline.results import FileResult, IngestRequest
 from ticklake.ingest.readers.base import FilesBatch, Reader, get_reader
-from ticklake.ingest.sources import SourceFile, expand_inputs
+from ticklake.ingest.sources import SourceFile, expand_inputs, user_text
 from ticklake.ingest.validate import split_valid
 from ticklake.lake import Lake, open_lake
 from ticklake.lake.lake import trading_day_expr
-from ticklake.lake.layout import partition_dirname
+from ticklake.lake.layout import STAGING_DIR, partition_dirname
 from ticklake.lake.manifest import sha256_file
 
-STAGING_DIR = "_staging"
 #: Files up to this size are read in groups through ``Reader.read_files`` when the
 #: reader supports it: one kernel pass per group instead of per-file fixed costs.
 SMALL_FILE_BYTES = 32 * 2**20
@@ -112,10 +111,9 @@ def stage_file(item: tuple[IngestRequest, int, SourceFile]) -> FileResult:
     out = _staging_root(request.lake_root, request.ingest_id) / _stage_dirname(index)
     try:
         result.sha256 = sha256_file(source.path)
-        if not request.force and result.sha256 in lake.ingested_sources(
-            request.dataset, request.layer
-        ):
-            result.status = "skipped"
+        restore = None if request.force else _days_to_restore(lake, request, result.sha256)
+        if restore is not None and not restore:
+            result.status = "skipped"  # ingested before, and every day it gave is intact
             return result
         info = lake.dataset_info(request.dataset, request.layer)
         dschema = info.dataset_schema
@@ -123,10 +121,13 @@ def stage_file(item: tuple[IngestRequest, int, SourceFile]) -> FileResult:
         days: set[str] = set()
         for batch_no, batch in enumerate(reader.read(source.path, request.options)):
             result.rows_read += batch.frame.height + batch.rejected.height
+            result.add_notes(batch.notes)
             valid, rejected = split_valid(batch.frame, dschema)
             result.rows_valid += valid.height
             parts = []
-            if batch.rejected.height:
+            if restore is not None:
+                pass  # restoring days: its rejected rows were quarantined the first time
+            elif batch.rejected.height:
                 parts.append(
                     _quarantine_frame(
                         source.label,
@@ -136,7 +137,7 @@ def stage_file(item: tuple[IngestRequest, int, SourceFile]) -> FileResult:
                         batch.rejected["reason"],
                     )
                 )
-            if rejected.height:
+            if rejected.height and restore is None:
                 parts.append(
                     _quarantine_frame(
                         source.label,
@@ -165,23 +166,34 @@ def stage_file(item: tuple[IngestRequest, int, SourceFile]) -> FileResult:
                     for (day,), rows in split.partition_by("__day", as_dict=True).items()
                 ]
             for day, rows in groups:
+                if restore is not None and day.isoformat() not in restore:
+                    continue  # an intact day keeps what it has (later corrections included)
                 ddir = out / partition_dirname(day)
                 ddir.mkdir(parents=True, exist_ok=True)
                 _spool(rows, ddir / f"part-{batch_no:06d}.parquet", request.spool_in_memory)
                 days.add(day.isoformat())
         result.days = sorted(days)
     except TicklakeError as exc:
-        result.status, result.error = "failed", str(exc)
+        result.status, result.error = "failed", user_text(str(exc), source)
     except Exception as exc:  # any reader crash fails this file only, with its name
         result.status = "failed"
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        result.error = f"{source.label}: could not be read: {detail}"
+        result.error = user_text(f"{source.label}: could not be read: {detail}", source)
     finally:
         result.seconds = time.perf_counter() - started
     if result.status == "failed":
         _drop_spooled(out)
         shutil.rmtree(out, ignore_errors=True)
     return result
+
+
+def _days_to_restore(lake: Lake, request: IngestRequest, sha: str) -> set[str] | None:
+    """None for a source never ingested; else the days it gave whose partition is gone
+    or not as recorded (empty: nothing to do, the source is skipped)."""
+    known = lake.ingested_sources(request.dataset, request.layer).get(sha)
+    if known is None:
+        return None
+    return set(lake.days_to_restore(request.dataset, known.get("days") or [], request.layer))
 
 
 def _stage_dirname(first_index: int) -> str:
@@ -239,8 +251,8 @@ def stage_group(
     out = _staging_root(request.lake_root, request.ingest_id) / _stage_dirname(first)
     results = [FileResult(label=source.label, status="staged") for _, source in members]
     lake = open_lake(request.lake_root)
-    known = {} if request.force else lake.ingested_sources(request.dataset, request.layer)
     todo: list[int] = []  # positions in members still to read
+    restore: dict[int, set[str]] = {}  # index in todo -> days to restore (ingested before)
     for pos, (_, source) in enumerate(members):
         try:
             results[pos].sha256 = sha256_file(source.path)
@@ -248,9 +260,12 @@ def stage_group(
             results[pos].status = "failed"
             results[pos].error = f"{source.label}: could not be read: {exc}"
             continue
-        if results[pos].sha256 in known:
+        days = None if request.force else _days_to_restore(lake, request, results[pos].sha256)
+        if days is not None and not days:
             results[pos].status = "skipped"
         else:
+            if days is not None:
+                restore[len(todo)] = days
             todo.append(pos)
     if not todo:
         return results
@@ -262,9 +277,12 @@ def stage_group(
             results[pos] = stage_file((request, index, source))
         return results
     for k, message in batch.failed.items():
-        results[todo[k]].status, results[todo[k]].error = "failed", message
+        results[todo[k]].status = "failed"
+        results[todo[k]].error = user_text(message, members[todo[k]][1])
+    for k, notes in batch.notes.items():
+        results[todo[k]].add_notes(notes)
     try:
-        _spool_group(request, lake, members, todo, batch, results, out)
+        _spool_group(request, lake, members, todo, batch, results, out, restore)
     except Exception as exc:  # the spool failed (disk full...): the whole group fails
         _drop_spooled(out)
         shutil.rmtree(out, ignore_errors=True)
@@ -287,7 +305,9 @@ def _spool_group(
     batch: FilesBatch,
     results: list[FileResult],
     out: Path,
+    restore: dict[int, set[str]] | None = None,
 ) -> None:
+    restore = restore or {}
     info = lake.dataset_info(request.dataset, request.layer)
     dschema = info.dataset_schema
     valid, rejected = split_valid(batch.frame, dschema)
@@ -305,14 +325,16 @@ def _spool_group(
         result.rows_rejected = unparsed.get(k, 0) + invalid.get(k, 0)
         index, source = members[pos]
         parts = []
-        if unparsed.get(k):
+        if k in restore:
+            pass  # restoring days: its rejected rows were quarantined the first time
+        elif unparsed.get(k):
             mine = batch.rejected.filter(pl.col("__file") == k)
             parts.append(
                 _quarantine_frame(
                     source.label, request.ingest_id, mine["source_row"], mine["raw"], mine["reason"]
                 )
             )
-        if invalid.get(k):
+        if invalid.get(k) and k not in restore:
             mine = rejected.filter(pl.col("__file") == k).drop("__file")
             parts.append(
                 _quarantine_frame(
@@ -330,6 +352,13 @@ def _spool_group(
     if valid.height == 0:
         return
     with_day = valid.with_columns(trading_day_expr(dschema.ts_column, info).alias("__day"))
+    for k, keep in restore.items():  # a restored source gives only its missing days
+        wanted = [date.fromisoformat(d) for d in keep]
+        with_day = with_day.filter((pl.col("__file") != k) | pl.col("__day").is_in(wanted))
+    if restore:
+        valid = with_day.drop("__day")
+        if valid.height == 0:
+            return
     for k, day in with_day.select("__file", "__day").unique().sort("__file", "__day").iter_rows():
         results[todo[k]].days.append(day.isoformat())
     days = with_day["__day"]

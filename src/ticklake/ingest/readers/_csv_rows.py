@@ -23,6 +23,7 @@ from ticklake.ingest.readers.base import (
     REJECTED_SCHEMA,
     Batch,
     ReaderOptions,
+    check_text_source,
     iter_text_chunks,
     open_source,
 )
@@ -41,6 +42,7 @@ def field(name: str) -> pl.Expr:
 
 def read_header(path: Path) -> list[str]:
     """Return the comma-separated column names on the first line of ``path``."""
+    check_text_source(path)
     with open_source(path) as fh:
         try:
             first = fh.readline()
@@ -89,18 +91,24 @@ def split_fields(
         pl.col("raw").str.strip_chars() != ""
     )
     field_count = pl.col("raw").str.count_matches(",", literal=True) + 1
-    rejected = frame.filter(field_count != len(names)).select(
+    damaged = pl.col("raw").str.contains("\ufffd", literal=True)
+    wrong = (field_count != len(names)) | damaged
+    rejected = frame.filter(wrong).select(
         "source_row",
         "raw",
-        reason=pl.format(
-            "expected {} comma-separated fields ({}), found {}",
-            pl.lit(len(names)),
-            pl.lit(",".join(names)),
-            field_count,
+        reason=pl.when(damaged)
+        .then(pl.lit("line is not valid UTF-8 text (damaged bytes)"))
+        .otherwise(
+            pl.format(
+                "expected {} comma-separated fields ({}), found {}",
+                pl.lit(len(names)),
+                pl.lit(",".join(names)),
+                field_count,
+            )
         ),
     )
     parts = pl.col("raw").str.split(",")
-    fields = frame.filter(field_count == len(names)).with_columns(
+    fields = frame.filter(~wrong).with_columns(
         [parts.list.get(i).str.strip_chars().alias(f"field:{n}") for i, n in enumerate(names)]
     )
     return fields, rejected

@@ -33,6 +33,7 @@ from ticklake.ingest.batch import REJECTED_SCHEMA as REJECTED_SCHEMA
 from ticklake.ingest.batch import Batch as Batch
 from ticklake.ingest.batch import FilesBatch as FilesBatch
 from ticklake.ingest.batch import empty_rejected as empty_rejected
+from ticklake.ingest.source_io import check_text_source as check_text_source
 from ticklake.ingest.source_io import iter_text_chunks as iter_text_chunks
 from ticklake.ingest.source_io import open_source as open_source
 from ticklake.ingest.source_io import read_source_bytes as read_source_bytes

@@ -31,7 +31,14 @@ from ticklake.ingest.mapping import (
     Mapping,
     resolve_auto_unit,
 )
-from ticklake.ingest.readers.base import Batch, Reader, ReaderOptions, open_source, register_reader
+from ticklake.ingest.readers.base import (
+    Batch,
+    Reader,
+    ReaderOptions,
+    check_text_source,
+    open_source,
+    register_reader,
+)
 from ticklake.ingest.readers.generic import SourceFrame, iter_csv_frames, map_frames
 
 VENUE = "binance"
@@ -93,6 +100,7 @@ def instrument_for(path: Path, options: ReaderOptions) -> str:
 
 
 def _first_fields(path: Path) -> list[str]:
+    check_text_source(path)
     with open_source(path) as fh:
         try:
             line = fh.readline().decode("utf-8-sig", errors="replace")
@@ -111,7 +119,9 @@ def _csv_spec(path: Path, names: tuple[str, ...]) -> CsvSpec:
     first = fields[0] if fields else ""
     if first and not first.replace(".", "", 1).isdigit():
         return CsvSpec(has_header=True)
-    return CsvSpec(has_header=False, column_names=names[: max(len(fields), 1)])
+    # Every row must have the format's field count: a row missing trailing fields is
+    # rejected ("expected N fields, got M") like a row with extra fields, never padded.
+    return CsvSpec(has_header=False, column_names=names)
 
 
 def _with_resolved_unit(
@@ -141,7 +151,7 @@ class _BinanceReader(Reader):
             constants["venue"] = VENUE
         if "instrument" not in data["columns"]:
             constants["instrument"] = instrument_for(path, options)
-        mapping = Mapping.from_dict(data, source=f"{self.name} preset")
+        mapping = Mapping.from_dict(data, source=f"{self.name} preset", preset=self.name)
         frames = iter_csv_frames(path, spec, options.batch_rows)
         mapping, frames = _with_resolved_unit(frames, mapping)
         return mapping, map_frames(frames, mapping, source=str(path))
@@ -153,7 +163,8 @@ class BinanceTradesReader(_BinanceReader):
     schema = "trades"
     description = (
         "Binance trades and aggTrades CSV from data.binance.vision (spot without header, "
-        "USD-M futures with header; .zip must be unzipped, .gz/.zst are fine). trade_id is "
+        "USD-M futures with header; the .zip as downloaded, .gz/.zst are fine; a row "
+        "with more or fewer fields than the format is rejected). trade_id is "
         "the trade id (aggTrades: the aggregate trade id); is_buyer_maker true means the "
         "aggressor sold (side 'sell'). Times are UTC epoch ms, or µs for 2025+ spot files "
         "(detected per file by magnitude). Prices as published, no scaling. Instrument from "
@@ -294,6 +305,7 @@ class BinanceDepthReader(Reader):
                 "time": {"column": "timestamp", "unit": "auto"},
             },
             source=f"{self.name} preset",
+            preset=self.name,
         )
         frames = iter_csv_frames(path, CsvSpec(has_header=True), options.batch_rows)
         return _number_within_updates(map_frames(frames, mapping, source=str(path)))

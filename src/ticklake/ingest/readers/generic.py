@@ -19,10 +19,12 @@ from __future__ import annotations
 import csv as csv_module
 import io
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -55,8 +57,9 @@ def resolve_mapping(options: ReaderOptions, *, reader: str) -> Mapping:
     if given is None:
         raise MappingError(
             f"format {reader!r} needs a mapping from source columns to a canonical schema. "
-            f"Run `ticklake ingest FILE --format {reader} --infer` to propose one, review it, "
-            "then pass it with --mapping FILE.yaml (Python: options.extra['mapping']).",
+            f"Run `ticklake ingest {reader} FILE --infer --schema trades > mapping.yaml` to "
+            "propose one (--schema: trades, quotes, bars, ...), review it, then pass it with "
+            "--mapping mapping.yaml (Python: lake.ingest(..., mapping=...)).",
             reader=reader,
         )
     mapping = given if isinstance(given, Mapping) else Mapping.from_yaml(Path(given))
@@ -87,25 +90,80 @@ def _header_names(line: bytes, separator: str) -> list[str]:
     return [name.strip() for name in next(csv_module.reader([text], delimiter=separator))]
 
 
+def field_count_reason(expected: int, got: int) -> str:
+    """The one reason every delimited reader gives a line with the wrong field count."""
+    return f"expected {expected} fields, got {got}"
+
+
+def _ragged(chunk: bytes, width: int, separator: str) -> bool:
+    """Whether a non-blank line of ``chunk`` has other than ``width`` fields.
+
+    Unquoted chunks are counted in C (separators per line); a chunk with quotes goes
+    through the csv module, which knows quoted separators.
+    """
+    if b'"' in chunk:
+        text = chunk.decode("utf-8", errors="replace")
+        rows = csv_module.reader(text.split("\n"), delimiter=separator)
+        try:
+            return any(len(row) != width for row in rows if row and row != [""] * len(row))
+        except csv_module.Error:
+            return True
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    newlines = np.flatnonzero(data == 10)
+    ends = newlines if chunk.endswith(b"\n") else np.append(newlines, len(data))
+    starts = np.concatenate(([0], newlines + 1))[: len(ends)]
+    seps = np.flatnonzero(data == ord(separator))
+    counts = np.searchsorted(seps, ends) - np.searchsorted(seps, starts)
+    lengths = ends - starts
+    cr = np.zeros(len(ends), dtype=bool)
+    has = lengths > 0
+    cr[has] = data[ends[has] - 1] == 13
+    blank = (lengths - cr) == 0
+    return bool(np.any(counts[~blank] != width - 1))
+
+
 def _csv_fallback(
     data: bytes, names: list[str], separator: str, first_row: int
 ) -> tuple[pl.DataFrame, dict[int, tuple[str, str]]]:
-    """Parse a chunk polars refused, line by line: malformed lines become rejected rows."""
+    """Parse a chunk line by line: lines with the wrong field count, damaged (non-UTF-8)
+    bytes or broken quoting become rejected rows (an all-null row keeps the numbering)."""
     columns: dict[str, list[str | None]] = {name: [] for name in names}
     rejected: dict[int, tuple[str, str]] = {}
     text = data.decode("utf-8", errors="replace")
-    for offset, line in enumerate(text.splitlines()):
-        fields: list[str | None] = list(next(csv_module.reader([line], delimiter=separator), []))
-        if len(fields) > len(names):
-            rejected[first_row + offset] = (
-                line,
-                f"row has {len(fields)} fields, the header has {len(names)}",
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for offset, line in enumerate(lines):
+        line = line.removesuffix("\r")
+        try:
+            fields: list[str | None] = list(
+                next(csv_module.reader([line], delimiter=separator), [])
             )
+        except csv_module.Error as exc:
+            rejected[first_row + offset] = (line, f"line cannot be split into fields: {exc}")
+            fields = []
+        if "\ufffd" in line and first_row + offset not in rejected:
+            rejected[first_row + offset] = (line, "line is not valid UTF-8 text (damaged bytes)")
+            fields = []
+        elif fields and len(fields) != len(names) and first_row + offset not in rejected:
+            rejected[first_row + offset] = (line, field_count_reason(len(names), len(fields)))
             fields = []
         fields = [*fields, *[None] * (len(names) - len(fields))]
         for name, value in zip(names, fields, strict=True):
             columns[name].append(value if value != "" else None)
     return pl.DataFrame(columns, schema={n: pl.String for n in names}), rejected
+
+
+def _check_header(path: Path, names: list[str]) -> None:
+    """Refuse a header that names a column twice (which of them would a mapping mean?)."""
+    twice = sorted(name for name, count in Counter(names).items() if count > 1)
+    if twice:
+        raise IngestError(
+            f"{path}: the header names column(s) {', '.join(map(repr, twice))} more than "
+            "once; rename the duplicates so that each column has its own name.",
+            path=str(path),
+            columns=twice,
+        )
 
 
 def _csv_chunks(
@@ -123,6 +181,7 @@ def _csv_chunks(
             if spec.has_header and pending_skip == 0 and dropped:
                 header = _header_names(dropped[-1], spec.separator)
                 names = names or header
+                _check_header(path, names)
         if not chunk or chunk.isspace():  # isspace: no copy of a big chunk, unlike strip
             continue
         if names is None:
@@ -133,6 +192,10 @@ def _csv_chunks(
 
 def _string_frame(chunk: bytes, names: list[str], separator: str, first_row: int) -> SourceFrame:
     """Parse a chunk as all-string columns; malformed lines become rejected rows."""
+    rejected: dict[int, tuple[str, str]] = {}
+    if _ragged(chunk, len(names), separator):
+        frame, rejected = _csv_fallback(chunk, names, separator, first_row)
+        return frame, first_row, rejected
     try:
         frame = pl.read_csv(
             io.BytesIO(chunk),
@@ -140,7 +203,6 @@ def _string_frame(chunk: bytes, names: list[str], separator: str, first_row: int
             separator=separator,
             schema={name: pl.String for name in names},
         )
-        rejected: dict[int, tuple[str, str]] = {}
     except pl.exceptions.PolarsError:
         frame, rejected = _csv_fallback(chunk, names, separator, first_row)
     return frame, first_row, rejected
@@ -267,8 +329,10 @@ class CsvReader(MappingReader):
         "--infer to propose one). Streams chunks of whole lines, re-applying the header. "
         "Time zone: epoch numbers are UTC, naive strings are read in the mapping's "
         "`time.timezone` (default UTC). Prices are divided by `price_scale` if set. Lines "
-        "with more fields than the header, bad times and non-numeric values are rejected "
-        "with their line number."
+        'with more or fewer fields than the header ("expected N fields, got M"), damaged '
+        "(non-UTF-8) bytes, bad times and non-numeric values are rejected with their line "
+        "number; a header naming a column twice, or a file that is not UTF-8 text "
+        "(compressed but misnamed, UTF-16, binary), is refused with what it is."
     )
     suffixes = (".csv", ".tsv", ".txt")
 
@@ -303,7 +367,11 @@ class CsvReader(MappingReader):
                     careful = _string_frame(chunk, names, spec.separator, first_row)
                     resolved = resolve_auto_unit(mapping, careful[0])
             batch: Batch | None = None
-            if set(typed) <= set(names) and len(set(names)) == len(names):
+            if (
+                set(typed) <= set(names)
+                and len(set(names)) == len(names)
+                and not _ragged(chunk, len(names), spec.separator)
+            ):
                 try:
                     frame = pl.read_csv(
                         io.BytesIO(chunk),

@@ -33,6 +33,7 @@ import polars as pl
 from ticklake.errors import IngestError
 from ticklake.ingest.readers._csv_rows import Check, descale, field, reject_unparsed, split_fields
 from ticklake.ingest.readers.base import (
+    REJECTED_SCHEMA,
     Batch,
     Reader,
     ReaderOptions,
@@ -284,7 +285,51 @@ def _parse_messages(
         ("size", "size", "a number", True),
     ]
     good, rejected_values = reject_unparsed(parsed, checks)
-    return good, pl.concat([rejected_shape, rejected_values])
+    good, rejected_impossible = _reject_impossible(good)
+    return good, pl.concat([rejected_shape, rejected_values, rejected_impossible])
+
+
+def _reject_impossible(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split off parsed messages whose values LOBSTER never writes.
+
+    A time of 86,400 s or more after midnight is not a time of that day (it would land
+    in the next day's partition); a price of 0 or below, or the ±9999999999 dummy of an
+    empty order-book level, is not an order price. Type-7 (halt) messages are exempt
+    from the price rule: their "price" is the halt state -1 / 0 / 1 (LOBSTER ReadMe).
+    """
+    if frame.height == 0:
+        return frame, pl.DataFrame(schema=REJECTED_SCHEMA)
+    is_halt = field("event_type") == _HALT
+    units = pl.col("_price_units")
+    reason = (
+        pl.when(field("time").str.extract(r"^(\d+)", 1).cast(pl.Int64, strict=False) >= 86_400)
+        .then(
+            pl.format(
+                "field 'time': {} s is not a time of the session day (LOBSTER times are "
+                "seconds after midnight, below 86400)",
+                field("time"),
+            )
+        )
+        .when(~is_halt & units.is_in(DUMMY_PRICES))
+        .then(
+            pl.format(
+                "field 'price': {} is the dummy price of an empty book level, not an order price",
+                field("price"),
+            )
+        )
+        .when(~is_halt & (units <= 0))
+        .then(
+            pl.format(
+                "field 'price': {} is not a positive price (USD x 10000); only type-7 halt "
+                "messages carry -1 / 0 / 1",
+                field("price"),
+            )
+        )
+    )
+    tagged = frame.with_columns(reason.alias("_reason"))
+    bad = tagged.filter(pl.col("_reason").is_not_null())
+    rejected = bad.select("source_row", "raw", reason=pl.col("_reason"))
+    return tagged.filter(pl.col("_reason").is_null()).drop("_reason"), rejected
 
 
 @register_reader
@@ -296,7 +341,9 @@ class LobsterMessagesReader(Reader):
         "Time = decimal seconds after midnight in America/New_York on the date in the file "
         "name, parsed exactly to integer ns, converted to UTC. Price = integer USD x 10000, "
         "descaled. Event types 1 add, 2 cancel (partial), 3 delete, 4 fill, 5 fill_hidden, "
-        "6 trade (cross), 7 halt; direction 1 bid / -1 ask. Halt rows have null side and "
+        "6 trade (cross), 7 halt; direction 1 bid / -1 ask. A time of 86400 s or more, a "
+        "price <= 0 or the +-9999999999 empty-level dummy (except on halt rows) is rejected "
+        "with its line. Halt rows have null side and "
         "price and their state (-1 halt, 0 quoting, 1 resume) in flags; order id 0 (hidden "
         "executions) is null. seq = line number; instrument = ticker in the file name; "
         "venue XNAS. Zip members are size- and ratio-checked and name-validated."

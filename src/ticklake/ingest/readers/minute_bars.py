@@ -25,7 +25,14 @@ from typing import Any
 
 from ticklake.errors import IngestError
 from ticklake.ingest.mapping import CsvSpec, Mapping
-from ticklake.ingest.readers.base import Batch, Reader, ReaderOptions, register_reader
+from ticklake.ingest.readers.base import (
+    Batch,
+    Reader,
+    ReaderOptions,
+    check_text_source,
+    open_source,
+    register_reader,
+)
 from ticklake.ingest.readers.generic import iter_csv_frames, map_frames
 
 _CME_NAME = re.compile(r"^(?P<symbol>[A-Za-z0-9]+)\.(?P<venue>[A-Z]{4})_(?P<minutes>\d+)min_")
@@ -45,12 +52,26 @@ def _label(options: ReaderOptions, default: str) -> str:
 
 
 def _read_bars(
-    path: Path, options: ReaderOptions, data: dict[str, Any], spec: CsvSpec
+    path: Path, options: ReaderOptions, data: dict[str, Any], spec: CsvSpec, preset: str
 ) -> Iterator[Batch]:
     data = {**data, "csv": spec.model_dump(exclude_none=True)}
-    mapping = Mapping.from_dict(data, source=f"{path.name} preset")
+    mapping = Mapping.from_dict(data, source=f"{path.name} preset", preset=preset)
     frames = iter_csv_frames(path, spec, options.batch_rows)
     return map_frames(frames, mapping, source=str(path))
+
+
+def _first_line_fields(path: Path) -> int:
+    """The number of comma-separated fields on the first line of a text file."""
+    check_text_source(path)
+    with open_source(path) as fh:
+        try:
+            line = fh.readline()
+        except (OSError, EOFError) as exc:
+            raise IngestError(
+                f"{path}: file is corrupt or truncated ({exc}); re-download or remove it.",
+                path=str(path),
+            ) from exc
+    return line.count(b",") + 1 if line.strip() else 0
 
 
 def _no_name(path: Path, expected: str) -> IngestError:
@@ -98,7 +119,7 @@ class CmeBarsReader(Reader):
                 "label": _label(options, "close"),
             },
         }
-        return _read_bars(path, options, data, CsvSpec(has_header=True))
+        return _read_bars(path, options, data, CsvSpec(has_header=True), self.name)
 
 
 @register_reader
@@ -124,10 +145,13 @@ class FirstRateBarsReader(Reader):
         instrument = options.instrument or match.group("symbol")  # type: ignore[union-attr]
         interval = options.extra.get("interval") or "{}{}".format(*match.group("count", "unit"))  # type: ignore[union-attr]
         daily = interval.endswith("day") or interval.endswith("d")
-        names = ("datetime", "open", "high", "low", "close", "volume")
+        names: tuple[str, ...] = ("datetime", "open", "high", "low", "close", "volume")
+        if _first_line_fields(path) == 5:
+            # Index files have five fields, every row of them: volume is then null. (A
+            # row with another field count than the file's first row is rejected.)
+            names = names[:5]
         data = {
             "schema": "bars",
-            # Index files have five fields: volume is then null.
             "columns": {c: c for c in names[1:]},
             "constants": {"instrument": instrument},
             "time": {
@@ -139,7 +163,7 @@ class FirstRateBarsReader(Reader):
             },
         }
         spec = CsvSpec(has_header=False, column_names=names)
-        return _read_bars(path, options, data, spec)
+        return _read_bars(path, options, data, spec, self.name)
 
 
 @register_reader
@@ -177,4 +201,4 @@ class FtxBarsReader(Reader):
                 "label": _label(options, "close"),
             },
         }
-        return _read_bars(path, options, data, CsvSpec(has_header=True))
+        return _read_bars(path, options, data, CsvSpec(has_header=True), self.name)

@@ -26,6 +26,7 @@ from ticklake.ingest.readers.base import (
     Batch,
     Reader,
     ReaderOptions,
+    check_text_source,
     open_source,
     register_reader,
 )
@@ -77,6 +78,7 @@ class NseFno1MinReader(Reader):
         timezone = options.timezone or DEFAULT_TIMEZONE
         batch_rows = max(1, options.batch_rows)
         symbols: dict[tuple[str, str], str] = {}
+        check_text_source(path)
         with open_source(path) as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
             reader = csv.reader(text)

@@ -76,11 +76,19 @@ def _parse_chunk(
         .dt.convert_time_zone("UTC")
         .alias("ts")
     )
-    failed = pl.col("ts").is_null() | pl.col("price").is_null() | ~pl.col("price").is_finite()
+    fields = pl.col("raw").str.count_matches(",", literal=True) + 1
+    failed = (
+        (fields != 2)
+        | pl.col("ts").is_null()
+        | pl.col("price").is_null()
+        | ~pl.col("price").is_finite()
+    )
     rejected = frame.filter(failed).select(
         "source_row",
         "raw",
-        pl.when(pl.col("ts").is_null())
+        pl.when(fields != 2)
+        .then(pl.format("expected 2 fields, got {}", fields))
+        .when(pl.col("ts").is_null())
         .then(pl.lit("time: expected YYYY-MM-DD HH:MM:SS in the first field"))
         .otherwise(pl.lit("value: expected a number in the second field"))
         .alias("reason"),

@@ -16,8 +16,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ticklake.errors import IngestError
+from ticklake.ingest.readers._nse_options_kernel import (
+    _FILES_REJECTED,
+    _FULL_FIELDS,
+    _LEAN_FIELDS,
+    TIME_COLUMNS,
+    _to_canonical,
+)
 from ticklake.ingest.readers.base import (
-    REJECTED_SCHEMA,
     Batch,
     FilesBatch,
     Reader,
@@ -28,43 +34,6 @@ from ticklake.market.nse_symbols import OptionContract, SymbolError, format_symb
 from ticklake.schemas import DatasetSchema, get_schema
 
 DEFAULT_TIMEZONE = "Asia/Kolkata"
-#: Rejected rows of a multi-file read: the usual columns plus the file's index.
-_FILES_REJECTED = pl.Schema({**dict(REJECTED_SCHEMA.items()), "__file": pl.UInt32()})
-#: Candidate time columns, in the order the time rule tries them.
-TIME_COLUMNS = ("ts", "timestamp", "lastTradeTime")
-#: String layouts tried when a vendor time column holds text instead of a timestamp.
-_TIME_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%d-%m-%Y %H:%M:%S%.f")
-
-# vendor name -> (canonical name, kind). Kind "price" turns 0 into null.
-_LEAN_FIELDS: dict[str, tuple[str, str]] = {
-    "price": ("last_price", "price"),
-    "volume": ("volume", "int"),
-    "oi": ("oi", "int"),
-    **{
-        f"{pfx}{what}{i}": (f"{side}_{name}_{i}", kind)
-        for side, pfx in (("bid", "b"), ("ask", "s"))
-        for i in range(5)
-        for what, name, kind in (("p", "price", "price"), ("q", "qty", "int"))
-    },
-}
-_FULL_FIELDS: dict[str, tuple[str, str]] = {
-    "qty": ("last_qty", "int"),
-    "avgPrice": ("avg_price", "price"),
-    "bQty": ("total_bid_qty", "int"),
-    "sQty": ("total_ask_qty", "int"),
-    "open": ("open", "price"),
-    "high": ("high", "price"),
-    "low": ("low", "price"),
-    "close": ("close", "float"),
-    "changeper": ("change_pct", "float"),
-    "oiHigh": ("oi_high", "int"),
-    "oiLow": ("oi_low", "int"),
-    **{
-        f"{pfx}o{i}": (f"{side}_orders_{i}", "int")
-        for side, pfx in (("bid", "b"), ("ask", "s"))
-        for i in range(5)
-    },
-}
 
 
 @register_reader
@@ -140,8 +109,11 @@ class NseOptionsReader(Reader):
                     symbol = frame.filter(pl.col("symbol").is_null())["__symbol_raw"][0]
                     raise problems[symbol]
                 yield Batch(
-                    frame=target.conform(frame.drop("__file", "__symbol_raw"), source=str(path)),
+                    frame=target.conform(
+                        frame.drop("__file", "__symbol_raw", "__time_column"), source=str(path)
+                    ),
                     rejected=rejected.drop("__file"),
+                    notes=_time_notes(frame),
                 )
                 row_offset += record_batch.num_rows
         except (OSError, pa.ArrowException) as exc:
@@ -220,13 +192,27 @@ class NseOptionsReader(Reader):
             out = out.filter(~pl.col("__file").is_in(list(failed)))
             bad = bad.filter(~pl.col("__file").is_in(list(failed)))
         files = out["__file"]
+        notes = {
+            int(index): _time_notes(rows)
+            for (index,), rows in out.partition_by("__file", as_dict=True).items()
+        }
         return FilesBatch(
             frame=target.conform(
-                out.drop("__file", "__symbol_raw"), source=str(paths[0])
+                out.drop("__file", "__symbol_raw", "__time_column"), source=str(paths[0])
             ).with_columns(files),
             rejected=bad,
             failed=failed,
+            notes={index: note for index, note in notes.items() if note},
         )
+
+
+def _time_notes(frame: pl.DataFrame) -> dict[str, int]:
+    """Lineage notes: how many rows took their time from a column other than ``ts``."""
+    counts = frame.filter(pl.col("__time_column") != "ts")["__time_column"].value_counts()
+    return {
+        f"time from `{name}` (ts missing, unparseable or implausible)": int(n)
+        for name, n in counts.iter_rows()
+    }
 
 
 def _empty_files_frame(target: DatasetSchema) -> pl.DataFrame:
@@ -393,164 +379,3 @@ def _resolve_contract(
         )
     contracts[key] = contract
     return contract
-
-
-def _time_expr(frame: pl.DataFrame, name: str, timezone: str) -> pl.Expr:
-    if name not in frame.columns:
-        return pl.lit(None, dtype=pl.Datetime("ns", "UTC"))
-    dtype = frame.schema[name]
-    col = pl.col(name)
-    if isinstance(dtype, pl.Datetime):
-        parsed = col.dt.cast_time_unit("ns")
-        if dtype.time_zone is None:
-            parsed = parsed.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
-        return parsed.dt.convert_time_zone("UTC")
-    if dtype == pl.String:
-        text = col.str.strip_chars()
-        attempts = [
-            text.str.strptime(pl.Datetime("ns"), fmt, strict=False) for fmt in _TIME_FORMATS
-        ]
-        return (
-            pl.coalesce(attempts)
-            .dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
-            .dt.convert_time_zone("UTC")
-        )
-    return pl.lit(None, dtype=pl.Datetime("ns", "UTC"))
-
-
-def _value_expr(frame: pl.DataFrame, vendor: str, canonical: str, kind: str) -> pl.Expr:
-    if vendor not in frame.columns:
-        return pl.lit(None).alias(canonical)
-    col = pl.col(vendor).cast(pl.Float64, strict=False)
-    if kind == "int":
-        return col.round(0).cast(pl.Int64, strict=False).alias(canonical)
-    if kind == "price":
-        return pl.when(col > 0).then(col).otherwise(None).alias(canonical)
-    return col.alias(canonical)
-
-
-def _to_canonical(
-    frame: pl.DataFrame,
-    lookup: pl.DataFrame,
-    *,
-    timezone: str,
-    full: bool,
-    target_columns: tuple[str, ...],
-    exact: bool = False,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Map tagged vendor rows (``__file``, ``__row``) to canonical rows and rejected rows.
-
-    Both outputs keep ``__file``. ``lookup`` holds the contract columns per
-    ``(__file, __symbol_raw)``. One lazy plan: Polars fuses the time parsing, the
-    contract join and the ~30 column expressions into one pass.
-    """
-    present = [name for name in TIME_COLUMNS if name in frame.columns]
-    naive = all(
-        isinstance(dtype := frame.schema[name], pl.Datetime) and dtype.time_zone is None
-        for name in present
-    )
-    fast = naive and not full and not exact
-    if fast:
-        # Localizing is the costly step: take the first non-null naive time and localize
-        # once, not every column. Differs only when that time does not exist in the zone
-        # (a DST gap), where the rule moves on to the next column: checked below.
-        first = pl.coalesce([pl.col(name).dt.cast_time_unit("ns") for name in present])
-        localized = first.dt.replace_time_zone(timezone, ambiguous="null", non_existent="null")
-        work = frame.lazy().with_columns(
-            first.alias("__naive"), localized.dt.convert_time_zone("UTC").alias("__ts")
-        )
-    else:
-        times = [_time_expr(frame, name, timezone).alias(f"__t_{name}") for name in TIME_COLUMNS]
-        ts = pl.coalesce([pl.col(f"__t_{name}") for name in TIME_COLUMNS])
-        work = frame.lazy().with_columns(*times).with_columns(ts.alias("__ts"))
-
-    raw_cols = [c for c in frame.columns if c in (*TIME_COLUMNS, "symbol")]
-    rejected = (
-        work.filter(pl.col("__ts").is_null())
-        .select(
-            pl.col("__row").alias("source_row"),
-            pl.concat_str(
-                [
-                    pl.format(f"{c}={{}}", pl.col(c).cast(pl.String).fill_null("null"))
-                    for c in raw_cols
-                ],
-                separator=", ",
-            ).alias("raw")
-            if raw_cols
-            else pl.lit("").alias("raw"),
-            pl.lit("time: none of ts, timestamp, lastTradeTime holds a parseable date-time").alias(
-                "reason"
-            ),
-            pl.col("__file"),
-            *([pl.col("__naive")] if fast else []),
-        )
-        .cast({**dict(_FILES_REJECTED.items()), **({"__naive": pl.Datetime("ns")} if fast else {})})
-    )
-
-    symbols = (
-        pl.col("symbol").cast(pl.String)
-        if "symbol" in frame.columns
-        else pl.lit(None, dtype=pl.String)
-    )
-    good = (
-        work.filter(pl.col("__ts").is_not_null())
-        .with_columns(symbols.alias("__symbol_raw"))
-        .drop([c for c in ("symbol", "strike", "opt_type") if c in frame.columns])
-        .join(
-            lookup.lazy(),
-            on=["__file", "__symbol_raw"],
-            how="left",
-            nulls_equal=True,
-            maintain_order="left",
-        )
-    )
-
-    fields = dict(_LEAN_FIELDS)
-    if full:
-        fields.update(_FULL_FIELDS)
-    values = [_value_expr(frame, vendor, name, kind) for vendor, (name, kind) in fields.items()]
-    # A missing level has price 0 and no meaningful quantity.
-    level_qty_fix = [
-        pl.when(pl.col(f"{side}_price_{i}").is_null())
-        .then(None)
-        .otherwise(pl.col(f"{side}_qty_{i}"))
-        .alias(f"{side}_qty_{i}")
-        for side in ("bid", "ask")
-        for i in range(5)
-    ]
-    selected = [
-        pl.col("__ts").alias("ts"),
-        pl.col("symbol"),
-        pl.col("underlying"),
-        pl.col("expiry"),
-        pl.col("strike"),
-        pl.col("opt_type"),
-        *values,
-    ]
-    if full:
-        selected.append(pl.col("__t_lastTradeTime").alias("last_trade_ts"))
-        # vendor_ts: the time column the rule did not use (timestamp when ts was used).
-        selected.append(
-            pl.when(pl.col("__t_ts").is_not_null())
-            .then(pl.col("__t_timestamp"))
-            .otherwise(pl.col("__t_ts"))
-            .alias("vendor_ts")
-        )
-    out = (
-        good.select(*selected, pl.col("__file"), pl.col("__symbol_raw"))
-        .with_columns(level_qty_fix)
-        .select(*target_columns, "__file", "__symbol_raw")
-    )
-    canonical, bad = pl.collect_all([out, rejected])
-    if fast:
-        if bad["__naive"].is_not_null().any():
-            return _to_canonical(
-                frame,
-                lookup,
-                timezone=timezone,
-                full=full,
-                target_columns=target_columns,
-                exact=True,
-            )
-        bad = bad.drop("__naive")
-    return canonical, bad

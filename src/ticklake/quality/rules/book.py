@@ -52,10 +52,11 @@ class CrossedBookRule(Rule):
         "The best ask must be above the best bid. Crossed books (ask < bid) and locked "
         "books (ask == bid) are counted separately in the statistics; a locked book is a "
         "violation unless locked_is_violation is false. Rows missing a side (or with a 0 "
-        "empty level) are not checked. Applies to quotes, L2 level 0 and option snapshots."
+        "empty level) are not checked. Applies to quotes, L2 level 0, option snapshots and "
+        "bars that carry the bar's last bid_price/ask_price."
     )
     severity = Severity.error
-    schemas = ("quotes", "l2", "option_snapshots")
+    schemas = ("quotes", "l2", "option_snapshots", "bars")
     Parameters = CrossedBookParameters
     rank_by = "cross_bps"
 

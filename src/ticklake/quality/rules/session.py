@@ -1,7 +1,7 @@
 """Session completeness against the exchange calendar (S1-S5).
 
 The calendar defaults from the dataset's time zone (Asia/Kolkata -> XBOM,
-America/New_York -> XNYS, America/Chicago -> CMES, UTC -> 24/7); every rule here takes
+America/New_York -> XNYS, America/Chicago -> CME_GLOBEX_FX, UTC -> 24/7); every rule here takes
 ``calendar`` to override it. Partition dates are trading dates in the dataset's time
 zone (with its day offset), which is how exchange_calendars labels sessions too.
 """
@@ -35,7 +35,7 @@ class SessionParameters(RuleParameters):
     calendar: str | None = Field(
         None,
         description="exchange_calendars name; default from the dataset time zone "
-        "(Asia/Kolkata XBOM, America/New_York XNYS, America/Chicago CMES, UTC 24/7)",
+        "(Asia/Kolkata XBOM, America/New_York XNYS, America/Chicago CME_GLOBEX_FX, UTC 24/7)",
     )
 
 

@@ -17,7 +17,8 @@ from ticklake.lake import Lake
 from ticklake.quality.report import QUALITY_REPORTS_DIR
 from ticklake.web.api.deps import get_lake
 from ticklake.web.errors import ResourceNotFoundError, json_safe
-from ticklake.web.jobs import strategy_from_request, sweep_from_request
+from ticklake.web.jobs import strategy_from_request, sweep_document, sweep_from_request
+from ticklake.web.yaml_input import load_yaml
 
 router = APIRouter()
 LakeDep = Annotated[LakeSession, Depends(get_lake)]
@@ -151,8 +152,11 @@ def _has_sweep(request: dict[str, Any]) -> bool:
 def validate_strategy(body: StrategyRequest) -> dict[str, Any]:
     """Return the normalised spec, its conditions as text and the planned trading days.
 
-    A strategy with ``sweep`` axes is validated as a sweep: the answer adds its axes and
-    the grid size after constraints.
+    A strategy with ``sweep`` axes is validated as a sweep: ``spec`` is then the sweep as
+    ``POST /jobs/sweep`` takes it (the template with its ``sweep`` axes and ``constraints``,
+    overrides applied), ``first_variant`` the first variant's normalised spec (whose hash,
+    conditions and planned days the answer gives), and ``sweep`` the axes and the grid
+    size after constraints.
     """
     from ticklake.backtest.runner import plan_days
     from ticklake.backtest.spec import spec_hash
@@ -164,7 +168,8 @@ def validate_strategy(body: StrategyRequest) -> dict[str, Any]:
         variants = expand(sweep)
         first = variants[0].spec
         return {
-            "spec": first.model_dump(mode="json"),
+            "spec": json_safe(sweep_document(sweep)),
+            "first_variant": first.model_dump(mode="json"),
             "spec_hash": spec_hash(first),
             "conditions": _conditions_text(first),
             "days_planned": len(plan_days(first)),
@@ -197,10 +202,9 @@ def strategy_yaml(body: StrategyRequest) -> PlainTextResponse:
 
 @router.post("/strategies/parse-yaml", tags=["strategies"], summary="Read a strategy YAML")
 def parse_strategy_yaml(body: YamlRequest) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(body.text)  # safe_load only: YAML tags never build objects
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}") from None
+    # A plain `def`: FastAPI runs it in its thread pool, off the event loop. SafeLoader
+    # semantics (YAML tags never build objects) with aliases bounded (no alias bombs).
+    data = load_yaml(body.text, "the strategy")
     if not isinstance(data, dict):
         raise ConfigError("a strategy file must be a mapping")
     spec = strategy_from_request({"spec": json.loads(json.dumps(data, default=str))})

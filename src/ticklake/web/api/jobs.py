@@ -39,9 +39,11 @@ class BacktestRequest(_Body):
 
 
 class SweepRequest(_Body):
-    """A strategy with ``sweep`` axes (and optional ``constraints``), as in a sweep file."""
+    """A strategy with ``sweep`` axes (and optional ``constraints``), as in a sweep file:
+    its JSON (``spec``) or a sweep template's name (``template``), with dotted ``overrides``."""
 
-    spec: dict[str, Any]
+    spec: dict[str, Any] | None = None
+    template: str | None = Field(None, max_length=64, pattern=r"^[a-z0-9_]+$")
     overrides: dict[str, Any] = Field(default_factory=dict)
     rank_by: str | None = Field(None, max_length=64)
     use_cache: bool = True

@@ -6,7 +6,8 @@ import json
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+import polars as pl
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ticklake.api import LakeSession
@@ -14,7 +15,7 @@ from ticklake.backtest.runner import RUNS_DIR
 from ticklake.lake import Lake
 from ticklake.lake.layout import QUARANTINE_DIR
 from ticklake.web.api.deps import get_jobs, get_lake
-from ticklake.web.errors import ResourceNotFoundError, json_safe
+from ticklake.web.errors import ResourceNotFoundError, ResultTooLargeError, json_safe
 from ticklake.web.jobs import JobManager
 from ticklake.web.market import candles, instruments, option_chain, parse_clock
 
@@ -55,9 +56,15 @@ def lake_status(lake: Lake) -> dict[str, Any]:
             if days:
                 held[days_file.parent.name] = [str(d) for d in days]
     runs = sorted((lake.root / RUNS_DIR).glob("*/run.json"))
+    # One broken dataset stays one: listed with its one-line error, the others work.
+    unreadable = [
+        {"name": err.fields.get("dataset"), "path": err.fields.get("path"), "error": err.message}
+        for err in lake.unreadable_datasets()
+    ]
     return {
         "root": str(lake.root),
         "datasets": datasets,
+        "unreadable_datasets": unreadable,
         "totals": {
             "datasets": len(datasets),
             "rows": sum(d["rows"] for d in datasets),
@@ -149,7 +156,11 @@ def preview(
 
 
 class SqlRequest(BaseModel):
-    """One read-only SELECT over the lake's views (``bronze.trades``, ``silver.bars_1m``...)."""
+    """One read-only SELECT over the lake's views (``bronze.trades``, ``silver.bars_1m``...).
+
+    ``max_rows`` above the lake's ``query.max_rows`` is capped there (the answer says the
+    cap it used and whether rows were cut).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -157,18 +168,79 @@ class SqlRequest(BaseModel):
     max_rows: int | None = Field(None, ge=1, le=100_000)
 
 
-@router.post("/sql", summary="Run one read-only SELECT (row cap, time limit, lake only)")
-def sql(lake: LakeDep, body: SqlRequest) -> dict[str, Any]:
-    result = lake.query_untrusted(body.query, max_rows=body.max_rows)
+#: Default cap on the JSON bytes of the SQL box's ``rows`` array (``create_app`` sets it).
+SQL_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+_ENCODE_CHUNK_ROWS = 1000
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _too_large(max_bytes: int, rows_done: int, rows_total: int) -> ResultTooLargeError:
+    return ResultTooLargeError(
+        f"result too large: its rows pass {max_bytes:,} bytes of JSON after {rows_done:,} of "
+        f"{rows_total:,} rows; narrow it (fewer or shorter columns, a LIMIT, an aggregate) or "
+        "download it with `ticklake query --untrusted SQL --format parquet --output FILE`",
+        max_bytes=max_bytes,
+        rows=rows_total,
+    )
+
+
+def encode_rows(frame: pl.DataFrame, max_bytes: int) -> str:
+    """The JSON array of ``frame``'s rows, refused once it would pass ``max_bytes``.
+
+    Rows are encoded a chunk at a time and counted as they are built, so a huge result
+    stops at the cap instead of being serialised whole. Before a chunk becomes Python
+    objects, the UTF-8 bytes of its text columns (a lower bound of their JSON) are
+    checked against what is left.
+
+    Examples:
+        >>> encode_rows(pl.DataFrame({"s": ["x", "y"]}), 21)  # exactly its 21 bytes
+        '[{"s":"x"},{"s":"y"}]'
+    """
+    parts: list[str] = []
+    size = 2  # the brackets
+    text_columns = [n for n, t in frame.schema.items() if t == pl.String]
+    for start in range(0, frame.height, _ENCODE_CHUNK_ROWS):
+        chunk = frame.slice(start, _ENCODE_CHUNK_ROWS)
+        if text_columns:
+            floor = chunk.select(
+                pl.sum_horizontal(pl.col(text_columns).str.len_bytes().sum())
+            ).item()
+            if size + int(floor or 0) > max_bytes:
+                raise _too_large(max_bytes, start, frame.height)
+        for offset, row in enumerate(chunk.to_dicts()):
+            text = _dumps(json_safe(row))
+            size += len(text.encode()) + (1 if parts else 0)
+            if size > max_bytes:
+                raise _too_large(max_bytes, start + offset, frame.height)
+            parts.append(text)
+    return "[" + ",".join(parts) + "]"
+
+
+@router.post(
+    "/sql",
+    summary="Run one read-only SELECT (row cap, byte cap, time limit, lake only)",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}, 413: {"description": "too large"}},
+)
+def sql(request: Request, lake: LakeDep, body: SqlRequest) -> Response:
+    cap = lake.settings.query.max_rows
+    max_rows = min(body.max_rows or cap, cap)
+    max_bytes = getattr(request.app.state, "sql_max_response_bytes", SQL_MAX_RESPONSE_BYTES)
+    result = lake.query_untrusted(body.query, max_rows=max_rows)
     frame = result.frame
-    rows = json.loads(json.dumps(json_safe(frame.to_dicts())))
-    return {
-        "columns": [{"name": n, "type": str(t)} for n, t in frame.schema.items()],
-        "rows": rows,
+    rows = encode_rows(frame, max_bytes)
+    columns = [{"name": n, "type": str(t)} for n, t in frame.schema.items()]
+    tail = {
         "row_count": frame.height,
         "truncated": result.truncated,
+        "max_rows": max_rows,
         "elapsed_seconds": round(result.elapsed_seconds, 4),
     }
+    text = '{"columns":' + _dumps(columns) + ',"rows":' + rows + "," + _dumps(tail)[1:]
+    return Response(text, media_type="application/json")
 
 
 @router.get("/chain", summary="The option chain as it stood at one second (as-of, backward)")

@@ -15,6 +15,7 @@ from fastapi.responses import FileResponse
 
 from ticklake.api import LakeSession
 from ticklake.backtest.runner import RUNS_DIR
+from ticklake.errors import ConfigError
 from ticklake.lake import Lake
 from ticklake.web.api.deps import get_lake, run_directory
 from ticklake.web.errors import ResourceNotFoundError, json_safe
@@ -168,8 +169,7 @@ def equity(
     daily = read_table(run_dir / "daily.parquet")
     if "variant" in daily.columns:
         if variant is None:
-            ranked = run_dir / "variants.parquet"
-            variant = int(read_table(ranked)["variant"][0]) if ranked.is_file() else 0
+            variant = _top_variant(run_dir)
         daily = daily.filter(pl.col("variant") == variant).drop("variant")
     curve = equity_curve_paise(daily)
     return {
@@ -181,15 +181,29 @@ def equity(
     }
 
 
-@router.get("/runs/{run_id}/days/{day}", summary="One day: summary, first N fills, attempts")
+def _top_variant(run_dir: Path) -> int:
+    ranked = run_dir / "variants.parquet"
+    return int(read_table(ranked)["variant"][0]) if ranked.is_file() else 0
+
+
+@router.get(
+    "/runs/{run_id}/days/{day}", summary="One day: summary, first N fills, attempts (per variant)"
+)
 def run_day(
     lake: LakeDep,
     run_id: str,
     day: date,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    variant: Annotated[
+        int | None, Query(ge=0, le=1_000_000, description="sweeps: default the top-ranked")
+    ] = None,
 ) -> dict[str, Any]:
     run_dir = run_directory(lake, run_id)
     day_dir = run_dir / "days" / day.isoformat()
+    if (run_dir / "sweep.json").is_file():
+        return _sweep_day(run_id, run_dir, day_dir, day, limit, variant)
+    if variant is not None:
+        raise ConfigError(f"run {run_id} is not a sweep: drop 'variant'", variant=variant)
     if not (day_dir / "summary.json").is_file():
         raise ResourceNotFoundError(f"run {run_id} has no finished day {day}", day=str(day))
     trades = pl.read_parquet(day_dir / "trades.parquet")
@@ -201,6 +215,35 @@ def run_day(
         "fills": json_safe(trades.sort("fill_index").head(limit).to_dicts()),
         "attempts_total": attempts.height,
         "attempts": json_safe(attempts.head(limit).to_dicts()),
+    }
+
+
+def _sweep_day(
+    run_id: str, run_dir: Path, day_dir: Path, day: date, limit: int, variant: int | None
+) -> dict[str, Any]:
+    """A sweep's day: its files hold every variant (a ``variant`` column); pick one."""
+    if not (day_dir / "daily.parquet").is_file():
+        raise ResourceNotFoundError(f"sweep {run_id} has no finished day {day}", day=str(day))
+    chosen = _top_variant(run_dir) if variant is None else variant
+    daily = pl.read_parquet(day_dir / "daily.parquet").filter(pl.col("variant") == chosen)
+    if daily.is_empty():
+        raise ResourceNotFoundError(
+            f"sweep {run_id} has no variant {chosen} on {day}; its variants are listed in "
+            f"GET /api/v1/runs/{run_id}/tables/variants",
+            day=str(day),
+            variant=chosen,
+        )
+    trades = pl.read_parquet(day_dir / "trades.parquet").filter(pl.col("variant") == chosen)
+    attempts = pl.read_parquet(day_dir / "attempts.parquet").filter(pl.col("variant") == chosen)
+    summary = daily.drop("variant").row(0, named=True)
+    return {
+        "date": day.isoformat(),
+        "variant": chosen,
+        "summary": json_safe(summary),
+        "fills_total": trades.height,
+        "fills": json_safe(trades.drop("variant").sort("fill_index").head(limit).to_dicts()),
+        "attempts_total": attempts.height,
+        "attempts": json_safe(attempts.drop("variant").head(limit).to_dicts()),
     }
 
 

@@ -148,9 +148,9 @@ document.addEventListener("DOMContentLoaded", () => {
         table.offset = 0; loadTable(false);
       },
       onCell: (name, row, td) => {
-        if (name === "date" && row.date && row.variant === undefined) {
+        if (name === "date" && row.date) {
           td.classList.add("link");
-          td.addEventListener("click", () => loadDay(row.date));
+          td.addEventListener("click", () => loadDay(row.date, row.variant));
         }
         if (name === "variant" && row.variant !== null && row.variant !== undefined) {
           td.classList.add("link");
@@ -196,13 +196,16 @@ document.addEventListener("DOMContentLoaded", () => {
   $("page-next").addEventListener("click", () => { table.offset += table.limit; loadTable(false); });
   $("page-size").addEventListener("change", (event) => { table.limit = Number(event.target.value); table.offset = 0; loadTable(false); });
 
-  async function loadDay(day) {
+  async function loadDay(day, variant) {
     const mine = dayTurn();
+    // A sweep's day is one variant's: the row's variant (the server defaults to rank 1).
+    const which = variant === undefined || variant === null ? "" : `&variant=${variant}`;
     try {
-      const detail = await api("GET", `/runs/${encodeURIComponent(runId)}/days/${day}?limit=20`);
+      const detail = await api("GET", `/runs/${encodeURIComponent(runId)}/days/${day}?limit=20${which}`);
       if (!mine()) return;
       $("day-detail").hidden = false;
-      $("day-title").textContent = `${day}: first ${detail.fills.length} of ${detail.fills_total} fills`;
+      const label = detail.variant === undefined ? day : `${day} (variant ${detail.variant})`;
+      $("day-title").textContent = `${label}: first ${detail.fills.length} of ${detail.fills_total} fills`;
       const s = detail.summary;
       $("day-summary").textContent = `${s.status}${s.skip_reason ? " (" + s.skip_reason + ")" : ""} · net ${rupees(s.net_pnl_paise)} · costs ${rupees(s.costs_paise)} · underlying from ${s.underlying_source || "-"} · expiry ${s.expiry || "-"}`;
       const columns = (rows) => (rows.length ? Object.keys(rows[0]).map((name) => ({ name })) : []);
