@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -192,3 +193,96 @@ def test_tampered_day_is_detected_by_finish_and_redone_by_resume(
         assert days[day] == ledger_before["days"][day]
     assert {name: sha256(resumed.run_dir / name) for name in RUN_FILES} == original
     assert json.loads((day_dir / "summary.json").read_text())["date"] == victim
+
+
+# A serial `ticklake backtest run` whose day kernel is slowed down: the kernel call runs a
+# compiled spin loop (a few seconds, calibrated here) and then the real simulate_day,
+# all inside one Numba function, compiled before the marker file is written, so a SIGINT
+# sent once the marker exists lands while compiled code runs. Numba then reports the
+# Ctrl+C as "SystemError: CPUDispatcher(...) returned a result with an exception set"
+# (issue #13).
+_SLOW_KERNEL_CLI = """
+import sys, time
+from pathlib import Path
+import numba
+import numpy as np
+from ticklake.backtest import kernel as k
+
+@numba.njit
+def spin(n, out):
+    x = 0
+    for i in range(n):
+        x = (x * 31 + i) % 1000003
+    out[0] = x
+
+real_simulate_day = k.simulate_day
+
+
+@numba.njit
+def slow_simulate_day(n, out, *args):
+    spin(n, out)
+    return real_simulate_day(*args)
+
+out = np.zeros(1, np.int64)
+spin(10, out)
+started = time.perf_counter()
+spin(20_000_000, out)
+per_step = (time.perf_counter() - started) / 20_000_000
+steps = int(4.0 / max(per_step, 1e-10))  # about 4 s in compiled code
+marker = Path(sys.argv[1])
+
+def simulate_day(*args):
+    slow_simulate_day(0, out, *args)  # compile first (compiling is Python code)
+    marker.write_text(str(steps))
+    return slow_simulate_day(steps, out, *args)
+
+k.simulate_day = simulate_day
+from ticklake.cli import app
+sys.argv = ["ticklake", *sys.argv[2:]]
+app()
+"""
+
+
+def test_ctrl_c_inside_the_numba_kernel_is_interrupted_not_failed(tmp_path: Path) -> None:
+    from _engine_fixtures import HandChain, hand_spec, write_hand_lake
+
+    from ticklake.backtest.spec import spec_document
+
+    chain = HandChain()
+    chain.set_spot("09:15:00", 48_020.0)
+    chain.contract(48000, "CE", 200.0, 200.5)
+    chain.contract(48000, "PE", 180.0, 180.4)
+    lake = write_hand_lake(tmp_path / "lake", chain)
+    spec_path = tmp_path / "hand.json"
+    spec_path.write_text(json.dumps(spec_document(hand_spec())))
+    marker = tmp_path / "in-kernel"
+    args = ["backtest", "run", str(spec_path), "--lake", str(lake.root)]
+    args += ["--executor", "serial", "--no-cache"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_KERNEL_CLI, str(marker), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not marker.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the kernel was never reached"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGINT)  # the spin runs for ~4 s more: inside Numba
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = out + err
+    assert proc.returncode == 130, text
+    assert "interrupted" in text and "SystemError" not in text, text
+    assert "failed" not in text, text
+    (run_dir,) = [p.parent for p in (lake.root / "runs").glob("*/run.json")]
+    ledger = load_ledger(run_dir)
+    assert ledger["status"] == "interrupted"
+    assert [e["status"] for e in ledger["days"].values()] == ["pending"]
+    # Nothing was lost: resume finishes the run.
+    assert resume_backtest(lake, run_dir.name, executor="serial").status == "complete"

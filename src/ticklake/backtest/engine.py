@@ -6,17 +6,18 @@ inputs give the same frames, byte for byte, in any process.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
 
 from ticklake.backtest import kernel as k
-from ticklake.backtest.conditions import SpecPlans, compile_spec_conditions
-from ticklake.backtest.conditions.runtime import (
+from ticklake.backtest.condition_runtime import (
     DayMarket,
     ExitArrays,
     condition_mask,
@@ -25,6 +26,7 @@ from ticklake.backtest.conditions.runtime import (
     exit_from_second,
     leg_selector,
 )
+from ticklake.backtest.conditions import SpecPlans, compile_spec_conditions
 from ticklake.backtest.costs import load_cost_table, order_costs_paise
 from ticklake.backtest.data import DayData, DaySkip, load_day
 from ticklake.backtest.grid import entry_mask, grid_index_of
@@ -33,6 +35,10 @@ from ticklake.errors import ExecutionError
 from ticklake.lake import Lake
 
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: Revision of the engine's trading rules, part of every day-cache key: a day computed
+#: under older rules is never served to a run under newer ones. 2: one-sided quotes (a
+#: buy needs the ask, a sell the bid) and marked end-of-day closes.
+ENGINE_REVISION = 2
 
 TRADE_SCHEMA = pl.Schema(
     {
@@ -55,6 +61,7 @@ TRADE_SCHEMA = pl.Schema(
         "spot_paise": pl.Int64(),
         "underlying_source": pl.String(),
         "reason": pl.String(),
+        "filled": pl.Boolean(),
         "cash_flow_paise": pl.Int64(),
         "costs_paise": pl.Int64(),
         "realized_pnl_paise": pl.Int64(),
@@ -77,6 +84,44 @@ PNL_SCHEMA = pl.Schema(
         "in_position": pl.Boolean(),
     }
 )
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _is_ctrl_c(exc: BaseException) -> bool:
+    """Is ``exc`` a KeyboardInterrupt, or an error raised because of one?"""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def ctrl_c_in_kernels(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Let a Ctrl+C that lands inside a compiled (Numba) function stop the day as Ctrl+C.
+
+    Numba runs the signal handler while it converts the function's results back to Python
+    objects, and CPython then reports ``SystemError: CPUDispatcher(...) returned a result
+    with an exception set`` with the KeyboardInterrupt in its cause/context chain; this
+    re-raises it as the KeyboardInterrupt it is (executors turn that into
+    ``InterruptedRunError``, the ledger into ``interrupted``). Any other error is unchanged.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return func(*args, **kwargs)
+        except SystemError as exc:
+            if _is_ctrl_c(exc):
+                raise KeyboardInterrupt from None
+            raise
+
+    return wrapper
 
 
 @dataclass
@@ -212,6 +257,8 @@ def _summary(day: date, status: str, reason: str | None, **values: Any) -> dict[
         "gross_pnl_paise": 0,
         "costs_paise": 0,
         "net_pnl_paise": 0,
+        "marked_closes": 0,
+        "marked_pnl_paise": 0,
         "first_entry_ts": None,
         "last_exit_ts": None,
         "max_drawdown_paise": 0,
@@ -223,6 +270,7 @@ def _summary(day: date, status: str, reason: str | None, **values: Any) -> dict[
     return base
 
 
+@ctrl_c_in_kernels
 def run_day(
     lake: Lake, spec: StrategySpec, day: date, *, keep_pnl_path: bool = False
 ) -> DayOutcome:
@@ -240,6 +288,7 @@ def run_day(
     return run_loaded_day(spec, loaded, DayMarket(lake, spec, loaded), plans, keep_pnl_path)
 
 
+@ctrl_c_in_kernels
 def run_loaded_day(
     spec: StrategySpec,
     data: DayData,
@@ -283,6 +332,7 @@ def outcome_from_kernel(
         f_price,
         f_reason,
         f_pos,
+        f_lag,
         a_t,
         a_leg,
         a_reason,
@@ -304,9 +354,12 @@ def outcome_from_kernel(
     n = len(f_t)
     fill_lots = f_qty // leg_lots[f_leg] if n else np.zeros(0, dtype=np.int64)
     costs = np.zeros(n, dtype=np.int64)
+    filled = f_lag >= 0  # a marked close (lag -1) is no order: no costs
     for i in range(n):
         if not table:
             break
+        if not filled[i]:
+            continue
         costs[i] = order_costs_paise(
             table,
             day,
@@ -330,6 +383,9 @@ def outcome_from_kernel(
         raise ExecutionError(f"{day}: positions left open at the end of the day: {open_cash}")
     grid = data.grid_ns
     is_option = np.array([data.is_option(int(c)) for c in f_c], dtype=np.bool_)
+    # The quote a fill traded against: that second's, or for a forced close priced by an
+    # earlier quote still within max_age, that one (its age then counted to the fill).
+    quote_t = f_t - np.maximum(f_lag, 0)
     trades = pl.DataFrame(
         {
             "date": [day] * n,
@@ -353,12 +409,15 @@ def outcome_from_kernel(
             "lots": fill_lots,
             "quantity": f_qty,
             "price_paise": f_price,
-            "bid_paise": data.bid[f_c, f_t],
-            "ask_paise": data.ask[f_c, f_t],
-            "quote_age_seconds": data.age[f_c, f_t],
+            "bid_paise": data.bid[f_c, quote_t],
+            "ask_paise": data.ask[f_c, quote_t],
+            "quote_age_seconds": np.where(
+                data.age[f_c, quote_t] >= 0, data.age[f_c, quote_t] + (f_t - quote_t), -1
+            ),
             "spot_paise": data.spot_paise[f_t],
             "underlying_source": [data.spot_source] * n,
             "reason": [k.REASONS[int(r)] for r in f_reason],
+            "filled": filled,
             "cash_flow_paise": cash,
             "costs_paise": costs,
             "realized_pnl_paise": realized,
@@ -388,11 +447,14 @@ def outcome_from_kernel(
         day,
         status,
         reason,
-        fills=n,
+        fills=int(filled.sum()),
         round_trips=len({int(p) for p in f_pos}),
         gross_pnl_paise=gross,
         costs_paise=total_costs,
         net_pnl_paise=gross - total_costs,
+        marked_closes=int((~filled).sum()),
+        # The gross P&L of the round trips closed at a mark rather than by a fill.
+        marked_pnl_paise=int(realized[~filled].sum()),
         first_entry_ts=_iso(entries.min()) if n else None,
         last_exit_ts=_iso(trades["ts"].max()) if n else None,
         max_drawdown_paise=drawdown,

@@ -57,6 +57,7 @@ from ticklake.backtest.kernel_fills import (
     FORCED_EOD,
     LEG_STOP,
     LEG_TARGET,
+    MARKED_EOD,
     MAX_ATTEMPTS,
     MAX_FILLS,
     MISSING_QUOTE,
@@ -70,10 +71,11 @@ from ticklake.backtest.kernel_fills import (
     STOP_LOSS,
     TARGET,
     TRAILING,
+    _book_second,
     _fill_price,
     _record_attempt,
     _record_fill,
-    _tradeable_reason,
+    _side_reason,
 )
 from ticklake.backtest.kernel_selection import INSTRUMENT, SELECTORS, _select, implied_delta
 
@@ -165,6 +167,9 @@ def simulate_day(
     quotes = (bid, ask, age)
     fill_model = (fill_mode, tick, base_ticks, alpha, beta, max_age)
     fills = np.zeros((FILL_FIELDS, MAX_FILLS), np.int64)
+    # Seconds between the quote that priced a fill and the fill: 0, except a forced close
+    # priced by an earlier quote still within max_age; -1 = a marked close (no fill).
+    fill_lag = np.zeros(MAX_FILLS, np.int64)
     attempts = np.zeros((3, MAX_ATTEMPTS), np.int64)
     pnl = np.zeros(T, np.int64)
     in_pos = np.zeros(T, np.bool_)
@@ -201,10 +206,11 @@ def simulate_day(
     condition_drawdown_prev = math.nan
 
     for t in range(T):
-        # --- marks for open legs (price to close now; last known if untradeable)
+        # --- marks for open legs (price to close now; last known if the side a close
+        # needs, the ask of a short leg or the bid of a long one, is not on the book)
         for leg in range(L):
             c = pos_c[leg]
-            if c >= 0 and _tradeable_reason(bid, ask, age, c, t, max_age) < 0:
+            if c >= 0 and _side_reason(bid, ask, age, c, t, max_age, leg_side[leg] < 0) < 0:
                 mark[leg] = _fill_price(quotes, fill_model, c, t, leg_side[leg] < 0)
         # --- entry
         if state == 0 and entries < max_entries and entry_mask[t] and t < exit_t:
@@ -227,7 +233,7 @@ def simulate_day(
                     max_age,
                 )
                 if why < 0:
-                    why = _tradeable_reason(bid, ask, age, c, t, max_age)
+                    why = _side_reason(bid, ask, age, c, t, max_age, leg_side[leg] > 0)
                 candidate[leg] = c
                 if why >= 0:
                     ok = False
@@ -258,7 +264,9 @@ def simulate_day(
                     pos_c[leg], pos_entry[leg], pos_qty[leg] = c, price, qty
                     pos_id[leg] = next_pos_id
                     next_pos_id += 1
-                    mark[leg] = _fill_price(quotes, fill_model, c, t, not buying)
+                    mark[leg] = price  # until the side a close needs is on the book
+                    if _side_reason(bid, ask, age, c, t, max_age, not buying) < 0:
+                        mark[leg] = _fill_price(quotes, fill_model, c, t, not buying)
                     stopped[leg] = False
                     closing[leg] = -1
                 # The options' net premium (an instrument leg's notional is no premium).
@@ -335,28 +343,42 @@ def simulate_day(
                         thresholds[1, 0], thresholds[1, 1], leg_pts, base, leg_money
                     ):
                         closing[leg] = LEG_TARGET
-            # --- execute closes (untradeable legs retry next second; forced at the end)
+            # --- execute closes (a close buys a short leg at the ask, sells a long one at
+            # the bid; without that side it retries next second). At the last second a
+            # leg still without it fills at the latest quote on that side within max_age,
+            # or, with none, is closed at its last mark: a marked close, not a fill.
             for leg in range(L):
                 reason = closing[leg]
                 c = pos_c[leg]
                 if reason < 0 or c < 0:
                     continue
-                why = _tradeable_reason(bid, ask, age, c, t, max_age)
+                buying = leg_side[leg] < 0
+                why = _side_reason(bid, ask, age, c, t, max_age, buying)
                 if why >= 0 and t < T - 1:
                     n_a = _record_attempt(attempts, n_a, last_attempt, t, leg, why)
                     continue
+                lag = 0
+                if why < 0:
+                    price = _fill_price(quotes, fill_model, c, t, buying)
+                else:
+                    s = _book_second(bid, ask, age, c, t, max_age, buying)
+                    if s >= 0:
+                        reason, price, lag = (
+                            FORCED_EOD,
+                            _fill_price(quotes, fill_model, c, s, buying),
+                            t - s,
+                        )
+                    else:
+                        n_a = _record_attempt(attempts, n_a, last_attempt, t, leg, why)
+                        reason, price, lag = MARKED_EOD, mark[leg], -1
                 last_attempt[leg] = -1
-                price = mark[leg]
-                if why >= 0:
-                    reason = FORCED_EOD
-                elif reason != FORCED_EOD:
-                    price = _fill_price(quotes, fill_model, c, t, leg_side[leg] < 0)
                 if n_f >= MAX_FILLS:
                     overflow = True
                     break
                 flow = _record_fill(
                     fills, n_f, t, leg, c, -leg_side[leg], pos_qty[leg], price, reason, pos_id[leg]
                 )
+                fill_lag[n_f] = lag
                 n_f += 1
                 cash += flow
                 cycle_cash += flow
@@ -406,10 +428,10 @@ def simulate_day(
                         if why < 0 and c_new == c_old:
                             rebalance_pending[leg] = False
                             continue
+                        if why < 0:  # the new contract's opening side, the old one's closing
+                            why = _side_reason(bid, ask, age, c_new, t, max_age, leg_side[leg] > 0)
                         if why < 0:
-                            why = _tradeable_reason(bid, ask, age, c_new, t, max_age)
-                        if why < 0:
-                            why = _tradeable_reason(bid, ask, age, c_old, t, max_age)
+                            why = _side_reason(bid, ask, age, c_old, t, max_age, leg_side[leg] < 0)
                         if why >= 0:
                             done = False
                             n_a = _record_attempt(attempts, n_a, last_attempt, t, leg, why)
@@ -438,7 +460,9 @@ def simulate_day(
                         cycle_cash += flow
                         pos_c[leg], pos_entry[leg], pos_id[leg] = c_new, in_px, next_pos_id
                         next_pos_id += 1
-                        mark[leg] = _fill_price(quotes, fill_model, c_new, t, not buying)
+                        mark[leg] = in_px
+                        if _side_reason(bid, ask, age, c_new, t, max_age, not buying) < 0:
+                            mark[leg] = _fill_price(quotes, fill_model, c_new, t, not buying)
                     if done:
                         rebalance_due = False
                         anchor_t = t
@@ -463,6 +487,7 @@ def simulate_day(
         fills[FILL_PRICE, :n_f],
         fills[FILL_REASON, :n_f],
         fills[FILL_POSITION, :n_f],
+        fill_lag[:n_f],
         attempts[ATTEMPT_T, :n_a],
         attempts[ATTEMPT_LEG, :n_a],
         attempts[ATTEMPT_REASON, :n_a],
@@ -511,6 +536,7 @@ __all__ = [
     "INSTRUMENT",
     "LEG_STOP",
     "LEG_TARGET",
+    "MARKED_EOD",
     "MAX_ATTEMPTS",
     "MAX_FILLS",
     "MISSING_QUOTE",

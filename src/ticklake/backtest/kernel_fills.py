@@ -4,8 +4,13 @@ recorders, when a quote is tradeable and the price a fill gets.
 Fill model (see docs/backtest.md): ``cross`` buys at the ask and sells at the bid;
 ``mid`` trades at the mid rounded to the tick against us; ``mid_slippage`` trades at
 mid ± (base_ticks × tick + α × spread + β × |mid move over 60 s|), rounded to the tick
-against us (the move term only when the quote 60 s ago was itself tradeable). A quote
-is tradeable when bid > 0, ask > 0 and its age ≤ max_quote_age.
+against us (the move term only when the quote 60 s ago was itself tradeable).
+
+An order needs the side of the book it trades against: a buy needs an ask, a sell a
+bid (> 0, found within the as-of tolerance, age ≤ max_quote_age); the other side may be
+empty (a one-sided quote: ``mid`` modes then trade at the one side there is). Strike
+selection by delta or premium and the parity underlying need a mid, so they still need
+both sides (``_tradeable_reason``).
 """
 
 from __future__ import annotations
@@ -27,9 +32,13 @@ REASONS = (
     "rebalance_open",
     "forced_end_of_day",
     "exit_condition",
+    "marked_end_of_day",
 )
 ENTRY, EXIT_TIME, LEG_STOP, LEG_TARGET, STOP_LOSS, TARGET, TRAILING = 0, 1, 2, 3, 4, 5, 6
 REBALANCE_CLOSE, REBALANCE_OPEN, FORCED_EOD, EXIT_CONDITION = 7, 8, 9, 10
+#: Not a fill: at the session's last second no price was on the book on the side the
+#: close needs, so the leg is closed at its last mark (a mark-to-market close, no order).
+MARKED_EOD = 11
 
 # Why an order could not trade.
 ATTEMPT_REASONS = ("no_underlying", "no_contract", "missing_quote", "stale_quote", "no_candidate")
@@ -77,12 +86,43 @@ def _record_attempt(attempts, n, last_attempt, t, leg, why):
 
 @numba.njit(cache=True)
 def _tradeable_reason(bid, ask, age, c, t, max_age):
+    """Why contract ``c`` has no two-sided quote at ``t`` (-1: it has one). For choosing
+    strikes by their mid; orders use :func:`_side_reason`."""
     if c < 0:
         return NO_CONTRACT
     if bid[c, t] <= 0 or ask[c, t] <= 0 or age[c, t] < 0:
         return MISSING_QUOTE
     if age[c, t] > max_age:
         return STALE_QUOTE
+    return -1
+
+
+@numba.njit(cache=True)
+def _side_reason(bid, ask, age, c, t, max_age, buying):
+    """Why an order on contract ``c`` cannot trade at ``t`` (-1: it can). A buy needs the
+    ask, a sell the bid: that side > 0, a quote found within the as-of tolerance
+    (``age >= 0``) and ``age <= max_age``. The other side may be empty."""
+    if c < 0:
+        return NO_CONTRACT
+    price = ask[c, t] if buying else bid[c, t]
+    if price <= 0 or age[c, t] < 0:
+        return MISSING_QUOTE
+    if age[c, t] > max_age:
+        return STALE_QUOTE
+    return -1
+
+
+@numba.njit(cache=True)
+def _book_second(bid, ask, age, c, t, max_age, buying):
+    """The latest second ``s <= t`` whose quote on the side an order needs is still within
+    ``max_age`` at ``t`` (that side > 0 at ``s`` and ``(t - s) + age[c, s] <= max_age``: the
+    snapshot itself is at most ``max_age`` seconds old at ``t``); -1 when there is none."""
+    if c < 0:
+        return -1
+    for s in range(t, max(t - max_age, 0) - 1, -1):
+        price = ask[c, s] if buying else bid[c, s]
+        if price > 0 and age[c, s] >= 0 and (t - s) + age[c, s] <= max_age:
+            return s
     return -1
 
 
@@ -100,7 +140,8 @@ def _fill_price(quotes, model, c, t, buying):
     max_age)``."""
     bid, ask, age = quotes
     mode, tick, base_ticks, alpha, beta, max_age = model
-    if mode == 0:
+    if mode == 0 or bid[c, t] <= 0 or ask[c, t] <= 0:
+        # cross, or a one-sided quote (no mid): the side the order trades against.
         return ask[c, t] if buying else bid[c, t]
     mid = 0.5 * (bid[c, t] + ask[c, t])
     slip = 0.0

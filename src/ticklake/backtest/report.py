@@ -197,8 +197,14 @@ def render_report(results: RunResults, *, bucket_minutes: int = 15) -> str:
     ]
     charts = "\n".join(figure_block(key, fig, title) for key, title, fig in figures)
     name = str(results.run.get("name") or results.spec.get("name") or "(unnamed strategy)")
+    marked = (
+        f"<p class='note marked'>{html.escape(marked_note(statistics))}</p>"
+        if statistics.marked_closes
+        else ""
+    )
     sections = [
         _header(results, statistics, name),
+        marked,
         "<h2>Statistics</h2>",
         _statistics_table(statistics),
         charts,
@@ -226,7 +232,19 @@ def print_summary(run_dir: Path, console: Console) -> Statistics:
     if statistics.skip_reasons:
         reasons = ", ".join(f"{r} ×{n}" for r, n in statistics.skip_reasons.items())
         console.print(f"skipped: {reasons}", highlight=False)
+    if statistics.marked_closes:
+        console.print(marked_note(statistics), highlight=False)
     return statistics
+
+
+def marked_note(statistics: Statistics) -> str:
+    """One line saying how much of the P&L rests on marks rather than fills."""
+    return (
+        f"{statistics.marked_closes:,} close(s) at a mark, not a fill (no price on the book "
+        "on the side needed at the session end): "
+        f"{format_statistic('paise', statistics.total_marked_pnl_paise)} of the gross P&L "
+        f"{format_statistic('paise', statistics.total_gross_pnl_paise)} is marked, not filled"
+    )
 
 
 def _header(results: RunResults, statistics: Statistics, name: str) -> str:

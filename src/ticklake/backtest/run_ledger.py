@@ -52,6 +52,8 @@ DAILY_SCHEMA = pl.Schema(
         "gross_pnl_paise": pl.Int64(),
         "costs_paise": pl.Int64(),
         "net_pnl_paise": pl.Int64(),
+        "marked_closes": pl.Int64(),
+        "marked_pnl_paise": pl.Int64(),
         "first_entry_ts": pl.Datetime("ns", "UTC"),
         "last_exit_ts": pl.Datetime("ns", "UTC"),
         "max_drawdown_paise": pl.Int64(),

@@ -27,7 +27,13 @@ from typing import Any
 import polars as pl
 
 from ticklake._version import __version__
-from ticklake.backtest.engine import ATTEMPT_SCHEMA, PNL_SCHEMA, TRADE_SCHEMA, run_day
+from ticklake.backtest.engine import (
+    ATTEMPT_SCHEMA,
+    ENGINE_REVISION,
+    PNL_SCHEMA,
+    TRADE_SCHEMA,
+    run_day,
+)
 from ticklake.backtest.run_ledger import (
     CACHE_DIR,
     DAILY_SCHEMA,
@@ -90,6 +96,7 @@ def cache_key(
         "inputs": inputs,
         "tables": _table_hashes(spec),
         "v": __version__,
+        "engine": ENGINE_REVISION,
     }
     if pnl_per_second:
         fields["pnl_per_second"] = True
@@ -144,6 +151,8 @@ def day_task(job: DayJob) -> dict[str, Any]:
         "reason": summary["skip_reason"],
         "fills": summary["fills"],
         "net_pnl_paise": summary["net_pnl_paise"],
+        "marked_closes": summary.get("marked_closes", 0),
+        "marked_pnl_paise": summary.get("marked_pnl_paise", 0),
         "outputs": _outputs(out_dir, files),
         "inputs": inputs,
         "cache_key": key,
@@ -260,6 +269,18 @@ def _execute(
     return RunResult(str(ledger["run_id"]), run_dir, ledger)
 
 
+#: Summary fields a day written before marked closes existed lacks (it had none).
+MARKED_DEFAULTS = {"marked_closes": 0, "marked_pnl_paise": 0}
+
+
+def _day_trades(path: Path) -> pl.DataFrame:
+    """A day's trades; a day written before the ``filled`` column holds only fills."""
+    frame = pl.read_parquet(path)
+    if "filled" not in frame.columns:
+        frame = frame.with_columns(pl.lit(True).alias("filled"))
+    return frame.select(list(TRADE_SCHEMA.names()))
+
+
 def finish_run(run_dir: Path, ledger: dict[str, Any], spec: StrategySpec) -> None:
     """Check every day's outputs against the ledger, then write the run-level files."""
     pnl_per_second = bool(ledger.get("pnl_per_second"))
@@ -278,7 +299,7 @@ def finish_run(run_dir: Path, ledger: dict[str, Any], spec: StrategySpec) -> Non
             run_id=ledger["run_id"],
         )
     days = sorted(ledger["days"])
-    trades = [pl.read_parquet(run_dir / "days" / d / "trades.parquet") for d in days]
+    trades = [_day_trades(run_dir / "days" / d / "trades.parquet") for d in days]
     all_trades = (
         pl.concat(trades, how="vertical") if trades else pl.DataFrame(schema=TRADE_SCHEMA)
     ).sort(["date", "fill_index"])
@@ -286,7 +307,10 @@ def finish_run(run_dir: Path, ledger: dict[str, Any], spec: StrategySpec) -> Non
     all_attempts = (
         pl.concat(attempts, how="vertical") if attempts else pl.DataFrame(schema=ATTEMPT_SCHEMA)
     )
-    summaries = [json.loads((run_dir / "days" / d / "summary.json").read_text()) for d in days]
+    summaries = [
+        {**MARKED_DEFAULTS, **json.loads((run_dir / "days" / d / "summary.json").read_text())}
+        for d in days
+    ]
     daily = (
         pl.DataFrame(summaries)
         .with_columns(
@@ -311,10 +335,13 @@ def finish_run(run_dir: Path, ledger: dict[str, Any], spec: StrategySpec) -> Non
         "days": len(days),
         "traded_days": int((daily["status"] == "traded").sum()),
         "skipped_days": int((daily["status"] == "skipped").sum()),
-        "fills": all_trades.height,
+        "fills": int(all_trades["filled"].sum()),
         "gross_pnl_paise": int(daily["gross_pnl_paise"].sum()),
         "costs_paise": int(daily["costs_paise"].sum()),
         "net_pnl_paise": int(daily["net_pnl_paise"].sum()),
+        # Closes at a mark (no price on the book at the session's end): not fills.
+        "marked_closes": int(daily["marked_closes"].sum()),
+        "marked_pnl_paise": int(daily["marked_pnl_paise"].sum()),
     }
     run_files = ["trades.parquet", "daily.parquet", "attempts.parquet", "samples.parquet"]
     if pnl_per_second:

@@ -33,6 +33,11 @@ Definitions (money is integer paise; rupee floats are for display only):
   drawdown is 0.
 - **Exposure**: ``sum(exposure_seconds of traded days) / (traded days × session
   seconds)``; session seconds default to 22,500 (09:15–15:30).
+- **Marked closes**: closes at the session's last second with no price on the book on
+  the side they needed (``reason = marked_end_of_day``, ``filled = false``): the leg is
+  valued at its last mark, no order is sent. ``marked_closes`` counts them and
+  ``total_marked_pnl_paise`` is the gross P&L of their round trips — the part of the
+  total resting on a mark rather than on fills (0 for runs written before the columns).
 
 Examples:
     >>> import datetime as dt
@@ -123,6 +128,8 @@ class Statistics:
     fills_per_traded_day: float | None
     round_trips_per_traded_day: float | None
     session_seconds: int
+    marked_closes: int = 0
+    total_marked_pnl_paise: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain JSON-safe values: dates as ISO text, an infinite ratio as "inf"."""
@@ -153,6 +160,7 @@ STATISTIC_FIELDS: tuple[StatisticField, ...] = (
     StatisticField("total_net_pnl_paise", "Total net P&L", "paise"),
     StatisticField("total_gross_pnl_paise", "Total gross P&L", "paise"),
     StatisticField("total_costs_paise", "Costs paid", "paise"),
+    StatisticField("total_marked_pnl_paise", "Gross P&L at marks (no fill)", "paise"),
     StatisticField("average_daily_net_pnl_rupees", "Average daily net P&L", "rupees"),
     StatisticField("average_traded_day_net_pnl_rupees", "Average traded-day net P&L", "rupees"),
     StatisticField("median_daily_net_pnl_rupees", "Median daily net P&L", "rupees"),
@@ -174,6 +182,7 @@ STATISTIC_FIELDS: tuple[StatisticField, ...] = (
     StatisticField("days_no_trade", "Days without a trade", "count"),
     StatisticField("days_skipped", "Days skipped", "count"),
     StatisticField("fills", "Fills", "count"),
+    StatisticField("marked_closes", "Closes at a mark (no fill)", "count"),
     StatisticField("round_trips", "Round trips", "count"),
     StatisticField("fills_per_traded_day", "Fills per traded day", "number"),
     StatisticField("round_trips_per_traded_day", "Round trips per traded day", "number"),
@@ -233,6 +242,12 @@ def compute_statistics(
     """Compute a run's statistics from its daily rows and its fills."""
     if session_seconds <= 0:
         raise ValueError(f"session_seconds must be positive, got {session_seconds}")
+    marked = {
+        name: int(daily.filter(pl.col("status") == "traded")[name].sum())
+        if name in daily.columns and "status" in daily.columns
+        else 0
+        for name in ("marked_closes", "marked_pnl_paise")
+    }
     daily = _conform(daily, _DAILY_COLUMNS, "daily.parquet").sort("date")
     trades = _conform(trades, _TRADE_COLUMNS, "trades.parquet")
     _check_statuses(daily)
@@ -304,6 +319,8 @@ def compute_statistics(
         fills_per_traded_day=fills / days_traded if days_traded else None,
         round_trips_per_traded_day=round_trips / days_traded if days_traded else None,
         session_seconds=session_seconds,
+        marked_closes=marked["marked_closes"],
+        total_marked_pnl_paise=marked["marked_pnl_paise"],
     )
 
 

@@ -257,7 +257,8 @@ def _finish_sweep(
     ledger["totals"] = {
         "days": len(days),
         "variants": len(specs),
-        "fills": trades.height,
+        "fills": int(trades["filled"].sum()),
+        "marked_closes": int(daily["marked_closes"].sum()),
         "best_variant": best["variant"],
         "best_net_pnl_paise": best["total_net_pnl_paise"],
     }

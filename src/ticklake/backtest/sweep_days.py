@@ -18,10 +18,17 @@ from typing import Any
 import polars as pl
 
 from ticklake._version import __version__
+from ticklake.backtest.condition_runtime import DayMarket
 from ticklake.backtest.conditions import compile_spec_conditions
-from ticklake.backtest.conditions.runtime import DayMarket
 from ticklake.backtest.data import DaySkip, load_day, strike_reach_steps
-from ticklake.backtest.engine import WEEKDAY_NAMES, DayOutcome, _skipped, run_loaded_day
+from ticklake.backtest.engine import (
+    ENGINE_REVISION,
+    WEEKDAY_NAMES,
+    DayOutcome,
+    _skipped,
+    ctrl_c_in_kernels,
+    run_loaded_day,
+)
 from ticklake.backtest.run_ledger import CACHE_DIR, DAILY_SCHEMA, _input_hashes, _write_frame
 from ticklake.backtest.spec import StrategySpec, parse_spec, spec_hash
 from ticklake.lake import Lake, open_lake
@@ -51,6 +58,7 @@ def _data_key(spec: StrategySpec) -> str:
     )
 
 
+@ctrl_c_in_kernels
 def run_day_variants(lake: Lake, specs: list[StrategySpec], day: date) -> list[DayOutcome]:
     """Backtest every variant on one day, loading the day once per distinct data need."""
     outcomes: list[DayOutcome | None] = [None] * len(specs)
@@ -128,6 +136,7 @@ def sweep_day_task(job: SweepDayJob) -> dict[str, Any]:
             "day": job.day,
             "inputs": inputs,
             "v": __version__,
+            "engine": ENGINE_REVISION,
         },
         sort_keys=True,
     )

@@ -534,7 +534,11 @@ def test_untradeable_leg_at_exit_time_exits_at_next_tradeable_second(tmp_path: P
     ]
 
 
-def test_leg_untradeable_to_the_end_is_forced_at_its_last_mark(tmp_path: Path) -> None:
+def test_leg_untradeable_to_the_end_is_closed_at_its_last_mark_without_a_fill(
+    tmp_path: Path,
+) -> None:
+    # Issue #13: this close was a "forced_end_of_day" fill at ₹210.00, a price last on the
+    # book at 09:23:59, six minutes before: now a marked close, not a fill (no costs).
     chain = _chain()
     chain.set_quote(48000, "CE", "09:23:00", 209.50, 210.00)
     chain.drop_rows(48000, "CE", "09:24:00")  # last row 09:23:59, tradeable to 09:24:04
@@ -545,10 +549,13 @@ def test_leg_untradeable_to_the_end_is_forced_at_its_last_mark(tmp_path: Path) -
         "09:29:59",
         "ce",
         21000,
-        "forced_end_of_day",
+        "marked_end_of_day",
     )
+    assert last["filled"] is False and last["costs_paise"] == 0
     assert last["bid_paise"] == 0 and last["quote_age_seconds"] == -1
     assert outcome.summary["gross_pnl_paise"] == 15 * (20000 + 18000 - 21000 - 18040)
+    assert outcome.summary["fills"] == 3 and outcome.summary["marked_closes"] == 1
+    assert outcome.summary["marked_pnl_paise"] == 15 * (20000 - 21000) == last["realized_pnl_paise"]
 
 
 def test_exit_time_at_session_end_closes_at_the_last_second(tmp_path: Path) -> None:

@@ -4,10 +4,13 @@ The oracle reads the bronze partitions with ``pd.read_parquet``, aligns every co
 and the spot to the 1-second session grid with its own ``merge_asof`` (backward, with
 tolerance), and re-implements the strategy rules from their description: ATM by
 rounding the spot half up to the strike step, cross fills (sell at the bid, buy at the
-ask), a quote older than ``max_quote_age_seconds`` is not tradeable, a leg that cannot
-trade retries every second, the last second of the session forces the close at the
-last mark, hourly re-targeting moves each leg whose strike changed once per event.
-Costs come from the hand cost formula. No ``ticklake.backtest`` code is used by it.
+ask: a sell needs a bid and a buy an ask, the other side may be empty), a quote older
+than ``max_quote_age_seconds`` is not tradeable, a leg that cannot trade retries every
+second, the last second of the session forces the close at the latest ask still within
+``max_quote_age_seconds`` or, with none, closes it at its last mark without a fill
+(``marked_end_of_day``, no costs), hourly re-targeting moves each leg whose strike
+changed once per event. Costs come from the hand cost formula. No ``ticklake.backtest``
+code is used by it.
 """
 
 from __future__ import annotations
@@ -43,7 +46,11 @@ class Day:
     spot: np.ndarray  # paise per second
     bid: dict[tuple[int, bool], np.ndarray]  # (strike paise, is call) -> paise per second
     ask: dict[tuple[int, bool], np.ndarray]
-    tradeable: dict[tuple[int, bool], np.ndarray]
+    tradeable: dict[tuple[int, bool], np.ndarray]  # both sides (the alignment check)
+    can_buy: dict[tuple[int, bool], np.ndarray]  # an ask within max age
+    can_sell: dict[tuple[int, bool], np.ndarray]  # a bid within max age
+    age: dict[tuple[int, bool], np.ndarray]  # seconds, -1 = no row within tolerance
+    max_age: int
 
 
 def _utc(day: date, clock: time) -> pd.Timestamp:
@@ -74,6 +81,9 @@ def oracle_load(lake_root: Path, day: date, tolerance_s: int, max_age_s: int) ->
     bids: dict[tuple[int, bool], np.ndarray] = {}
     asks: dict[tuple[int, bool], np.ndarray] = {}
     tradeable: dict[tuple[int, bool], np.ndarray] = {}
+    can_buy: dict[tuple[int, bool], np.ndarray] = {}
+    can_sell: dict[tuple[int, bool], np.ndarray] = {}
+    ages: dict[tuple[int, bool], np.ndarray] = {}
     for (strike, opt_type), rows in options.groupby(["strike", "opt_type"]):
         rows = rows.sort_values("ts").assign(ts=lambda f: _naive(f["ts"]))
         rows = rows.assign(row_ts=rows["ts"])
@@ -86,7 +96,10 @@ def oracle_load(lake_root: Path, day: date, tolerance_s: int, max_age_s: int) ->
         key = (round(strike * 100), opt_type == "CE")
         bids[key], asks[key] = bid, ask
         tradeable[key] = present & (bid > 0) & (ask > 0) & (age <= max_age_s)
-    return Day(grid, spot_paise, bids, asks, tradeable)
+        can_buy[key] = present & (ask > 0) & (age <= max_age_s)
+        can_sell[key] = present & (bid > 0) & (age <= max_age_s)
+        ages[key] = age
+    return Day(grid, spot_paise, bids, asks, tradeable, can_buy, can_sell, ages, max_age_s)
 
 
 def _naive(ts: pd.Series) -> pd.Series:
@@ -123,10 +136,22 @@ def oracle_short_day(
         atm = _atm(int(data.spot[t]))
         return (atm + steps * STEP_PAISE if call else atm - steps * STEP_PAISE, call)
 
-    def ok(key: tuple[int, bool] | None, t: int) -> bool:
-        return key is not None and key in data.tradeable and bool(data.tradeable[key][t])
+    def ok(key: tuple[int, bool] | None, t: int, buying: bool) -> bool:
+        table = data.can_buy if buying else data.can_sell
+        return key is not None and key in table and bool(table[key][t])
+
+    def last_ask(key: tuple[int, bool], t: int) -> int | None:
+        """The latest ask still at most max_age old at ``t`` (from any second <= t)."""
+        for s in range(t, -1, -1):
+            age = int(data.age[key][s])
+            if data.ask[key][s] > 0 and age >= 0 and (t - s) + age <= data.max_age:
+                return int(data.ask[key][s])
+            if t - s > data.max_age:
+                return None
+        return None
 
     def fill(t: int, name: str, key: tuple[int, bool], side: str, price: int, why: str) -> None:
+        """Record a fill (or, with ``why == "marked_end_of_day"``, a close at a mark)."""
         nonlocal cash
         cash += LOT * price if side == "sell" else -LOT * price
         fills.append(
@@ -144,16 +169,16 @@ def oracle_short_day(
     for t in range(SESSION_SECONDS):
         for name in names:
             key = held[name]
-            if key is not None and ok(key, t):
+            if key is not None and ok(key, t, True):
                 mark[name] = int(data.ask[key][t])
         if state == "flat" and window[0] <= t < window[1] and t < exit_second:
             wanted = {name: strike_for(t, call, steps) for name, call, steps in legs}
-            if all(ok(key, t) for key in wanted.values()):
+            if all(ok(key, t, False) for key in wanted.values()):
                 for name in names:
                     key = wanted[name]
                     fill(t, name, key, "sell", int(data.bid[key][t]), "entry")
                     held[name] = key
-                    mark[name] = int(data.ask[key][t])
+                    mark[name] = int(data.ask[key][t] if ok(key, t, True) else data.bid[key][t])
                 state, anchor, due = "open", t, False
         if state != "open":
             continue
@@ -170,12 +195,14 @@ def oracle_short_day(
             key = held[name]
             if key is None or name not in closing:
                 continue
-            if ok(key, t):
-                why = closing[name]
-                price = mark[name] if why == "forced_end_of_day" else int(data.ask[key][t])
-                fill(t, name, key, "buy", price, why)
+            if ok(key, t, True):
+                fill(t, name, key, "buy", int(data.ask[key][t]), closing[name])
             elif t == last:
-                fill(t, name, key, "buy", mark[name], "forced_end_of_day")
+                ask = last_ask(key, t)
+                if ask is not None:
+                    fill(t, name, key, "buy", ask, "forced_end_of_day")
+                else:
+                    fill(t, name, key, "buy", mark[name], "marked_end_of_day")
             else:
                 continue
             held[name] = None
@@ -196,12 +223,14 @@ def oracle_short_day(
                     if new == old:
                         pending.discard(name)
                         continue
-                    if not (ok(new, t) and ok(old, t)):
+                    if not (ok(new, t, False) and ok(old, t, True)):
                         continue
                     assert old is not None
                     fill(t, name, old, "buy", int(data.ask[old][t]), "rebalance_close")
                     fill(t, name, new, "sell", int(data.bid[new][t]), "rebalance_open")
-                    held[name], mark[name] = new, int(data.ask[new][t])
+                    held[name] = new
+                    # The mark is the price to buy back; the sale price until an ask shows.
+                    mark[name] = int(data.ask[new][t] if ok(new, t, True) else data.bid[new][t])
                     pending.discard(name)
                 if not pending:
                     due, anchor = False, t
@@ -239,9 +268,16 @@ def _oracle_rows(data: Day, fills: list[dict[str, Any]]) -> list[tuple[Any, ...]
     ]
 
 
+def _costs(f: dict[str, Any]) -> int:
+    """A fill's costs by hand; a close at a mark sends no order and costs nothing."""
+    if f["reason"] == "marked_end_of_day":
+        return 0
+    return hand_costs_paise(f["side"] == "buy", LOT * f["price"])
+
+
 def _day_money(fills: list[dict[str, Any]]) -> tuple[int, int]:
     gross = sum(LOT * f["price"] * (1 if f["side"] == "sell" else -1) for f in fills)
-    costs = sum(hand_costs_paise(f["side"] == "buy", LOT * f["price"]) for f in fills)
+    costs = sum(_costs(f) for f in fills)
     return gross, costs
 
 
@@ -291,8 +327,9 @@ def _compare(
         ), day
         day_trades = trades.filter(trades["date"] == day)
         assert day_trades["cash_flow_paise"].sum() == gross
-        assert day_trades["costs_paise"].to_list() == [
-            hand_costs_paise(f["side"] == "buy", LOT * f["price"]) for f in fills
+        assert day_trades["costs_paise"].to_list() == [_costs(f) for f in fills]
+        assert day_trades.sort("fill_index")["filled"].to_list() == [
+            f["reason"] != "marked_end_of_day" for f in fills
         ]
         per_day.append(fills)
     return per_day

@@ -6,7 +6,8 @@ See ``docs/conditions.md``. Public entry points: :func:`parse_condition`,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from ticklake.backtest.conditions.ast import condition_text
 from ticklake.backtest.conditions.compile import (
@@ -20,11 +21,24 @@ from ticklake.backtest.conditions.from_data import condition_from_data
 from ticklake.backtest.conditions.parser import parse_condition
 from ticklake.backtest.conditions.plan import Atom, Plan
 
-if TYPE_CHECKING:
-    from ticklake.backtest.spec import StrategySpec
+
+class ConditionedSpec(Protocol):
+    """What the compiler reads of a strategy (a :class:`~ticklake.backtest.spec.StrategySpec`).
+
+    A protocol, so the language does not import the spec that embeds it.
+    """
+
+    @property
+    def entry(self) -> Any: ...
+    @property
+    def exits(self) -> Any: ...
+    @property
+    def day_filter(self) -> Any: ...
+    @property
+    def legs(self) -> Sequence[Any]: ...
 
 
-def compile_spec_conditions(spec: StrategySpec) -> SpecPlans:
+def compile_spec_conditions(spec: ConditionedSpec) -> SpecPlans:
     """Compile ``entry.when``, ``exits.when`` and ``day_filter`` of a strategy."""
     return compile_conditions(
         spec.entry.when,
@@ -39,6 +53,7 @@ __all__ = [
     "Atom",
     "ConditionError",
     "ConditionSyntaxError",
+    "ConditionedSpec",
     "Plan",
     "SpecPlans",
     "compile_condition",
