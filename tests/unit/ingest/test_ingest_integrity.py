@@ -232,7 +232,7 @@ def test_lobster_time_of_day_boundary_and_prices(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("head", "says"),
     [
-        (gzip.compress(b"a,b\n1,2\n"), "gzip-compressed; its name should end in .gz"),
+        (gzip.compress(b"a,b\n1,2\n", mtime=0), "gzip-compressed; its name should end in .gz"),
         ("a,b\n1,2\n".encode("utf-16"), "UTF-16 text; convert it to UTF-8"),
         ("a,b\n1,2\n".encode("utf-16-le"), "UTF-16 text"),
         (b"PK\x03\x04rest", "a zip archive"),
