@@ -51,7 +51,6 @@ from ticklake.lake.merge import (
     WriteResult,
     dedupe_input,
     drop_replaced,
-    is_sorted_by,
     merge_rows,
     to_polars,
 )
@@ -65,9 +64,7 @@ __all__ = [
     "WriteResult",
     "default_lake_path",
     "init_lake",
-    "is_sorted_by",
     "open_lake",
-    "trading_day_expr",
 ]
 
 

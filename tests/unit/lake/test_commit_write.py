@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ticklake.lake.commit import write_parquet
-from ticklake.lake.lake import is_sorted_by
+from ticklake.lake.merge import is_sorted_by
 
 
 def _file_sha256(path: Path) -> str:

@@ -14,8 +14,8 @@ from ticklake.ingest.pipeline.quarantine import _commit_quarantine, _quarantine_
 from ticklake.ingest.pipeline.results import DayResult, IngestRequest
 from ticklake.ingest.pipeline.staging import _unspool
 from ticklake.lake import open_lake
-from ticklake.lake.lake import is_sorted_by
 from ticklake.lake.manifest import SourceRef
+from ticklake.lake.merge import is_sorted_by
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from ticklake.ingest.mapping import Mapping, apply_mapping, mapping_for_frame
+from ticklake.ingest.mapping import Mapping, apply_mapping, mapping_for_frame, to_polars
 from ticklake.ingest.pipeline.commit import _resolve_conflicts
 from ticklake.ingest.pipeline.quarantine import _commit_quarantine, _quarantine_frame, _raw_text
 from ticklake.ingest.pipeline.results import DayResult, FileResult, IngestRequest, IngestSummary
@@ -37,7 +37,7 @@ def ingest_frame(
         mapping = mapping_for_frame(frame, schema)
     elif not isinstance(mapping, Mapping):
         mapping = Mapping.from_yaml(Path(mapping))
-    polars_frame = frame if isinstance(frame, pl.DataFrame) else _as_polars(frame)
+    polars_frame = to_polars(frame)
     batch = apply_mapping(polars_frame, mapping, source="frame", first_row=1)
     info = lake.create_dataset(dataset, schema, layer=layer, timezone=timezone)
     valid, rejected = split_valid(batch.frame, info.dataset_schema)
@@ -105,15 +105,3 @@ def ingest_frame(
         summary.days[0].conflicts_quarantined = losers.height
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-def _as_polars(frame: Any) -> pl.DataFrame:
-    import pyarrow as pa
-
-    if isinstance(frame, pl.LazyFrame):
-        return frame.collect()
-    if isinstance(frame, pa.Table | pa.RecordBatch):
-        out = pl.from_arrow(frame)
-        assert isinstance(out, pl.DataFrame)
-        return out
-    return pl.from_pandas(frame)

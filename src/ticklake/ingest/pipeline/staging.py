@@ -26,7 +26,7 @@ from ticklake.ingest.readers.base import FilesBatch, Reader, get_reader
 from ticklake.ingest.sources import SourceFile, expand_inputs, user_text
 from ticklake.ingest.validate import split_valid
 from ticklake.lake import Lake, open_lake
-from ticklake.lake.lake import trading_day_expr
+from ticklake.lake.days import trading_day_expr
 from ticklake.lake.layout import STAGING_DIR, partition_dirname
 from ticklake.lake.manifest import sha256_file
 
