@@ -27,7 +27,12 @@ from _e2e_fixtures import BASE_RUN, LiveServer, straddle_spec_data  # noqa: E402
 from _engine_fixtures import copy_lake, generated_lake_path  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
-ACTION_TIMEOUT_MS = 20_000  # one click, one page, one answer: generous on a loaded machine
+ACTION_TIMEOUT_MS = 20_000  # one click, one answer: generous on a loaded machine
+# A page load parses Plotly (3.5 MB) and runs while the other xdist worker saturates both
+# cores (Ray clusters, Numba compiles): CI once saw /data miss a 20 s load. Navigation gets
+# the patience of a starved machine; a page that never loads still fails.
+NAVIGATION_TIMEOUT_MS = 60_000
+SCREENSHOT_TIMEOUT_MS = 10_000
 ARTIFACTS = HERE / "artifacts"
 CHROMIUM_ARGS = [
     "--headless",
@@ -130,6 +135,7 @@ def page(chromium: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
     context = chromium.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(ACTION_TIMEOUT_MS)
+    page.set_default_navigation_timeout(NAVIGATION_TIMEOUT_MS)
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.js_errors = errors  # tests assert no script errors happened
@@ -138,5 +144,10 @@ def page(chromium: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
     if report is not None and report.failed:
         ARTIFACTS.mkdir(exist_ok=True)
         name = request.node.name.replace("/", "_").replace("[", "_").replace("]", "")
-        page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        try:  # evidence, best effort: a hung page must not add a teardown error to the failure
+            page.screenshot(
+                path=str(ARTIFACTS / f"{name}.png"), full_page=True, timeout=SCREENSHOT_TIMEOUT_MS
+            )
+        except Exception as exc:  # noqa: BLE001 - any screenshot failure is only reported
+            print(f"no failure screenshot for {name}: {exc.__class__.__name__}: {exc}")
     context.close()

@@ -1,0 +1,1 @@
+"""Live data: exchange collectors, raw parts, backfill, the orchestrator and its health file."""
