@@ -148,6 +148,6 @@ def page(chromium: Any, request: pytest.FixtureRequest, tmp_path: Path) -> Itera
             page.screenshot(
                 path=str(ARTIFACTS / f"{name}.png"), full_page=True, timeout=SCREENSHOT_TIMEOUT_MS
             )
-        except Exception as exc:  # noqa: BLE001 - any screenshot failure is only reported
+        except Exception as exc:  # any screenshot failure is only reported
             print(f"no failure screenshot for {name}: {exc.__class__.__name__}: {exc}")
     context.close()

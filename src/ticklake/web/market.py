@@ -22,6 +22,7 @@ import polars as pl
 from ticklake.errors import ConfigError, SchemaMismatchError
 from ticklake.lake import Lake
 from ticklake.web.errors import json_safe
+from ticklake.web.local_time import zone_fields
 
 MAX_CANDLE_DAYS = 31
 CHAIN_COLUMNS = ("ts", "symbol", "expiry", "strike", "opt_type", "last_price", "volume", "oi")
@@ -112,10 +113,11 @@ def option_chain(
     chosen = expiry if expiry is not None else (expiries[0] if expiries else None)
     base: dict[str, Any] = {
         "dataset": f"{info.layer}.{info.name}",
-        "timezone": info.timezone,
+        **zone_fields(info.timezone, day.year),
         "date": day.isoformat(),
         "time": clock.isoformat(),
         "as_of_utc": moment_utc.isoformat(),
+        "as_of_local": moment.isoformat(),
         "expiries": [e.isoformat() for e in expiries],
         "expiry": chosen.isoformat() if chosen else None,
         "stale_after_seconds": stale_after_seconds,
@@ -188,6 +190,7 @@ def option_chain(
             **base,
             "spot": spot,
             "spot_ts": spot_ts,
+            "spot_ts_local": spot_ts.astimezone(zone) if spot_ts is not None else None,
             "spot_source": source,
             "atm_strike": atm,
             "years_to_expiry": years,
@@ -267,7 +270,7 @@ def candles(
             "dataset": f"{info.layer}.{info.name}",
             "instrument": instrument,
             "interval": interval,
-            "timezone": info.timezone,
+            **zone_fields(info.timezone, start.year),
             "source": source,
             "ts": local.to_list(),
             "open": bars["open"].to_list(),

@@ -20,6 +20,7 @@ import polars as pl
 
 from ticklake.errors import ConfigError
 from ticklake.web.errors import ResourceNotFoundError, json_safe
+from ticklake.web.local_time import local_column_entries, with_local_columns
 
 RUN_TABLES = {
     "trades": "trades.parquet",
@@ -229,8 +230,14 @@ def page_of(
     descending: bool = False,
     filters: tuple[Filter, ...] = (),
     with_facets: bool = False,
+    zone: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One page of a Parquet file: columns with types, rows, the filtered total, facets."""
+    """One page of a Parquet file: columns with types, rows, the filtered total, facets.
+
+    With ``zone`` (:func:`ticklake.web.local_time.zone_fields`) each row also has
+    ``<column>_local`` for every UTC instant column (the column entry names it as
+    ``local``) and the page names the zone; the UTC fields stay as they are.
+    """
     if not offset >= 0:
         raise ConfigError("offset must be 0 or more")
     if not 1 <= limit <= MAX_PAGE_ROWS:
@@ -249,8 +256,13 @@ def page_of(
     else:
         rows, total = frame[index.slice(offset, limit)], index.len()
     with_facets = with_facets and bool(frame.height)
+    columns = [{"name": n, "type": str(t)} for n, t in frame.schema.items()]
+    if zone is not None:
+        columns = local_column_entries(columns, frame.schema)
+        rows = with_local_columns(rows, zone["timezone"])
     return {
-        "columns": [{"name": n, "type": str(t)} for n, t in frame.schema.items()],
+        **(zone or {}),
+        "columns": columns,
         "rows": json_safe(rows.to_dicts()),
         "total": total,
         "unfiltered_total": frame.height,

@@ -7,6 +7,7 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import polars as pl
@@ -183,3 +184,27 @@ def test_candles_of_an_option_contract_carry_volume_and_spread(
     spread = (last_quote["ask_price_0"] - last_quote["bid_price_0"]).tolist()
     assert body["spread"] == pytest.approx(spread)
     assert len(body["volume"]) == len(body["ts"]) == len(spread)
+
+
+def test_candles_and_chain_name_the_exchange_zone(client: Any) -> None:
+    candles = client.get(
+        "/api/v1/candles",
+        params={"dataset": SPOT, "instrument": "BANKNIFTY", "start": DAY.isoformat()},
+    ).json()
+    assert (candles["timezone"], candles["timezone_label"]) == (
+        "Asia/Kolkata",
+        "IST (Asia/Kolkata)",
+    )
+    assert candles["ts"][0] == f"{DAY.isoformat()} 09:15:00"  # the open, in exchange time
+    chain = client.get(
+        "/api/v1/chain",
+        params={"dataset": OPTIONS, "date": DAY.isoformat(), "time": "10:30", "underlying": SPOT},
+    ).json()
+    assert chain["timezone_label"] == "IST (Asia/Kolkata)"
+    assert chain["as_of_local"] == f"{DAY.isoformat()}T10:30:00+05:30"
+    assert chain["as_of_utc"] == f"{DAY.isoformat()}T05:00:00+00:00"
+    spot_utc = datetime.fromisoformat(chain["spot_ts"])
+    local = spot_utc.astimezone(ZoneInfo("Asia/Kolkata"))
+    assert chain["spot_ts_local"] == local.isoformat() and local <= datetime.fromisoformat(
+        chain["as_of_local"]
+    )

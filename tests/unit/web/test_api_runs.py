@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -178,3 +180,95 @@ def test_compare_a_run_with_a_changed_copy(writable_client: Any, lake_copy: Path
 def test_unknown_run_is_404(client: Any) -> None:
     assert client.get("/api/v1/runs/nope").status_code == 404
     assert client.get("/api/v1/runs/nope/tables/trades").status_code == 404
+
+
+# ------------------------------------------------------------- exchange time (issue #13)
+# Oracle: the Parquet file's UTC instants converted with zoneinfo in the test. The run's
+# entry window opens 09:20 IST, so its first fill is at 09:20 local (03:50 UTC).
+KOLKATA = ZoneInfo("Asia/Kolkata")
+
+
+def _parquet_ts(root: Path, name: str, column: str = "ts") -> list[datetime]:
+    return pq.read_table(root / "runs" / BASE_RUN / name).column(column).to_pylist()
+
+
+def test_a_0920_ist_entry_is_shown_as_0920_with_the_zone_named(
+    client: Any, finished_lake_root: Path
+) -> None:
+    page = client.get(f"{RUN}/tables/trades", params={"limit": 1000}).json()
+    assert (page["timezone"], page["timezone_abbreviation"], page["timezone_label"]) == (
+        "Asia/Kolkata",
+        "IST",
+        "IST (Asia/Kolkata)",
+    )
+    ts_column = next(c for c in page["columns"] if c["name"] == "ts")
+    assert ts_column["local"] == "ts_local"
+    stored = _parquet_ts(finished_lake_root, "trades.parquet")
+    # The UTC field an API client reads keeps its meaning; the local one is beside it.
+    assert [r["ts"] for r in page["rows"]] == [t.isoformat() for t in stored]
+    assert [r["ts_local"] for r in page["rows"]] == [
+        t.astimezone(KOLKATA).isoformat() for t in stored
+    ]
+    first = page["rows"][0]
+    assert first["ts"] == f"{GENERATED_DAYS[0].isoformat()}T03:50:00+00:00"
+    assert first["ts_local"] == f"{GENERATED_DAYS[0].isoformat()}T09:20:00+05:30"
+    daily = client.get(f"{RUN}/tables/daily").json()
+    entries = _parquet_ts(finished_lake_root, "daily.parquet", "first_entry_ts")
+    assert [r["first_entry_ts_local"] for r in daily["rows"]] == [
+        t.astimezone(KOLKATA).isoformat() for t in entries
+    ]
+    assert {r["first_entry_ts_local"][11:16] for r in daily["rows"]} == {"09:20"}
+    assert client.get(RUN).json()["timezone_label"] == "IST (Asia/Kolkata)"
+
+
+def test_day_drill_down_gives_exchange_times_beside_the_utc_ones(
+    client: Any, finished_lake_root: Path
+) -> None:
+    day = GENERATED_DAYS[1].isoformat()
+    body = client.get(f"{RUN}/days/{day}", params={"limit": 1000}).json()
+    assert body["timezone_label"] == "IST (Asia/Kolkata)"
+    raw = pq.read_table(finished_lake_root / "runs" / BASE_RUN / "days" / day / "trades.parquet")
+    stored = sorted(
+        zip(raw.column("fill_index").to_pylist(), raw.column("ts").to_pylist(), strict=True)
+    )
+    assert [(f["ts"], f["ts_local"]) for f in body["fills"]] == [
+        (t.isoformat(), t.astimezone(KOLKATA).isoformat()) for _, t in stored
+    ]
+    summary, local = body["summary"], body["summary_local"]
+    entry_utc = datetime.fromisoformat(summary["first_entry_ts"])  # the file's, unchanged
+    assert local["first_entry_ts"] == entry_utc.astimezone(KOLKATA).isoformat()
+    assert local["first_entry_ts"] == f"{day}T09:20:00+05:30"
+    assert local["last_exit_ts"] == f"{day}T15:20:00+05:30"  # the spec's exit_time
+
+
+def test_csv_download_is_in_exchange_time_unless_utc_is_asked(
+    client: Any, finished_lake_root: Path
+) -> None:
+    stored = _parquet_ts(finished_lake_root, "trades.parquet")
+    local = list(csv.DictReader(io.StringIO(client.get(f"{RUN}/download/trades").text)))
+    assert [r["ts"] for r in local] == [t.astimezone(KOLKATA).isoformat() for t in stored]
+    assert local[0]["ts"] == f"{GENERATED_DAYS[0].isoformat()}T09:20:00+05:30"
+    utc = list(csv.DictReader(io.StringIO(client.get(f"{RUN}/download/trades?tz=UTC").text)))
+    assert [datetime.fromisoformat(r["ts"]) for r in utc] == stored
+    assert utc[0]["ts"].endswith("+0000")  # UTC exactly as it was before, on request
+    day = GENERATED_DAYS[0].isoformat()
+    per_day = client.get(f"{RUN}/files/days/{day}/trades.parquet", params={"format": "csv"})
+    assert next(csv.DictReader(io.StringIO(per_day.text)))["ts"] == f"{day}T09:20:00+05:30"
+    assert client.get(f"{RUN}/download/trades?tz=IST").status_code == 422
+
+
+def test_the_zone_is_the_runs_own_with_summer_time_named(
+    writable_client: Any, lake_copy: Path
+) -> None:
+    spec_path = lake_copy / "runs" / BASE_RUN / "spec.json"
+    spec = json.loads(spec_path.read_text())
+    spec["time"]["timezone"] = "America/Chicago"
+    spec_path.write_text(json.dumps(spec))
+    page = writable_client.get(f"{RUN}/tables/trades", params={"limit": 3}).json()
+    assert page["timezone_label"] == "CST/CDT (America/Chicago)"
+    chicago = ZoneInfo("America/Chicago")
+    stored = _parquet_ts(lake_copy, "trades.parquet")[:3]
+    assert [r["ts_local"] for r in page["rows"]] == [
+        t.astimezone(chicago).isoformat() for t in stored
+    ]
+    assert page["rows"][0]["ts_local"].endswith("-06:00")  # January: CST

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -69,3 +70,31 @@ def test_page_equals_pandas(
     assert page["total"] == len(expected)
     window = expected.iloc[offset : offset + limit]
     assert [r["fill_index"] for r in page["rows"]] == window["fill_index"].tolist()
+
+
+def test_a_page_with_a_zone_adds_exchange_times_and_keeps_the_utc_field(tmp_path: Path) -> None:
+    from zoneinfo import ZoneInfo
+
+    from ticklake.web.local_time import zone_fields
+
+    utc = [datetime(2024, 1, 10, 3, 50, tzinfo=UTC), datetime(2024, 7, 10, 14, 30, 5, tzinfo=UTC)]
+    path = tmp_path / "t.parquet"
+    frame = pl.DataFrame({"ts": utc, "leg": ["ce", "pe"]})
+    frame.with_columns(pl.col("ts").dt.cast_time_unit("ns")).write_parquet(path)
+    plain = page_of(path)
+    assert "timezone" not in plain and set(plain["rows"][0]) == {"ts", "leg"}
+    for zone, label in [
+        ("Asia/Kolkata", "IST (Asia/Kolkata)"),
+        ("America/Chicago", "CST/CDT (America/Chicago)"),
+        ("UTC", "UTC"),
+    ]:
+        page = page_of(path, zone=zone_fields(zone))
+        assert page["timezone_label"] == label
+        assert page["columns"][0] == {**plain["columns"][0], "local": "ts_local"}
+        assert "local" not in page["columns"][1]
+        assert [r["ts"] for r in page["rows"]] == [r["ts"] for r in plain["rows"]]
+        assert [r["ts_local"] for r in page["rows"]] == [
+            t.astimezone(ZoneInfo(zone)).isoformat() for t in utc
+        ]
+    kolkata = page_of(path, zone=zone_fields("Asia/Kolkata"))["rows"][0]["ts_local"]
+    assert kolkata == "2024-01-10T09:20:00+05:30"

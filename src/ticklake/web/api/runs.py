@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 import polars as pl
 from fastapi import APIRouter, BackgroundTasks, Depends, Query
@@ -19,12 +20,18 @@ from ticklake.errors import ConfigError
 from ticklake.lake import Lake
 from ticklake.web.api.deps import get_lake, run_directory
 from ticklake.web.errors import ResourceNotFoundError, json_safe
+from ticklake.web.local_time import local_csv_frame, run_zone, with_local_columns
 from ticklake.web.results import RUN_TABLES, Filter, page_of, read_table
 from ticklake.web.security import resolve_inside
 
 router = APIRouter(tags=["runs"])
 LakeDep = Annotated[LakeSession, Depends(get_lake)]
 TableName = Literal["trades", "daily", "attempts", "samples", "variants"]
+# CSVs are made for people: instants in the run's exchange zone unless UTC is asked for.
+CsvZone = Annotated[
+    Literal["exchange", "UTC"],
+    Query(description="instants in CSV: the run's exchange zone (ISO with offset) or UTC"),
+]
 
 
 def _ledger(run_dir: Path) -> dict[str, Any]:
@@ -115,6 +122,7 @@ def run_detail(lake: LakeDep, run_id: str) -> dict[str, Any]:
     spec_path = run_dir / "spec.json"
     return {
         **run_summary(run_dir),
+        **run_zone(run_dir),
         "statistics": json.loads(stats_path.read_text()) if stats_path.is_file() else None,
         "spec": json.loads(spec_path.read_text()) if spec_path.is_file() else None,
         "samples": ledger.get("samples"),
@@ -152,6 +160,7 @@ def run_table(
         descending=descending,
         filters=parsed,
         with_facets=facets,
+        zone=run_zone(run_dir),
     )
 
 
@@ -208,14 +217,33 @@ def run_day(
         raise ResourceNotFoundError(f"run {run_id} has no finished day {day}", day=str(day))
     trades = pl.read_parquet(day_dir / "trades.parquet")
     attempts = pl.read_parquet(day_dir / "attempts.parquet")
+    zone = run_zone(run_dir)
+    summary = json.loads((day_dir / "summary.json").read_text())
     return {
         "date": day.isoformat(),
-        "summary": json.loads((day_dir / "summary.json").read_text()),
+        **zone,
+        "summary": summary,
+        "summary_local": _local_summary(summary, zone["timezone"]),
         "fills_total": trades.height,
-        "fills": json_safe(trades.sort("fill_index").head(limit).to_dicts()),
+        "fills": _local_rows(trades.sort("fill_index").head(limit), zone["timezone"]),
         "attempts_total": attempts.height,
-        "attempts": json_safe(attempts.head(limit).to_dicts()),
+        "attempts": _local_rows(attempts.head(limit), zone["timezone"]),
     }
+
+
+def _local_rows(frame: pl.DataFrame, zone: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json_safe(with_local_columns(frame, zone).to_dicts())
+    return rows
+
+
+def _local_summary(summary: dict[str, Any], zone: str) -> dict[str, Any]:
+    """The summary's first entry and last exit in exchange time (``None`` without)."""
+    out: dict[str, Any] = {}
+    for key in ("first_entry_ts", "last_exit_ts"):
+        value = json_safe(summary.get(key))
+        moment = datetime.fromisoformat(value) if isinstance(value, str) and value else None
+        out[key] = moment.astimezone(ZoneInfo(zone)).isoformat() if moment else None
+    return out
 
 
 def _sweep_day(
@@ -236,14 +264,19 @@ def _sweep_day(
     trades = pl.read_parquet(day_dir / "trades.parquet").filter(pl.col("variant") == chosen)
     attempts = pl.read_parquet(day_dir / "attempts.parquet").filter(pl.col("variant") == chosen)
     summary = daily.drop("variant").row(0, named=True)
+    zone = run_zone(run_dir)
     return {
         "date": day.isoformat(),
         "variant": chosen,
+        **zone,
         "summary": json_safe(summary),
+        "summary_local": _local_summary(summary, zone["timezone"]),
         "fills_total": trades.height,
-        "fills": json_safe(trades.drop("variant").sort("fill_index").head(limit).to_dicts()),
+        "fills": _local_rows(
+            trades.drop("variant").sort("fill_index").head(limit), zone["timezone"]
+        ),
         "attempts_total": attempts.height,
-        "attempts": json_safe(attempts.drop("variant").head(limit).to_dicts()),
+        "attempts": _local_rows(attempts.drop("variant").head(limit), zone["timezone"]),
     }
 
 
@@ -258,13 +291,14 @@ def download_table(
     table: TableName,
     background: BackgroundTasks,
     fmt: Annotated[Literal["csv", "parquet"], Query(alias="format")] = "csv",
+    tz: CsvZone = "exchange",
 ) -> FileResponse:
     run_dir = run_directory(lake, run_id)
     source = resolve_inside(run_dir, RUN_TABLES[table])
     filename = f"{run_id}-{table}.{fmt}"
     if fmt == "parquet":
         return FileResponse(source, media_type="application/octet-stream", filename=filename)
-    return _csv_response(lake, source, filename, background)
+    return _csv_response(lake, source, filename, background, _csv_zone(run_dir, tz))
 
 
 @router.get(
@@ -278,13 +312,15 @@ def run_file(
     path: str,
     background: BackgroundTasks,
     fmt: Annotated[Literal["raw", "csv"], Query(alias="format")] = "raw",
+    tz: CsvZone = "exchange",
 ) -> FileResponse:
     run_dir = run_directory(lake, run_id)
     source = resolve_inside(run_dir, path)
     if not source.is_relative_to(lake.root.resolve()):  # belt and braces: the lake only
         raise ResourceNotFoundError(f"no file {path!r} in run {run_id}", path=path)
     if fmt == "csv" and source.suffix == ".parquet":
-        return _csv_response(lake, source, source.stem + ".csv", background)
+        zone = _csv_zone(run_dir, tz)
+        return _csv_response(lake, source, source.stem + ".csv", background, zone)
     media = {
         ".json": "application/json",
         ".html": "text/html; charset=utf-8",
@@ -294,14 +330,20 @@ def run_file(
     return FileResponse(source, media_type=media, filename=source.name)
 
 
+def _csv_zone(run_dir: Path, tz: str) -> str | None:
+    return None if tz == "UTC" else run_zone(run_dir)["timezone"]
+
+
 def _csv_response(
-    lake: Lake, source: Path, filename: str, background: BackgroundTasks
+    lake: Lake, source: Path, filename: str, background: BackgroundTasks, zone: str | None
 ) -> FileResponse:
+    """``source`` as CSV; with ``zone``, instants as ISO text in it (``...09:20:00+05:30``)."""
     scratch = lake.root / "cache" / "web"
     scratch.mkdir(parents=True, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=scratch, suffix=".csv", delete=False)  # noqa: SIM115
     handle.close()
     target = Path(handle.name)
-    pl.scan_parquet(source).sink_csv(target)
+    frame = pl.scan_parquet(source)
+    (frame if zone is None else local_csv_frame(frame, zone)).sink_csv(target)
     background.add_task(target.unlink, missing_ok=True)
     return FileResponse(target, media_type="text/csv", filename=filename)

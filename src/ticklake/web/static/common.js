@@ -54,11 +54,79 @@ const TL = (() => {
     return String(value);
   }
 
-  // Fill <table> with columns [{name}] and rows [{...}]; opts.onHeader(name), opts.onCell(name, row).
+  // "2024-01-10T09:20:00+05:30" (an instant in exchange time, as the API's `*_local` fields
+  // give it) as the wall-clock time people read there: "2024-01-10 09:20:00".
+  function localTime(text) {
+    if (typeof text !== "string") return text === null || text === undefined ? "" : String(text);
+    return text.replace("T", " ").replace(/\.\d+/, "").replace(/(Z|[+-]\d{2}:\d{2})$/, "");
+  }
+
+  // Columns of rows that came as plain objects: a `<name>_local` field beside `<name>` is
+  // not a column of its own but the exchange-time view of that column.
+  function columnsOf(rows) {
+    if (!rows.length) return [];
+    const keys = Object.keys(rows[0]);
+    return keys.filter((k) => !(k.endsWith("_local") && keys.includes(k.slice(0, -6))))
+      .map((name) => (keys.includes(name + "_local") ? { name, local: name + "_local" } : { name }));
+  }
+
+  // The offset ("+05:30") of `zone` at the local wall-clock time `naive` ("2024-01-10T09:20").
+  function zoneOffset(zone, naive) {
+    const minutesAt = (instant) => {
+      const part = new Intl.DateTimeFormat("en-US", { timeZone: zone, timeZoneName: "longOffset" })
+        .formatToParts(instant).find((p) => p.type === "timeZoneName").value; // "GMT+05:30" or "GMT"
+      const match = /([+-])(\d{2}):?(\d{2})?/.exec(part);
+      return match ? (match[1] === "-" ? -1 : 1) * (Number(match[2]) * 60 + Number(match[3] || 0)) : 0;
+    };
+    const wall = new Date(naive + "Z").getTime();
+    let minutes = minutesAt(new Date(wall));
+    minutes = minutesAt(new Date(wall - minutes * 60000)); // the offset in force at that wall time
+    const pad = (n) => String(n).padStart(2, "0");
+    return (minutes < 0 ? "-" : "+") + pad(Math.floor(Math.abs(minutes) / 60)) + ":" + pad(Math.abs(minutes) % 60);
+  }
+
+  // A Plotly category x axis over exchange-time bar labels ("2024-01-10 09:15:00"): ticks at
+  // round times of day labelled "09:15" (with seconds only when bars are shorter than a
+  // minute), each day's first tick also carrying its date; at most about `maxTicks` ticks.
+  // Over more than maxTicks / 2 days the ticks are days, labelled with their dates.
+  function timeOfDayAxis(xs, maxTicks = 10) {
+    const secondsOf = (x) => { const [h, m, s] = x.slice(11, 19).split(":").map(Number); return h * 3600 + m * 60 + (s || 0); };
+    const steps = [1, 5, 10, 15, 30, 60, 300, 600, 900, 1800, 3600, 7200, 10800, 14400, 21600, 43200, 86400];
+    const dayStarts = new Set(xs.map((x, i) => (i === 0 || x.slice(0, 10) !== xs[i - 1].slice(0, 10) ? i : -1)).filter((i) => i >= 0));
+    const axis = { type: "category", tickmode: "array", tickangle: 0, automargin: true };
+    if (dayStarts.size > maxTicks / 2) { // many days: a date axis, one tick per day or fewer
+      const every = Math.ceil(dayStarts.size / maxTicks);
+      const days = [...dayStarts].filter((_, k) => k % every === 0);
+      return { ...axis, tickvals: days.map((i) => xs[i]), ticktext: days.map((i) => xs[i].slice(0, 10)) };
+    }
+    let ticks = [...dayStarts];
+    for (const step of steps) {
+      const chosen = xs.map((x, i) => (dayStarts.has(i) || secondsOf(x) % step === 0 ? i : -1)).filter((i) => i >= 0);
+      ticks = chosen;
+      if (chosen.length <= Math.max(maxTicks, dayStarts.size)) break;
+    }
+    // A day's last round time sits next to the next day's first bar: keep the dated one.
+    const room = xs.length / Math.max(ticks.length, 1) / 2;
+    ticks = ticks.filter((i) => dayStarts.has(i) || ![...dayStarts].some((d) => Math.abs(d - i) < room));
+    const withSeconds = ticks.some((i) => secondsOf(xs[i]) % 60 !== 0);
+    const clock = (x) => x.slice(11, withSeconds ? 19 : 16);
+    return {
+      ...axis,
+      tickvals: ticks.map((i) => xs[i]),
+      ticktext: ticks.map((i) => (dayStarts.has(i) ? `${clock(xs[i])}<br>${xs[i].slice(0, 10)}` : clock(xs[i]))),
+    };
+  }
+
+  // Fill <table> with columns [{name, local?}] and rows [{...}]; opts.onHeader(name),
+  // opts.onCell(name, row), opts.zone = the answer naming the zone (`timezone_abbreviation`,
+  // `timezone_label`): a column with `local` shows that field, "ts (IST)" in its header.
   function fillTable(table, columns, rows, opts = {}) {
     table.replaceChildren();
+    const zone = opts.zone && opts.zone.timezone_abbreviation ? opts.zone : null;
     const head = el("tr", {}, columns.map((c) => {
-      const th = el("th", { "data-column": c.name, title: c.type || "" }, c.label || c.name);
+      const local = c.local && zone;
+      const label = (c.label || c.name) + (local ? ` (${zone.timezone_abbreviation})` : "");
+      const th = el("th", { "data-column": c.name, title: local ? `exchange time, ${zone.timezone_label}` : c.type || "" }, label);
       if (opts.sort === c.name) th.append(opts.descending ? " ▼" : " ▲");
       if (opts.onHeader) { th.classList.add("sortable"); th.addEventListener("click", () => opts.onHeader(c.name)); }
       return th;
@@ -69,7 +137,8 @@ const TL = (() => {
       const tr = el("tr");
       for (const c of columns) {
         const value = row[c.name];
-        const td = el("td", { class: typeof value === "number" ? "num" : "" }, format(value, c.name));
+        const shown = c.local && zone ? localTime(row[c.local]) : format(value, c.name);
+        const td = el("td", { class: typeof value === "number" ? "num" : "" }, shown);
         if (opts.onCell) opts.onCell(c.name, row, td);
         tr.append(td);
       }
@@ -111,5 +180,5 @@ const TL = (() => {
     return () => { const ticket = ++newest; return () => ticket === newest; };
   }
 
-  return { api, el, fillTable, format, toast, cookie, latest };
+  return { api, el, fillTable, format, toast, cookie, latest, localTime, columnsOf, zoneOffset, timeOfDayAxis };
 })();

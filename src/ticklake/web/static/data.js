@@ -2,7 +2,7 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  const { api, el, fillTable, toast, latest } = TL;
+  const { api, el, fillTable, toast, latest, timeOfDayAxis } = TL;
   const $ = (id) => document.getElementById(id);
 
   // ------------------------------------------------------------- preview
@@ -80,7 +80,7 @@ document.addEventListener("DOMContentLoaded", () => {
     try {
       const bars = await api("GET", `/candles?${query}`);
       if (!mine()) return;
-      $("chart-source").textContent = `${bars.instrument} · ${bars.interval} · ${bars.source} · times in ${bars.timezone} · ${bars.ts.length} bars`;
+      $("chart-source").textContent = `${bars.instrument} · ${bars.interval} · ${bars.source} · times in ${bars.timezone_label} · ${bars.ts.length} bars`;
       const hasSpread = bars.spread.some((v) => v !== null);
       const traces = [
         { type: "candlestick", name: "price", x: bars.ts, open: bars.open, high: bars.high, low: bars.low, close: bars.close, xaxis: "x", yaxis: "y" },
@@ -88,9 +88,11 @@ document.addEventListener("DOMContentLoaded", () => {
       ];
       if (hasSpread) traces.push({ type: "scatter", mode: "lines", name: "spread", x: bars.ts, y: bars.spread, xaxis: "x", yaxis: "y3", line: { color: "#c60" } });
       Plotly.newPlot("candles", traces, {
-        margin: { t: 20, r: 20, b: 40, l: 60 },
+        margin: { t: 20, r: 20, b: 50, l: 60 },
         grid: { rows: hasSpread ? 3 : 2, columns: 1, roworder: "top to bottom" },
-        xaxis: { rangeslider: { visible: false }, type: "category", nticks: 12 },
+        // Bars in exchange time on a category axis (no gaps for nights), ticked at times
+        // of day: "09:15" / "10:00", each day's first tick with its date.
+        xaxis: { ...timeOfDayAxis(bars.ts), rangeslider: { visible: false } },
         yaxis: { domain: hasSpread ? [0.45, 1] : [0.3, 1], title: "price" },
         yaxis2: { domain: hasSpread ? [0.22, 0.42] : [0, 0.27], title: "volume" },
         yaxis3: { domain: [0, 0.18], title: "spread" },
@@ -128,8 +130,8 @@ document.addEventListener("DOMContentLoaded", () => {
       expiry.replaceChildren(el("option", { value: "" }, "nearest"), ...chain.expiries.map((e) => el("option", { value: e }, e)));
       expiry.value = chain.expiries.includes(current) ? current : "";
       $("chain-info").textContent = chain.spot === null
-        ? `no quotes at ${chain.date} ${chain.time}`
-        : `${chain.date} ${chain.time} (${chain.timezone}) · expiry ${chain.expiry} · spot ${chain.spot.toFixed(2)} (${chain.spot_source}) · ATM ${chain.atm_strike}`;
+        ? `no quotes at ${chain.date} ${chain.time} ${chain.timezone_label}`
+        : `${chain.date} ${chain.time} ${chain.timezone_label} · expiry ${chain.expiry} · spot ${chain.spot.toFixed(2)} (${chain.spot_source}) · ATM ${chain.atm_strike}`;
       const table = $("chain-table");
       const headers = ["bid", "ask", "last", "age", "IV", "delta"];
       table.replaceChildren(

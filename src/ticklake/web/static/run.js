@@ -3,14 +3,14 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  const { api, el, fillTable, format, toast, latest } = TL;
+  const { api, el, fillTable, format, toast, latest, localTime, columnsOf, zoneOffset } = TL;
   const $ = (id) => document.getElementById(id);
   const root = $("run");
   const runId = root.dataset.run;
   let jobId = root.dataset.job;
   const rupees = (paise) => (paise === null || paise === undefined ? "-"
     : (paise < 0 ? "−₹" : "₹") + (Math.abs(paise) / 100).toLocaleString("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
-  const table = { name: "trades", offset: 0, limit: 50, sort: null, descending: false, filters: [], columns: [] };
+  const table = { name: "trades", offset: 0, limit: 50, sort: null, descending: false, filters: [], columns: [], timezone: null };
 
   // ------------------------------------------------------------------ progress
   function showProgress(state) {
@@ -52,6 +52,7 @@ document.addEventListener("DOMContentLoaded", () => {
   // ---------------------------------------------------------------- results
   // Requests overlap (a tab clicked while the first table loads, a header clicked twice, a
   // variant or a day clicked again): answers come back in any order, the newest one wins.
+  const DAY_ROWS = 20;
   const resultsTurn = latest();
   const chartsTurn = latest();
   const tableTurn = latest();
@@ -140,9 +141,10 @@ document.addEventListener("DOMContentLoaded", () => {
     catch (error) { if (mine()) toast(error.message, true); return; }
     if (!mine()) return;
     table.columns = page.columns;
+    table.timezone = page.timezone;
     $("results-table").dataset.table = shown; // which table the rows are from (tests wait on it)
     fillTable($("results-table"), page.columns, page.rows, {
-      sort: table.sort, descending: table.descending,
+      sort: table.sort, descending: table.descending, zone: page,
       onHeader: (name) => {
         if (table.sort === name) table.descending = !table.descending; else { table.sort = name; table.descending = false; }
         table.offset = 0; loadTable(false);
@@ -185,7 +187,16 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   $("filter-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    addFilter(`${$("filter-column").value}:${$("filter-op").value}:${$("filter-value").value}`);
+    const name = $("filter-column").value;
+    let value = $("filter-value").value.trim();
+    // The table shows instants in exchange time, so a time typed without a zone means that
+    // time there: send it with the zone's offset (the API reads a bare time as UTC).
+    const column = table.columns.find((c) => c.name === name);
+    if (column && column.local && table.timezone && /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?$/.test(value)) {
+      value = value.replace(" ", "T");
+      value += zoneOffset(table.timezone, value);
+    }
+    addFilter(`${name}:${$("filter-op").value}:${value}`);
   });
   $("table-tabs").querySelectorAll("[data-table]").forEach((button) => button.addEventListener("click", () => {
     $("table-tabs").querySelectorAll("[data-table]").forEach((b) => b.classList.toggle("active", b === button));
@@ -196,21 +207,45 @@ document.addEventListener("DOMContentLoaded", () => {
   $("page-next").addEventListener("click", () => { table.offset += table.limit; loadTable(false); });
   $("page-size").addEventListener("change", (event) => { table.limit = Number(event.target.value); table.offset = 0; loadTable(false); });
 
+  // The day's fill prices by leg against the time of day in exchange time (a date axis
+  // over the day's wall-clock times: ticks read "09:30", the date is in the title).
+  function drawDayChart(day, detail) {
+    const chart = $("day-chart");
+    chart.hidden = !detail.fills.length;
+    if (!detail.fills.length) { Plotly.purge(chart); return; }
+    const legs = [...new Set(detail.fills.map((f) => f.leg))];
+    const traces = legs.map((leg) => {
+      const rows = detail.fills.filter((f) => f.leg === leg);
+      return { type: "scatter", mode: "lines+markers", name: leg, line: { shape: "hv" }, x: rows.map((f) => localTime(f.ts_local)), y: rows.map((f) => f.price_paise / 100) };
+    });
+    const shown = detail.fills.length < detail.fills_total ? ` (first ${detail.fills.length} fills)` : "";
+    Plotly.newPlot("day-chart", traces, {
+      title: { text: `Fill prices by leg (₹), ${day}${shown}, ${detail.timezone_label}`, font: { size: 14 } },
+      margin: { t: 40, r: 20, b: 40, l: 60 },
+      xaxis: { type: "date", tickformat: "%H:%M", hoverformat: "%H:%M:%S", title: { text: `time of day (${detail.timezone_abbreviation})` }, automargin: true },
+      yaxis: { title: "price ₹" },
+    }, { responsive: true, displaylogo: false });
+  }
+
   async function loadDay(day, variant) {
     const mine = dayTurn();
     // A sweep's day is one variant's: the row's variant (the server defaults to rank 1).
     const which = variant === undefined || variant === null ? "" : `&variant=${variant}`;
     try {
-      const detail = await api("GET", `/runs/${encodeURIComponent(runId)}/days/${day}?limit=20${which}`);
+      // Up to 1000 fills for the chart of the day; the table lists the first DAY_ROWS.
+      const detail = await api("GET", `/runs/${encodeURIComponent(runId)}/days/${day}?limit=1000${which}`);
       if (!mine()) return;
       $("day-detail").hidden = false;
       const label = detail.variant === undefined ? day : `${day} (variant ${detail.variant})`;
-      $("day-title").textContent = `${label}: first ${detail.fills.length} of ${detail.fills_total} fills`;
+      const fills = detail.fills.slice(0, DAY_ROWS);
+      $("day-title").textContent = `${label}: first ${fills.length} of ${detail.fills_total} fills`;
       const s = detail.summary;
-      $("day-summary").textContent = `${s.status}${s.skip_reason ? " (" + s.skip_reason + ")" : ""} · net ${rupees(s.net_pnl_paise)} · costs ${rupees(s.costs_paise)} · underlying from ${s.underlying_source || "-"} · expiry ${s.expiry || "-"}`;
-      const columns = (rows) => (rows.length ? Object.keys(rows[0]).map((name) => ({ name })) : []);
-      fillTable($("day-fills"), columns(detail.fills), detail.fills);
-      fillTable($("day-attempts"), columns(detail.attempts), detail.attempts);
+      const clock = (text) => (text ? localTime(text).slice(11, 16) : "-");
+      $("day-summary").textContent = `${s.status}${s.skip_reason ? " (" + s.skip_reason + ")" : ""} · net ${rupees(s.net_pnl_paise)} · costs ${rupees(s.costs_paise)} · underlying from ${s.underlying_source || "-"} · expiry ${s.expiry || "-"}` +
+        ` · first entry ${clock(detail.summary_local.first_entry_ts)}, last exit ${clock(detail.summary_local.last_exit_ts)} ${detail.timezone_label}`;
+      fillTable($("day-fills"), columnsOf(fills), fills, { zone: detail });
+      fillTable($("day-attempts"), columnsOf(detail.attempts.slice(0, DAY_ROWS)), detail.attempts.slice(0, DAY_ROWS), { zone: detail });
+      drawDayChart(day, detail);
       $("day-detail").scrollIntoView({ behavior: "smooth" });
     } catch (error) { if (mine()) toast(error.message, true); }
   }
