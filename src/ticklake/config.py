@@ -41,6 +41,11 @@ class LakeSettings(_Section):
     compression_level: int = Field(3, ge=1, le=22, description="ZSTD level")
     lock_timeout_seconds: float = Field(600.0, gt=0, description="wait for a partition lock")
     default_timezone: str = Field("UTC", description="time zone for new datasets")
+    verify_reads: bool = Field(
+        True,
+        description="hash each partition file on a process's first read and refuse one that "
+        "is not as committed (off: reads trust the files; `lake verify` still checks)",
+    )
 
 
 class QuerySettings(_Section):
@@ -50,6 +55,11 @@ class QuerySettings(_Section):
     threads: int = Field(2, ge=1, description="DuckDB threads")
     timeout_seconds: float = Field(30.0, gt=0, description="statement time limit")
     max_rows: int = Field(10_000, ge=1, description="row cap of a result")
+    max_result_mib: int = Field(
+        256,
+        ge=1,
+        description="memory cap of a result (Arrow MiB); the query stops once it is passed",
+    )
 
 
 class ExecutionSettings(_Section):

@@ -159,6 +159,13 @@ class QueryRejectedError(QueryError, PermissionError):
     exit_code = 8
 
 
+class ResultTooLargeError(QueryError, ValueError):
+    """A result would be larger than its cap (the untrusted path's bytes, the SQL box's
+    JSON); the query read nothing more once the cap was passed."""
+
+    exit_code = 8
+
+
 class QueryTimeoutError(QueryError, TimeoutError):
     exit_code = 8
 
@@ -171,13 +178,21 @@ class MappingError(IngestError, KeyError):
     exit_code = 9
 
 
+#: Exit codes that are not tied to one exception class; the only place they are defined.
+#: An ingest that read its files but committed no row (``NothingCommittedError``).
+EXIT_NOTHING_COMMITTED = 11
+#: ``ticklake validate --strict`` whose verdict is FAIL (distinct from 11, so a CI script
+#: can tell "the data failed its checks" from "the ingest committed nothing").
+EXIT_VALIDATION_FAILED = 12
+
+
 class NothingCommittedError(IngestError):
     """Files were read, but not one row reached the lake (every row quarantined, empty or
     header-only files, a 0-row Parquet, an empty zip member). Exit code 11, so a script
     can tell it from success (0) and from a file that failed (9). The CLI prints it as
     a one-line warning; ``exc.summary`` is the ingest summary."""
 
-    exit_code = 11
+    exit_code = EXIT_NOTHING_COMMITTED
 
 
 class ExecutionError(TicklakeError, RuntimeError):

@@ -110,10 +110,10 @@ def gold_days(lake: Lake, dataset: str, days: list[date]) -> pl.DataFrame:
     if "gold" not in lake.layers_of(dataset):
         return pl.DataFrame()
     wanted = set(days)
+    chosen = [p for p in lake.partitions(dataset, layer="gold") if p.date in wanted]
+    lake.check_partitions(chosen)  # export only what was committed
     parts = [
-        pl.read_parquet(p.path).with_columns(pl.lit(p.date, pl.Date).alias("date"))
-        for p in lake.partitions(dataset, layer="gold")
-        if p.date in wanted
+        pl.read_parquet(p.path).with_columns(pl.lit(p.date, pl.Date).alias("date")) for p in chosen
     ]
     return pl.concat(parts, how="vertical") if parts else pl.DataFrame()
 
@@ -274,7 +274,11 @@ def write_duckdb(frame: pl.DataFrame, path: str, table: str) -> None:
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     name = _duck_ident(table)
-    con = duckdb.connect(path)
+    # Extensions come from the Python packages or not at all, as in ticklake.lake.sql.
+    con = duckdb.connect(
+        path,
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
     try:
         con.register("__ticklake_batch", frame.to_arrow())
         con.execute("BEGIN TRANSACTION")

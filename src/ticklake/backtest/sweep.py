@@ -235,7 +235,7 @@ def _finish_sweep(
     days = sorted(ledger["days"])
 
     def gather(name: str, schema: pl.Schema) -> pl.DataFrame:
-        frames = [pl.read_parquet(run_dir / "days" / d / name) for d in days]
+        frames = [_day_frame(run_dir / "days" / d / name, schema) for d in days]
         empty = pl.DataFrame(schema={"variant": pl.Int64, **dict(schema)})
         return pl.concat(frames, how="vertical") if frames else empty
 
@@ -269,6 +269,21 @@ def _finish_sweep(
     ledger["status"] = "complete"
     ledger["finished_at"] = utc_now_iso()
     _save_ledger(run_dir, ledger)
+
+
+#: Columns a day file written before marked closes existed lacks, and their value then:
+#: every trade was a fill, no close was at a mark.
+_OLD_DAY_DEFAULTS: dict[str, Any] = {"filled": True, "marked_closes": 0, "marked_pnl_paise": 0}
+
+
+def _day_frame(path: Path, schema: pl.Schema) -> pl.DataFrame:
+    """One day's output file, with the columns older runs lack set to their defaults."""
+    frame = pl.read_parquet(path)
+    missing = [n for n in _OLD_DAY_DEFAULTS if n in schema and n not in frame.columns]
+    if not missing:
+        return frame
+    frame = frame.with_columns(pl.lit(_OLD_DAY_DEFAULTS[n], schema[n]).alias(n) for n in missing)
+    return frame.select(["variant", *schema.names()])
 
 
 def read_sweep(run_dir: Path) -> tuple[dict[str, Any], pl.DataFrame, pl.DataFrame, pl.DataFrame]:

@@ -273,12 +273,15 @@ def _run(
     quote_parts = lake.partitions(spec.quotes) if spec.quotes else []
     grid = spec.grid(info)
     existing = {p.date: p for p in lake.partitions(out, layer="silver")}
+    day_quotes = {p.date: _quote_partitions(quote_parts, p.date, grid) for p in partitions}
+    # The workers read these files by path: check them against their commits first.
+    lake.check_partitions(
+        [*partitions, *{q.path: q for qs in day_quotes.values() for q in qs}.values()]
+    )
     tasks: list[_DayTask] = []
     for part in partitions:
         sources = (_source_ref(lake, part),)
-        quote_refs = tuple(
-            _source_ref(lake, q) for q in _quote_partitions(quote_parts, part.date, grid)
-        )
+        quote_refs = tuple(_source_ref(lake, q) for q in day_quotes[part.date])
         done = existing.get(part.date)
         if done is not None and done.manifest is not None:
             recorded = done.manifest.lineage

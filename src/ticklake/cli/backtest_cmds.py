@@ -32,6 +32,15 @@ def _run_with_progress(call: Any, total: int) -> Any:
         return call(on_progress)
 
 
+def fills_phrase(totals: dict[str, Any]) -> str:
+    """Say how many fills, and how many closes were at a mark with no fill, if any."""
+    phrase = f"{totals['fills']} fills"
+    marked = int(totals.get("marked_closes", 0) or 0)
+    if marked:
+        phrase += f", {marked} marked close{'s' if marked != 1 else ''} (no fill)"
+    return phrase
+
+
 def _finish(result: Any) -> None:
     totals = result.ledger["totals"]
     if result.ledger.get("kind") == "sweep":
@@ -41,7 +50,7 @@ def _finish(result: Any) -> None:
     console.print(
         f"run [bold]{result.run_id}[/] {result.status}: {totals['days']} day(s) "
         f"({totals['traded_days']} traded, {totals['skipped_days']} skipped), "
-        f"{totals['fills']} fills, net P&L ₹{totals['net_pnl_paise'] / 100:,.2f} "
+        f"{fills_phrase(totals)}, net P&L ₹{totals['net_pnl_paise'] / 100:,.2f} "
         f"(costs ₹{totals['costs_paise'] / 100:,.2f}); samples: first {samples.get('kept', 0)} "
         f"of {samples.get('of', 0)} fills",
         highlight=False,

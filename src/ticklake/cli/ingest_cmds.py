@@ -172,5 +172,6 @@ def _nothing_committed(summary: IngestSummary) -> str:
     names = ", ".join(f.label for f in read[:3]) + (" ..." if len(read) > 3 else "")
     return (
         f"0 rows committed to {summary.layer}.{summary.dataset}: {why} ({names}); "
-        "check the files and the quarantine's reasons (exit code 11)."
+        "check the files and the quarantine's reasons "
+        f"(exit code {NothingCommittedError.exit_code})."
     )

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from ticklake.cli._common import LakeOption, console, get_lake, handle_errors
-from ticklake.errors import ConfigError
+from ticklake.errors import EXIT_VALIDATION_FAILED, ConfigError
 
 _VERDICT_STYLE = {"PASS": "bold green", "INVESTIGATE": "bold yellow", "FAIL": "bold red"}
 _STATUS_STYLE = {
@@ -110,7 +110,10 @@ def validate_cmd(
         bool, typer.Option("--list-rules", help="List the registered rules and exit.")
     ] = False,
     strict: Annotated[
-        bool, typer.Option(help="Exit with code 11 when the verdict is FAIL (for CI).")
+        bool,
+        typer.Option(
+            help=f"Exit with code {EXIT_VALIDATION_FAILED} when the verdict is FAIL (for CI)."
+        ),
     ] = False,
     lake_path: LakeOption = None,
 ) -> None:
@@ -193,4 +196,4 @@ def validate_cmd(
             )
         )
     if strict and result.verdict == "FAIL":
-        raise typer.Exit(11)
+        raise typer.Exit(EXIT_VALIDATION_FAILED)

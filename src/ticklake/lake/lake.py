@@ -441,13 +441,14 @@ class Lake:
         layer: str | None = None,
         start: date | datetime | str | None = None,
         end: date | datetime | str | None = None,
-        verify: bool = True,
+        verify: bool | None = None,
     ) -> list[Path]:
         """The data files of the partitions whose trading date lies in [start, end].
 
-        ``verify`` (default) checks each file's sha256 against its commit on this
-        process's first read of it (:mod:`ticklake.lake.integrity`) and raises
-        :class:`CorruptPartitionError` for a damaged or misplaced partition.
+        ``verify`` (default: the ``lake.verify_reads`` setting, on) checks each file's
+        sha256 against its commit on this process's first read of it
+        (:mod:`ticklake.lake.integrity`) and raises :class:`CorruptPartitionError` for a
+        damaged or misplaced partition.
         """
         layer, name = self.resolve(dataset, layer)
         # A datetime bound is an instant; its trading date depends on the dataset's time
@@ -466,10 +467,17 @@ class Lake:
                 continue
             if (entry / "data.parquet").is_file():
                 refs.append(PartitionRef(self.root, layer, name, day))
-        if verify:
+        if self.settings.lake.verify_reads if verify is None else verify:
             timeout = self.settings.lake.lock_timeout_seconds
             integrity.check_partitions([(r, None) for r in refs], lock_timeout=timeout)
         return [ref.data_path for ref in refs]
+
+    def check_partitions(self, parts: Iterable[PartitionInfo]) -> None:
+        """Before a stage reads ``Lake.partitions(...)[i].path`` itself: the first-read
+        sha256 check of :meth:`partition_files` (off with ``lake.verify_reads = false``)."""
+        if self.settings.lake.verify_reads:
+            timeout = self.settings.lake.lock_timeout_seconds
+            integrity.check_listed(self.root, parts, lock_timeout=timeout)
 
     def scan(
         self,

@@ -112,6 +112,7 @@ def promote(
         part = by_day.get(day)
         if part is None:
             continue
+        lake.check_partitions([part])  # never promote altered bronze rows to silver
         frame = pl.read_parquet(part.path)
         source = SourceRef(
             path=f"bronze/{info.name}/date={day.isoformat()}/data.parquet",

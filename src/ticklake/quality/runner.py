@@ -189,6 +189,9 @@ def validate_dataset(
             for p in partitions
             if window_start <= p.date < chosen[0].date
         ]
+    # The day tasks read these files by path: check them against their commits first.
+    read = {task.context.day for task in tasks}
+    lake.check_partitions([p for p in partitions if p.date in read])
     run = get_executor(
         executor or lake.settings.execution.executor,
         workers=workers or lake.settings.execution.workers,

@@ -198,7 +198,8 @@ def run_window_statistics(
     info = lake.dataset_info(spec.dataset, layer)
     source = extract.series_source(info)
     notes: list[str] = []
-    partitions = [(p.date, p.path) for p in lake.partitions(info.name, info.layer)]
+    listed = lake.partitions(info.name, info.layer)
+    partitions = [(p.date, p.path) for p in listed]
     first = _day(spec.start)
     last = _day(spec.end)
     selected_index = [
@@ -219,6 +220,7 @@ def run_window_statistics(
     previous = {partitions[i][0]: partitions[i - 1][0] if i else None for i in selected_index}
     needed_index = sorted({*selected_index, *(i - 1 for i in selected_index if i)})
     needed = [partitions[i] for i in needed_index]
+    lake.check_partitions([listed[i] for i in needed_index])  # read below by path
     instrument = spec.instrument or _only_instrument(needed[0][1], source, info.name)
     metrics = _resolve_metrics(spec)
     metric_columns = [(column, reduce) for column, reduce, _, _ in metrics]

@@ -27,6 +27,7 @@ from ticklake.errors import (
     QueryError,
     QueryRejectedError,
     QueryTimeoutError,
+    ResultTooLargeError,
     SchemaMismatchError,
     TicklakeError,
 )
@@ -44,12 +45,6 @@ class UnsafePathError(TicklakeError, PermissionError):
 
 class JobStateError(TicklakeError, RuntimeError):
     """The job cannot do that in its current state (e.g. resume a running job)."""
-
-
-class ResultTooLargeError(TicklakeError, ValueError):
-    """A response would be larger than the documented cap (the SQL box's bytes)."""
-
-    exit_code = 2
 
 
 def _status_table() -> list[tuple[type[BaseException], int]]:

@@ -352,3 +352,37 @@ def test_a_day_of_the_4x2x2_grid_is_loaded_once_and_its_series_computed_once(
     sweep_module.run_day_variants(lake, [specs[0], other, specs[1]], day)
     assert loads == [day, day]
     assert len(markets) == 2
+
+
+def test_resume_reads_day_files_written_before_marked_closes(finished_sweep: Any) -> None:
+    """A sweep day written before ``filled`` / ``marked_closes`` / ``marked_pnl_paise``
+    existed (issue #13): resume finishes, its trades count as fills and it has no marks."""
+    lake, result = finished_sweep
+    run_json = result.run_dir / "run.json"
+    ledger = json.loads(run_json.read_text())
+    _, _, daily_before, trades_before = read_sweep(result.run_dir)
+    old_day = GENERATED_DAYS[0].isoformat()
+    day_dir = result.run_dir / "days" / old_day
+    old_columns = {
+        "trades.parquet": ["filled"],
+        "daily.parquet": ["marked_closes", "marked_pnl_paise"],
+    }
+    for name, columns in old_columns.items():
+        frame = pl.read_parquet(day_dir / name)
+        assert set(columns) <= set(frame.columns)
+        frame.drop(columns).write_parquet(day_dir / name)
+        ledger["days"][old_day]["outputs"][name] = sha256(day_dir / name)  # as the old run recorded
+    run_json.write_text(json.dumps(ledger))
+    broken = GENERATED_DAYS[1].isoformat()
+    (result.run_dir / "days" / broken / "daily.parquet").unlink()
+    resumed = resume_backtest(lake, result.run_id, executor="serial")
+    after = json.loads((resumed.run_dir / "run.json").read_text())
+    assert after["status"] == "complete"
+    _, _, daily, trades = read_sweep(resumed.run_dir)
+    old_trades = trades.filter(pl.col("date") == GENERATED_DAYS[0])
+    assert old_trades.height == trades_before.filter(pl.col("date") == GENERATED_DAYS[0]).height
+    assert old_trades["filled"].all()
+    old_daily = daily.filter(pl.col("date") == GENERATED_DAYS[0])
+    assert old_daily["marked_closes"].to_list() == [0] * old_daily.height
+    assert after["totals"]["fills"] == int(trades["filled"].sum())
+    assert daily.height == daily_before.height

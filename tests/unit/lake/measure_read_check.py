@@ -3,7 +3,8 @@
 Run: ``.venv/bin/python tests/unit/lake/measure_read_check.py [rows]`` (not a test).
 Prints the partition size, sha256 throughput, and best-of-5 times of a plain Polars
 scan, ``lake.scan`` on a process's first read (hash + scan) and on later reads
-(cached), for a full read and for a one-column aggregate, and the same for SQL.
+(cached), and with ``lake.verify_reads = false`` (no check), for a full read and for a
+one-column aggregate, and the same for SQL.
 """
 
 from __future__ import annotations
@@ -48,18 +49,25 @@ def main(rows: int) -> None:
         "full read": lambda lf: lf.collect(),
         "mean(price)": lambda lf: lf.select(pl.col("price").mean()).collect(),
     }
+    trusting = ticklake.open_lake(lake.root, lake={"verify_reads": False})
     for name, run in cases.items():
         plain = best(lambda run=run: run(pl.scan_parquet(path)), first=False)
         first = best(lambda run=run: run(lake.scan("big")), first=True)
         cached = best(lambda run=run: run(lake.scan("big")), first=False)
+        off = best(lambda run=run: run(trusting.scan("big")), first=True)
         print(
             f"{name:12s} plain {plain * 1e3:7.1f} ms | lake.scan first read {first * 1e3:7.1f} ms"
             f" (+{(first - plain) * 1e3:.0f} ms) | cached {cached * 1e3:7.1f} ms"
+            f" | verify_reads off {off * 1e3:7.1f} ms"
         )
     query = "SELECT avg(price) FROM bronze.big"
     first = best(lambda: lake.sql(query), first=True)
     cached = best(lambda: lake.sql(query), first=False)
-    print(f"sql avg      first read {first * 1e3:7.1f} ms | cached {cached * 1e3:7.1f} ms")
+    off = best(lambda: trusting.sql(query), first=True)
+    print(
+        f"sql avg      first read {first * 1e3:7.1f} ms | cached {cached * 1e3:7.1f} ms"
+        f" | verify_reads off {off * 1e3:7.1f} ms"
+    )
 
 
 if __name__ == "__main__":

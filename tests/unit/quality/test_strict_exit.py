@@ -35,7 +35,7 @@ def test_strict_exit_code_follows_the_verdict(tmp_path: Path) -> None:
         lake.write("bars_1m", _bars(broken), schema="bars")
         args = ["validate", "bars_1m", "--rules", "R1", "--strict", "--lake", str(lake.root)]
         result = runner.invoke(app, args)
-        assert result.exit_code == (11 if broken else 0), result.output
+        assert result.exit_code == (12 if broken else 0), result.output
         assert ("FAIL" in result.output) == broken
         lenient = runner.invoke(app, [*args[:-3], "--lake", str(lake.root)])
         assert lenient.exit_code == 0, lenient.output

@@ -67,6 +67,22 @@ def test_preview_pages_through_one_day_in_file_order(client: Any, finished_lake_
     assert first["rows"][0]["ts"].startswith(f"{day}T09:15:00")
 
 
+def test_preview_names_the_zone_its_times_are_in(client: Any) -> None:
+    day = GENERATED_DAYS[1].isoformat()
+    url = f"/api/v1/datasets/{SPOT}/preview"
+    local = client.get(url, params={"date": day, "limit": 1}).json()
+    assert (local["timezone"], local["timezone_abbreviation"]) == ("Asia/Kolkata", "IST")
+    assert local["columns"][0] == {
+        "name": "ts",
+        "type": "Datetime(time_unit='ns', time_zone='Asia/Kolkata')",
+        "label": "ts (IST)",
+    }
+    assert "label" not in local["columns"][2]  # price: not a time
+    utc = client.get(url, params={"date": day, "limit": 1, "local_time": "false"}).json()
+    assert (utc["timezone"], utc["columns"][0]["label"]) == ("UTC", "ts (UTC)")
+    assert utc["rows"][0]["ts"].startswith(f"{day}T03:45:00")
+
+
 def test_unknown_dataset_is_404_naming_the_known_ones(client: Any) -> None:
     response = client.get("/api/v1/datasets/nifty_ticks/partitions")
     assert response.status_code == 404

@@ -102,7 +102,7 @@ class SpreadSanityRule(Rule):
     description = (
         "The spread (ask - bid) must be >= 0 and below max_spread_fraction of the mid "
         "(default 5 %) for all but allowed_violation_share of two-sided quotes (default "
-        "0.1 %, i.e. > 99.9 % must pass). A quote that is both negative and wide cannot "
+        "0.1 %, i.e. at least 99.9 % must pass). A quote that is both negative and wide cannot "
         "happen, so each counts once; negative and wide spreads are also counted apart."
     )
     severity = Severity.warning

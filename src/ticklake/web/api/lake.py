@@ -12,11 +12,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ticklake.api import LakeSession
 from ticklake.backtest.runner import RUNS_DIR
+from ticklake.errors import ResultTooLargeError
 from ticklake.lake import Lake
 from ticklake.lake.layout import QUARANTINE_DIR
 from ticklake.web.api.deps import get_jobs, get_lake
-from ticklake.web.errors import ResourceNotFoundError, ResultTooLargeError, json_safe
+from ticklake.web.errors import ResourceNotFoundError, json_safe
 from ticklake.web.jobs import JobManager
+from ticklake.web.local_time import zone_fields
 from ticklake.web.market import candles, instruments, option_chain, parse_clock
 
 router = APIRouter(tags=["lake"])
@@ -144,13 +146,23 @@ def preview(
     lf = lake.scan(name, layer=layer, start=day, end=day, local_time=local_time)
     frame = lf.slice(offset, limit).collect()
     rows_in_day = next(p.rows for p in parts if p.date == day)
+    info = lake.dataset_info(name, layer)
+    # The rows' time columns are in the exchange's zone (local_time) or UTC: say which.
+    zone = zone_fields(info.timezone if local_time else "UTC", day.year)
+    columns = []
+    for n, t in frame.schema.items():
+        column = {"name": n, "type": str(t)}
+        if isinstance(t, pl.Datetime) and t.time_zone is not None:
+            column["label"] = f"{n} ({zone['timezone_abbreviation']})"
+        columns.append(column)
     return {
         "dataset": f"{layer}.{name}",
         "date": day.isoformat(),
         "offset": offset,
         "limit": limit,
         "total": rows_in_day,
-        "columns": [{"name": n, "type": str(t)} for n, t in frame.schema.items()],
+        **zone,
+        "columns": columns,
         "rows": json_safe(frame.to_dicts()),
     }
 
@@ -229,7 +241,21 @@ def sql(request: Request, lake: LakeDep, body: SqlRequest) -> Response:
     cap = lake.settings.query.max_rows
     max_rows = min(body.max_rows or cap, cap)
     max_bytes = getattr(request.app.state, "sql_max_response_bytes", SQL_MAX_RESPONSE_BYTES)
-    result = lake.query_untrusted(body.query, max_rows=max_rows)
+    # JSON takes at least a quarter of the Arrow bytes of any column type we hold (an
+    # int64 0 is 8 bytes in Arrow and `"a":0,` in JSON), so a result past 4x the JSON cap
+    # in memory could never be sent: DuckDB stops there instead of materialising it.
+    memory_cap = min(lake.settings.query.max_result_mib * 1024 * 1024, 4 * max_bytes)
+    try:
+        result = lake.query_untrusted(body.query, max_rows=max_rows, max_bytes=memory_cap)
+    except ResultTooLargeError as exc:
+        raise ResultTooLargeError(
+            f"result too large: its rows pass {max_bytes:,} bytes of JSON (stopped after "
+            f"{exc.fields.get('rows', 0):,} rows); narrow it (fewer or shorter columns, a "
+            "LIMIT, an aggregate) or download it with `ticklake query --untrusted SQL "
+            "--format parquet --output FILE`",
+            max_bytes=max_bytes,
+            rows=exc.fields.get("rows", 0),
+        ) from None
     frame = result.frame
     rows = encode_rows(frame, max_bytes)
     columns = [{"name": n, "type": str(t)} for n, t in frame.schema.items()]
