@@ -12,6 +12,7 @@ from ticklake.cli import (
     analytics_cmds,
     backtest_cmds,
     bars_cmds,
+    collect_cmds,
     generate_cmds,
     ingest_cmds,
     lake_cmds,
@@ -60,6 +61,7 @@ bars_cmds.register(app)
 serve_cmd.register(app)
 stats_cmds.register(app)
 strategies_cmds.register(app)
+collect_cmds.register(app)
 
 
 @app.command("demo")

@@ -1,0 +1,223 @@
+"""The Binance collector against a local Binance on 127.0.0.1 that injects faults (issue 14).
+
+The oracle is the exchange's own history (what the fake server generated and serves over
+REST), never the collector's output: every aggTrade / trade id the server made while the
+collector ran must be in the raw parts exactly once, whatever the faults; the book the
+collector keeps must equal the server's book; every unrecoverable gap must be logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ticklake.collect.binance import BinanceCollector, CollectorConfig
+from ticklake.collect.rawfile import GapLog, list_parts, read_part
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fakes"))
+from binance_exchange import FakeBinance
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture
+def exchange() -> Iterator[FakeBinance]:
+    with FakeBinance(rate_hz=200) as fake:
+        yield fake
+
+
+def config(fake: FakeBinance, out: Path, **extra: Any) -> CollectorConfig:
+    values: dict[str, Any] = {
+        "market": fake.market,
+        "symbols": ["BTCUSDT"],
+        "streams": ["aggTrade", "trade", "bookTicker", "depth"],
+        "out": out,
+        "ws_url": fake.ws_url,
+        "rest_url": fake.rest_url,
+        "part_seconds": 1.0,
+        "backoff_base_seconds": 0.01,
+        "backoff_cap_seconds": 0.05,
+    }
+    values.update(extra)
+    return CollectorConfig(**values)
+
+
+def run(collector: BinanceCollector, scenario: Any) -> None:
+    """Run the collector while ``scenario(collector)`` (a coroutine) plays out."""
+
+    async def main() -> None:
+        task = asyncio.create_task(collector.run())
+        try:
+            await scenario(collector)
+        finally:
+            collector.stop()
+            await task
+
+    asyncio.run(main())
+
+
+async def caught_up(fake: FakeBinance, collector: BinanceCollector, timeout: float = 20) -> None:
+    """Pause the market and wait until the collector holds the server's last ids."""
+    fake.pause()
+    deadline = time.monotonic() + timeout
+    want = {
+        "btcusdt@aggTrade": fake.agg_trades["BTCUSDT"][-1]["a"],
+        "btcusdt@trade": fake.trades["BTCUSDT"][-1]["id"],
+    }
+    while time.monotonic() < deadline:
+        if all(collector.last_id.get(s) == v for s, v in want.items() if s in collector.writers):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"collector stuck at {collector.last_id}, server at {want}")
+
+
+def raw_ids(out: Path, stream: str) -> list[int]:
+    """Trade ids in the raw parts of ``stream``: websocket aggTrade/REST lines carry
+    ``a``, websocket trades ``t``, REST historicalTrades ``id``."""
+    return [
+        int(next(line["data"][k] for k in ("a", "t", "id") if k in line["data"]))
+        for part in list_parts(out)
+        if part.name.startswith(stream + ".")
+        for line in read_part(part)
+    ]
+
+
+def server_ids(fake: FakeBinance, stream: str, first: int) -> list[int]:
+    rows = fake.agg_trades["BTCUSDT"] if stream.endswith("aggTrade") else fake.trades["BTCUSDT"]
+    key = "a" if stream.endswith("aggTrade") else "id"
+    ids = [int(r[key]) for r in rows]
+    return ids[ids.index(first) :]
+
+
+def test_100_forced_disconnects_lose_and_duplicate_no_trade(
+    exchange: FakeBinance, tmp_path: Path
+) -> None:
+    streams = ["aggTrade", "trade", "bookTicker"]  # depth resyncs: the test below
+    collector = BinanceCollector(config(exchange, tmp_path, streams=streams))
+
+    async def scenario(c: BinanceCollector) -> None:
+        drops = 0
+        while drops < 100:
+            await asyncio.sleep(0.01)
+            if c.stats.connections > drops:  # drop each connection once it is up
+                drops += exchange.drop_connections() and 1
+        await caught_up(exchange, c)
+
+    run(collector, scenario)
+    assert collector.stats.reconnects >= 100
+    for stream in ("btcusdt@aggTrade", "btcusdt@trade"):
+        got = raw_ids(tmp_path, stream)
+        expected = server_ids(exchange, stream, got[0])
+        assert len(got) == len(set(got)), f"{stream}: duplicates written"
+        assert sorted(got) == expected, f"{stream}: {len(set(expected) - set(got))} ids lost"
+    stats = collector.stats.stream("btcusdt@aggTrade")
+    assert stats.recovered > 0  # the reconnects really cost messages that REST gave back
+    gaps = GapLog(tmp_path, "spot").read()
+    bookticker = [g for g in gaps if g["stream"] == "btcusdt@bookTicker"]
+    assert len(bookticker) >= 99 and not any(g["recovered"] for g in bookticker)
+    assert all(g["from_ns"] <= g["to_ns"] for g in bookticker)
+    assert not [g for g in gaps if g["stream"].endswith("aggTrade") and not g["recovered"]]
+
+
+def test_duplicated_and_reordered_messages_are_written_once(
+    exchange: FakeBinance, tmp_path: Path
+) -> None:
+    collector = BinanceCollector(config(exchange, tmp_path, streams=["aggTrade"]))
+
+    async def scenario(c: BinanceCollector) -> None:
+        await asyncio.sleep(0.5)
+        for _ in range(20):
+            exchange.duplicate(3)
+            exchange.reorder(2)
+            await asyncio.sleep(0.05)
+        await caught_up(exchange, c)
+
+    run(collector, scenario)
+    got = raw_ids(tmp_path, "btcusdt@aggTrade")
+    assert len(got) == len(set(got))
+    assert sorted(got) == server_ids(exchange, "btcusdt@aggTrade", got[0])
+    assert collector.stats.stream("btcusdt@aggTrade").duplicates >= 20
+
+
+def test_skipped_depth_updates_are_a_logged_gap_and_the_book_resyncs(
+    exchange: FakeBinance, tmp_path: Path
+) -> None:
+    collector = BinanceCollector(config(exchange, tmp_path, streams=["depth"]))
+    stream = "btcusdt@depth@100ms"
+
+    async def scenario(c: BinanceCollector) -> None:
+        await asyncio.sleep(1.0)
+        for _ in range(5):
+            before = exchange.last_update_id["BTCUSDT"]
+            exchange.skip_depth(2)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                sync = c.depth.get(stream)
+                if sync and sync.synced and sync.last_u and sync.last_u > before + 20:
+                    break
+                await asyncio.sleep(0.05)
+        exchange.pause()
+        await asyncio.sleep(0.5)
+
+    run(collector, scenario)
+    sync = collector.depth[stream]
+    assert sync.synced
+    server = exchange.snapshot("BTCUSDT", 5000)
+    assert sync.last_u == server["lastUpdateId"]
+    assert sync.top(5000) == {
+        "bids": [(float(p), float(q)) for p, q in server["bids"]],
+        "asks": [(float(p), float(q)) for p, q in server["asks"]],
+    }
+    breaks = [g for g in GapLog(tmp_path, "spot").read() if "sequence break" in g["reason"]]
+    assert len(breaks) == 5
+    assert all(g["to_id"] - g["from_id"] >= 1 for g in breaks)  # 2 events, >= 2 update ids
+    lines = [line for part in list_parts(tmp_path) for line in read_part(part)]
+    assert sum(line["source"] == "snapshot" for line in lines) >= 6  # start + 5 resyncs
+
+
+def test_rate_limited_rest_waits_retry_after_and_still_recovers(
+    exchange: FakeBinance, tmp_path: Path
+) -> None:
+    collector = BinanceCollector(config(exchange, tmp_path, streams=["aggTrade"]))
+    waited: list[float] = []
+
+    async def scenario(c: BinanceCollector) -> None:
+        await asyncio.sleep(0.5)
+        exchange.rate_limit(answers=2, retry_after=1)
+        started = time.monotonic()
+        exchange.drop_connections()
+        while c.stats.rest_retries < 2:
+            await asyncio.sleep(0.02)
+        await caught_up(exchange, c)
+        waited.append(time.monotonic() - started)
+
+    run(collector, scenario)
+    assert collector.stats.rest_retries == 2
+    assert waited[0] >= 2.0  # two answers of Retry-After: 1 each
+    got = raw_ids(tmp_path, "btcusdt@aggTrade")
+    assert sorted(got) == server_ids(exchange, "btcusdt@aggTrade", got[0])
+
+
+def test_a_silent_stall_is_noticed_and_the_connection_reopened(
+    exchange: FakeBinance, tmp_path: Path
+) -> None:
+    collector = BinanceCollector(
+        config(exchange, tmp_path, streams=["aggTrade"], stall_seconds=0.5)
+    )
+
+    async def scenario(c: BinanceCollector) -> None:
+        await asyncio.sleep(0.5)
+        exchange.stall(1.5)
+        await asyncio.sleep(2.5)
+        await caught_up(exchange, c)
+
+    run(collector, scenario)
+    assert collector.stats.stalls >= 1 and collector.stats.reconnects >= 1
+    got = raw_ids(tmp_path, "btcusdt@aggTrade")
+    assert sorted(got) == server_ids(exchange, "btcusdt@aggTrade", got[0])
