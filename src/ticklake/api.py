@@ -150,6 +150,14 @@ class LakeSession(Lake):
             )
         return ingest_frame(self, source, dataset, schema=schema, mapping=mapping, **options)
 
+    def ingest_raw(self, source: Path | str, prefix: str = "binance", **options: Any) -> Any:
+        """Route a collector's raw parts into ``<prefix>_trades``, ``_agg_trades``,
+        ``_quotes``, ``_book_updates``, ``_funding``
+        (:func:`ticklake.collect.route.route_raw`; returns its ``RouteSummary``)."""
+        from ticklake.collect.route import route_raw
+
+        return route_raw(self, source, prefix, **options)
+
     # ----------------------------------------------------------------- quality
     def validate(self, dataset: str, **options: Any) -> ValidationReport:
         """Run the quality rules on a dataset (:func:`ticklake.quality.validate_dataset`)."""

@@ -168,6 +168,7 @@ class FakeBinance:
                   "B": _fmt(bid_size, 6), "a": _fmt(ask, 2), "A": _fmt(ask_size, 6)}  # fmt: skip
         if self.market == "usdm":
             ticker = {"e": "bookTicker", "E": ms, "T": ms, **ticker}
+        if self.market == "usdm" and self.step_count % max(1, int(self.rate_hz)) == 0:
             out.append((f"{low}@markPrice@1s", {
                 "e": "markPriceUpdate", "E": ms, "s": sym, "p": _fmt(price, 2),
                 "i": _fmt(price * 0.9999, 2), "P": _fmt(price, 2), "r": "0.00010000",

@@ -17,7 +17,7 @@ from ticklake.cli._common import (
     handle_errors,
     progress_bars,
 )
-from ticklake.errors import IngestError, NothingCommittedError
+from ticklake.errors import EXIT_NOTHING_COMMITTED, IngestError, NothingCommittedError
 
 if TYPE_CHECKING:
     from ticklake.ingest.pipeline import IngestSummary
@@ -40,6 +40,15 @@ def _formats_table() -> Table:
             ", ".join(reader.suffixes) or "any",
             reader.description,
         )
+    table.add_row(
+        "binance_raw",
+        "trades, quotes, book_updates, funding",
+        "UTC",
+        ".jsonl.zst",
+        "The raw parts of `ticklake collect binance` (RAW_DIR or a part): each line is routed "
+        "by its stream to <prefix>_trades, _agg_trades, _quotes, _book_updates, _funding "
+        "(--dataset is the prefix, default binance); re-reading a part is a no-op.",
+    )
     return table
 
 
@@ -102,6 +111,9 @@ def ingest_cmd(
         return
     if not paths:
         raise IngestError(f"give at least one PATH to ingest with format {fmt!r}")
+    if fmt == "binance_raw":
+        _ingest_raw(paths, dataset or "binance", force, lake_path)
+        return
     if dataset is None:
         raise IngestError("name the target dataset with --dataset NAME (e.g. --dataset trades)")
     from ticklake.ingest.readers import ReaderOptions
@@ -160,6 +172,45 @@ def ingest_cmd(
             _nothing_committed(summary), highlight=False, markup=False, soft_wrap=True
         )
         raise typer.Exit(NothingCommittedError.exit_code)
+
+
+def _ingest_raw(paths: list[str], prefix: str, force: bool, lake_path: Path | None) -> None:
+    """``ingest binance_raw RAW_DIR``: route a collector's parts by their stream."""
+    lake = get_lake(lake_path)
+    summaries = []
+    with progress_bars() as bars:
+        for path in paths:
+            task = bars.add(f"routing {Path(path).name[:30]}")
+
+            def on_progress(index: int, total: int, task: ProgressTask = task) -> None:
+                task.update(total=total, completed=index)
+
+            summaries.append(lake.ingest_raw(path, prefix, force=force, progress=on_progress))
+    table = Table("dataset", "rows read", "added", "quarantined")
+    datasets = sorted({d for s in summaries for d in s.datasets})
+    for name in datasets:
+        table.add_row(
+            f"bronze.{name}",
+            f"{sum(s.rows_read(name) for s in summaries):,}",
+            f"{sum(s.rows_added(name) for s in summaries):,}",
+            f"{sum(s.rows_quarantined(name) for s in summaries):,}",
+        )
+    console.print(table)
+    read = sum(s.parts_read for s in summaries)
+    skipped = sum(s.parts_skipped for s in summaries)
+    bad = sum(s.lines_quarantined for s in summaries)
+    console.print(
+        f"{read} part(s) routed, {skipped} already routed (skipped), "
+        f"{sum(s.lines for s in summaries):,} lines, {bad:,} unroutable line(s) quarantined",
+        highlight=False,
+    )
+    if read and all(s.nothing_committed for s in summaries if s.parts_read):
+        err_console.print(
+            f"[bold yellow]warning:[/] 0 rows committed from {read} raw part(s): every line "
+            f"was unroutable; see the quarantine's reasons (exit code {EXIT_NOTHING_COMMITTED})",
+            highlight=False,
+        )
+        raise typer.Exit(EXIT_NOTHING_COMMITTED)
 
 
 def _nothing_committed(summary: IngestSummary) -> str:

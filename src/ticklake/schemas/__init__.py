@@ -24,6 +24,7 @@ _REGISTRY: dict[str, Callable[[], DatasetSchema]] = {
     "l3": canonical.l3,
     "book_updates": canonical.book_updates,
     "prices": canonical.prices,
+    "funding": canonical.funding,
     "bars": canonical.bars,
     "option_snapshots": canonical.option_snapshots,
     "option_snapshots_full": lambda: canonical.option_snapshots(full=True),

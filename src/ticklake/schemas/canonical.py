@@ -148,6 +148,26 @@ def prices() -> DatasetSchema:
     )
 
 
+def funding() -> DatasetSchema:
+    """Perpetual-futures mark price, index price and funding rate updates."""
+    return DatasetSchema(
+        name="funding",
+        columns=(
+            TS,
+            INSTRUMENT,
+            Column("mark_price", "float64", True, "mark price"),
+            Column("index_price", "float64", True, "index (spot basket) price"),
+            Column("funding_rate", "float64", True, "funding rate of the current period"),
+            Column("next_funding_ts", TIMESTAMP, True, "next funding time, UTC ns"),
+            Column("venue", "string", True, "exchange / venue code"),
+            Column("recv_ts", TIMESTAMP, True, "local receive time, UTC ns"),
+        ),
+        key=("instrument", "ts"),
+        sort=("ts", "instrument"),
+        description="Mark price, index price and funding rate; key (instrument, ts).",
+    )
+
+
 def bars() -> DatasetSchema:
     """OHLCV bars. ``ts`` is the bar's open time and ``ts_end`` its close time.
 

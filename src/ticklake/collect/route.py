@@ -1,0 +1,309 @@
+"""Route a collector's raw parts into the lake (``ticklake ingest binance_raw RAW_DIR``).
+
+Each line goes by its own ``stream`` field (so one mixed file is routed, not quarantined
+half by half) to a bronze dataset named ``<prefix>_<kind>``:
+
+=================  ====================  ==================================================
+stream kind        dataset               rows
+=================  ====================  ==================================================
+``trade``          ``<p>_trades``        ``trade_id`` = the trade id (``t``; REST ``id``)
+``aggTrade``       ``<p>_agg_trades``    ``trade_id`` = the aggregate-trade id (``a``)
+``bookTicker``     ``<p>_quotes``        ``seq`` = the update id ``u``
+``depth``          ``<p>_book_updates``  one row per level; ``seq`` = ``u`` x 16,384 + level
+``markPrice``      ``<p>_funding``       mark, index, funding rate, next funding time
+=================  ====================  ==================================================
+
+Times: ``ts`` is the exchange's time in UTC (trades: ``T``; quotes: ``T``, else ``E``, else
+our receive time, since spot bookTicker carries none; depth: ``E``; a depth snapshot from
+REST: its ``T``/``E`` on USD-M, else our receive time); ``recv_ts`` is our receive time.
+Trades take ``side`` from ``m`` (buyer is the maker, so the aggressor sold: ``sell``).
+
+Depth replay: ``seq // 16384`` is the update id (``u``, or a snapshot's ``lastUpdateId``),
+so ordering one instrument's rows by ``seq`` replays the book in update-id order: a
+snapshot (``is_snapshot``) replaces the book, diffs with a higher ``u`` follow it. Order by
+``seq``, not ``ts``: a spot snapshot is stamped with its receive time, later than the
+buffered diffs that come after it by update id.
+
+Re-reading is a no-op: every part routed is recorded (its sha256) in the sources of the
+dataset its stream directory feeds and skipped next time, and rows dedupe by the
+datasets' keys (so a REST recovery line the websocket also delivered counts once). A
+line that cannot be routed (bad JSON, an unknown stream kind, a missing field) is
+quarantined under ``<prefix>_<kind>`` (or ``<prefix>_unrouted``) with the part, line
+number and reason. Parts are read in groups of at most ``GROUP_BYTES`` compressed bytes,
+so memory stays bounded whatever RAW_DIR holds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+import zstandard
+
+from ticklake.collect.rawfile import PART_SUFFIX, list_parts
+from ticklake.errors import IngestError
+from ticklake.ingest.pipeline.frame import ingest_frame
+from ticklake.ingest.pipeline.quarantine import _commit_quarantine, _quarantine_frame
+from ticklake.ingest.pipeline.results import IngestRequest, IngestSummary
+from ticklake.lake import Lake
+from ticklake.lake.manifest import sha256_file
+
+VENUE = "binance"
+SEQ_LEVELS = 16_384
+GROUP_BYTES = 16 * 1024 * 1024
+#: stream kind -> (dataset suffix, schema)
+ROUTES = {
+    "trade": ("trades", "trades"),
+    "aggTrade": ("agg_trades", "trades"),
+    "bookTicker": ("quotes", "quotes"),
+    "depth": ("book_updates", "book_updates"),
+    "markPrice": ("funding", "funding"),
+}
+
+
+class RouteError(ValueError):
+    """A line that cannot be routed; its text is the quarantine reason."""
+
+
+def _ms(value: Any) -> int:
+    return int(value) * 1_000_000
+
+
+def _trade(line: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
+    if "id" in data and "t" not in data:  # REST historicalTrades
+        trade_id, price, qty = data["id"], data["price"], data["qty"]
+        ts, maker = data["time"], data["isBuyerMaker"]
+    else:
+        trade_id = data["a"] if "a" in data else data["t"]
+        price, qty, ts, maker = data["p"], data["q"], data["T"], data["m"]
+    return [{
+        "ts": _ms(ts), "instrument": line["symbol"], "trade_id": str(int(trade_id)),
+        "price": float(price), "size": float(qty), "side": "sell" if maker else "buy",
+        "venue": VENUE, "recv_ts": int(line["recv_ns"]),
+    }]  # fmt: skip
+
+
+def _quote(line: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
+    ts = _ms(data["T"]) if "T" in data else _ms(data["E"]) if "E" in data else line["recv_ns"]
+    return [{
+        "ts": int(ts), "instrument": line["symbol"], "seq": int(data["u"]),
+        "bid_price": float(data["b"]), "bid_size": float(data["B"]),
+        "ask_price": float(data["a"]), "ask_size": float(data["A"]),
+        "venue": VENUE, "recv_ts": int(line["recv_ns"]),
+    }]  # fmt: skip
+
+
+def _depth(line: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
+    snapshot = line["source"] == "snapshot"
+    if snapshot:
+        update, levels = int(data["lastUpdateId"]), (data["bids"], data["asks"])
+        stamp = data.get("T", data.get("E"))
+        ts = _ms(stamp) if stamp is not None else int(line["recv_ns"])
+    else:
+        update, levels, ts = int(data["u"]), (data["b"], data["a"]), _ms(data["E"])
+    rows = []
+    for side, side_levels in zip(("bid", "ask"), levels, strict=True):
+        for price, qty in side_levels:
+            rows.append((side, float(price), float(qty)))
+    if len(rows) >= SEQ_LEVELS:
+        raise RouteError(f"{len(rows)} levels in one message; at most {SEQ_LEVELS - 1} fit seq")
+    return [{
+        "ts": ts, "instrument": line["symbol"], "seq": update * SEQ_LEVELS + i, "side": side,
+        "price": price, "size": qty, "is_snapshot": snapshot, "venue": VENUE,
+        "recv_ts": int(line["recv_ns"]),
+    } for i, (side, price, qty) in enumerate(rows)]  # fmt: skip
+
+
+def _funding(line: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{
+        "ts": _ms(data["E"]), "instrument": line["symbol"], "mark_price": float(data["p"]),
+        "index_price": float(data["i"]) if data.get("i") not in (None, "") else None,
+        "funding_rate": float(data["r"]) if data.get("r") not in (None, "") else None,
+        "next_funding_ts": _ms(data["T"]) if data.get("T") else None,
+        "venue": VENUE, "recv_ts": int(line["recv_ns"]),
+    }]  # fmt: skip
+
+
+BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]] = {
+    "trade": _trade,
+    "aggTrade": _trade,
+    "bookTicker": _quote,
+    "depth": _depth,
+    "markPrice": _funding,
+}
+
+
+def stream_kind(stream: str) -> str:
+    """``btcusdt@depth@100ms`` -> ``depth``."""
+    parts = stream.split("@")
+    return parts[1] if len(parts) > 1 else ""
+
+
+@dataclass
+class RouteSummary:
+    """What a routing run did, per dataset (each an :class:`IngestSummary`)."""
+
+    prefix: str
+    parts_read: int = 0
+    parts_skipped: int = 0
+    lines: int = 0
+    lines_quarantined: int = 0
+    datasets: dict[str, list[IngestSummary]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def rows_added(self, dataset: str) -> int:
+        return sum(s.rows_added for s in self.datasets.get(dataset, []))
+
+    def rows_read(self, dataset: str) -> int:
+        return sum(s.rows_read for s in self.datasets.get(dataset, []))
+
+    def rows_quarantined(self, dataset: str) -> int:
+        return sum(s.rows_quarantined for s in self.datasets.get(dataset, []))
+
+    @property
+    def nothing_committed(self) -> bool:
+        """Parts were read but no row reached the lake (all quarantined or empty)."""
+        committed = sum(s.rows_committed for ss in self.datasets.values() for s in ss)
+        return self.parts_read > 0 and committed == 0
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as fh:
+        reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
+        buffer, number = b"", 0
+        while chunk := reader.read(1 << 20):
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                number += 1
+                yield number, line
+        if buffer:
+            yield number + 1, buffer
+
+
+def _expected_dataset(path: Path, prefix: str) -> str | None:
+    """The dataset a part in the collector's layout feeds (by its stream directory)."""
+    if not path.name.endswith(PART_SUFFIX):
+        return None
+    route = ROUTES.get(stream_kind(path.parent.parent.name))
+    return f"{prefix}_{route[0]}" if route else None
+
+
+def _parts(source: Path) -> list[Path]:
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise IngestError(f"{source}: no such file or directory (give RAW_DIR or a part file)")
+    parts = list_parts(source) or sorted(source.rglob(f"*{PART_SUFFIX}"))
+    if not parts:
+        raise IngestError(
+            f"{source}: no raw parts (*{PART_SUFFIX}) found; point at the --out directory of "
+            "`ticklake collect binance`"
+        )
+    return parts
+
+
+def route_raw(
+    lake: Lake,
+    source: Path | str,
+    prefix: str = "binance",
+    *,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> RouteSummary:
+    """Route the raw parts under ``source`` (RAW_DIR or one part) into ``<prefix>_*``."""
+    started = time.perf_counter()
+    summary = RouteSummary(prefix)
+    parts = _parts(Path(source))
+    todo: list[tuple[Path, str, str | None]] = []
+    known: dict[str, dict[str, Any]] = {}
+    for path in parts:
+        sha = sha256_file(path)
+        expected = _expected_dataset(path, prefix)
+        if expected and not force:
+            if expected not in known:
+                try:
+                    known[expected] = lake.ingested_sources(expected)
+                except Exception:  # the dataset does not exist yet
+                    known[expected] = {}
+            if sha in known[expected]:
+                summary.parts_skipped += 1
+                continue
+        todo.append((path, sha, expected))
+    group: list[tuple[Path, str, str | None]] = []
+    size = 0
+    for index, item in enumerate(todo, start=1):
+        group.append(item)
+        size += item[0].stat().st_size
+        if size >= GROUP_BYTES or index == len(todo):
+            _route_group(lake, group, summary)
+            group, size = [], 0
+        if progress is not None:
+            progress(index, len(todo))
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _route_group(
+    lake: Lake, group: list[tuple[Path, str, str | None]], summary: RouteSummary
+) -> None:
+    prefix = summary.prefix
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    rejected: dict[str, list[tuple[str, int, str, str]]] = defaultdict(list)
+    for path, _, _ in group:
+        summary.parts_read += 1
+        for number, raw in _lines(path):
+            if not raw.strip():
+                continue
+            summary.lines += 1
+            target = f"{prefix}_unrouted"
+            try:
+                line = orjson.loads(raw)
+                kind = stream_kind(str(line["stream"]))
+                if kind not in ROUTES:
+                    raise RouteError(f"stream {line['stream']!r}: no dataset for kind {kind!r} "
+                                     f"(routed kinds: {', '.join(ROUTES)})")  # fmt: skip
+                target = f"{prefix}_{ROUTES[kind][0]}"
+                built = BUILDERS[kind](line, line["data"])
+                rows[target].extend(built)
+            except (orjson.JSONDecodeError, RouteError, KeyError, TypeError, ValueError) as exc:
+                reason = (
+                    f"field {exc} missing" if isinstance(exc, KeyError) else f"{exc}"
+                ).replace("\n", " ")
+                rejected[target].append((path.name, number, raw.decode(errors="replace"), reason))
+    schemas = {f"{prefix}_{suffix}": schema for suffix, schema in ROUTES.values()}
+    for dataset, dataset_rows in rows.items():
+        frame = pl.DataFrame(dataset_rows, infer_schema_length=None).with_columns(
+            pl.col(c).cast(pl.Datetime("ns", "UTC"))
+            for c in ("ts", "recv_ts", "next_funding_ts")
+            if c in dataset_rows[0]
+        )
+        result = ingest_frame(lake, frame, dataset, schema=schemas[dataset], timezone="UTC")
+        summary.datasets.setdefault(dataset, []).append(result)
+    for dataset, lines in rejected.items():
+        summary.lines_quarantined += len(lines)
+        ingest_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        request = IngestRequest(str(lake.root), "binance_raw", dataset, ingest_id=ingest_id)
+        frame = _quarantine_frame(
+            "binance_raw",
+            request.ingest_id,
+            pl.Series([n for _, n, _, _ in lines], dtype=pl.Int64),
+            pl.Series([f"{name}: {text}" for name, _, text, _ in lines], dtype=pl.String),
+            pl.Series([f"{name} line {n}: {why}" for name, n, _, why in lines], dtype=pl.String),
+        )
+        _commit_quarantine(lake, request, "unknown", frame, "unrouted")
+    by_dataset: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for path, sha, expected in group:
+        if expected is not None and expected in rows:
+            by_dataset[expected].append(
+                {"sha256": sha, "path": str(path), "format": "binance_raw", "days": []}
+            )
+    for dataset, records in by_dataset.items():
+        lake.record_sources(dataset, records)
