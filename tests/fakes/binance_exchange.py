@@ -51,6 +51,8 @@ BINANCE = SAMPLES / "binance"
 WEIGHT_LIMIT = {"spot": 6000, "usdm": 2400}
 MAX_STREAMS = {"spot": 1024, "usdm": 200}
 QUEUE_LIMIT = 10_000
+INTERVAL_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000,
+               "1d": 86_400_000}  # fmt: skip
 
 
 def _free_port() -> int:
@@ -220,6 +222,21 @@ class FakeBinance:
             self.step_count += 1
             return out
 
+    def kline(self, open_ms: int, step_ms: int) -> list[Any]:
+        """The exchange's kline opening at ``open_ms``: a deterministic function of the
+        time (prices from the real trades sample), so any history can be asked for."""
+        i = open_ms // step_ms
+        n = len(self._prices)
+        prices = [self._prices[(i * 7 + k) % n] for k in range(8)]
+        volume = round(sum(self._sizes[(i * 3 + k) % n] for k in range(8)), 6)
+        taker_buy = round(volume * 0.375, 6)
+        quote = round(sum(p * self._sizes[(i * 3 + k) % n] for k, p in enumerate(prices)), 8)
+        return [
+            open_ms, _fmt(prices[0], 2), _fmt(max(prices), 2), _fmt(min(prices), 2),
+            _fmt(prices[-1], 2), _fmt(volume, 6), open_ms + step_ms - 1, _fmt(quote, 8),
+            8 + i % 5, _fmt(taker_buy, 6), _fmt(quote * 0.375, 8), "0",
+        ]  # fmt: skip
+
     def snapshot(self, sym: str, limit: int = 1000) -> dict[str, Any]:
         with self._lock:
             book = self.books[sym]
@@ -313,7 +330,12 @@ class FakeBinance:
 
         @app.get(f"{prefix}/aggTrades")
         def agg_trades(
-            request: Request, symbol: str, fromId: int | None = None, limit: int = Query(500)
+            request: Request,
+            symbol: str,
+            fromId: int | None = None,
+            startTime: int | None = None,
+            endTime: int | None = None,
+            limit: int = Query(500),
         ) -> Response:
             refused = self._weigh(request, 2 if self.market == "spot" else 20)
             if refused is not None:
@@ -324,7 +346,13 @@ class FakeBinance:
             limit = max(1, min(limit, 1000))
             with self._lock:
                 history = self.agg_trades[sym]
-                if fromId is None:
+                if startTime is not None and endTime is not None and fromId is None:
+                    if endTime - startTime > 3_600_000:
+                        return JSONResponse(
+                            {"code": -1127, "msg": "More than 1 hours between startTime and "
+                             "endTime."}, status_code=400)  # fmt: skip
+                    rows = [r for r in history if startTime <= r["T"] <= endTime][:limit]
+                elif fromId is None:
                     rows = history[-limit:]
                 else:
                     start = max(0, fromId - 1_000_000)
@@ -347,6 +375,34 @@ class FakeBinance:
                 history = self.trades[sym]
                 start = len(history) - limit if fromId is None else fromId - self._first_id
                 rows = history[max(0, start) : max(0, start) + limit]
+            return Response(orjson.dumps(rows), media_type="application/json",
+                            headers=self._headers())  # fmt: skip
+
+        @app.get(f"{prefix}/klines")
+        def klines(
+            request: Request,
+            symbol: str,
+            interval: str,
+            startTime: int | None = None,
+            endTime: int | None = None,
+            limit: int = Query(500),
+        ) -> Response:
+            refused = self._weigh(request, 2)
+            if refused is not None:
+                return refused
+            sym = self._symbol(symbol)
+            if sym is None:
+                return bad_symbol
+            if interval not in INTERVAL_MS:
+                return JSONResponse({"code": -1120, "msg": "Invalid interval."}, status_code=400)
+            step = INTERVAL_MS[interval]
+            limit = max(1, min(limit, 1000 if self.market == "spot" else 1500))
+            now = self._now_ms()
+            end = min(endTime if endTime is not None else now, now)
+            first = (startTime if startTime is not None else end - step * limit) + step - 1
+            first = first // step * step
+            rows = [self.kline(t, step) for t in range(first, end + 1, step)][:limit]
+            rows = [r for r in rows if r[6] < now]  # closed klines only
             return Response(orjson.dumps(rows), media_type="application/json",
                             headers=self._headers())  # fmt: skip
 

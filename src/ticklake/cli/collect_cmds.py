@@ -23,8 +23,22 @@ collect_app = typer.Typer(
 )
 
 
+backfill_app = typer.Typer(
+    help="Fetch history from an exchange's REST API into raw parts (and the lake).",
+    no_args_is_help=True,
+)
+
+
+fetch_app = typer.Typer(
+    help="Download published archives (checksum-verified) and ingest them.",
+    no_args_is_help=True,
+)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(collect_app, name="collect")
+    app.add_typer(backfill_app, name="backfill")
+    app.add_typer(fetch_app, name="fetch")
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -168,3 +182,131 @@ def status_cmd(
             *("-" if lat[k] is None else f"{lat[k]:.1f}" for k in ("p50", "p95", "p99")),
         )  # fmt: skip
     console.print(table)
+
+
+@backfill_app.command("binance")
+@handle_errors
+def backfill_cmd(
+    symbols: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. BTCUSDT.")],
+    kind: Annotated[str, typer.Option(help="klines or aggTrades.")],
+    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD) or instant (UTC).")],
+    end: Annotated[str, typer.Option(help="Last day (inclusive) or instant (UTC).")],
+    out: Annotated[Path, typer.Option(help="RAW_DIR: where the raw parts go.")],
+    interval: Annotated[str, typer.Option(help="Kline interval (1m, 5m, 1h, ...).")] = "1m",
+    market: Annotated[str, typer.Option(help="spot or usdm.")] = "spot",
+    rest_url: Annotated[str | None, typer.Option(help="REST base URL (a mirror).")] = None,
+    lake_path: Annotated[
+        Path | None, typer.Option("--lake", help="Also route the parts into this lake.")
+    ] = None,
+    prefix: Annotated[str, typer.Option("--dataset", "-d", help="Dataset prefix.")] = "binance",
+) -> None:
+    """Fetch klines or aggTrades for a range (resumable; re-runs fetch only what is new)."""
+    from datetime import date, datetime
+
+    from ticklake.collect.backfill import BackfillSpec, run_backfill
+
+    def when(text: str) -> date | datetime:
+        return date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+
+    try:
+        spec = BackfillSpec(
+            market=market, symbols=_split(symbols) or [], kind=kind, interval=interval,
+            start=when(start), end=when(end), out=out, rest_url=rest_url,
+        )  # fmt: skip
+    except (ValidationError, ValueError) as exc:
+        raise ConfigError(f"backfill settings: {str(exc).splitlines()[0]}") from None
+    summary = asyncio.run(run_backfill(spec))
+    resumed = (
+        f" (resumed: {', '.join(f'{s} from {v}' for s, v in summary.resumed_from.items())})"
+        if summary.resumed_from
+        else ""
+    )
+    console.print(
+        f"fetched {sum(summary.lines.values()):,} {kind} line(s) in {summary.pages} page(s), "
+        f"{summary.retries} retr(ies), {summary.waited_seconds:.1f} s waiting for limits, "
+        f"{summary.seconds:.1f} s{resumed}",
+        highlight=False,
+    )
+    if lake_path is not None:
+        from ticklake.cli._common import get_lake
+
+        routed = get_lake(lake_path).ingest_raw(out, prefix)
+        if not routed.datasets:
+            console.print(
+                f"nothing new to route: {routed.parts_skipped} raw part(s) already routed",
+                highlight=False,
+            )
+        for name in sorted(routed.datasets):
+            console.print(
+                f"bronze.{name}: {routed.rows_read(name):,} read, "
+                f"{routed.rows_added(name):,} added, {routed.rows_quarantined(name):,} "
+                "quarantined",
+                highlight=False,
+            )
+
+
+@fetch_app.command("binance-vision")
+@handle_errors
+def vision_cmd(
+    symbols: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. BTCUSDT.")],
+    kind: Annotated[str, typer.Option(help="trades, aggTrades, klines or bookTicker.")],
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option(help="Last day (inclusive), YYYY-MM-DD.")],
+    out: Annotated[Path, typer.Option(help="Where the zips go (the archive's layout).")],
+    market: Annotated[str, typer.Option(help="spot or usdm.")] = "spot",
+    interval: Annotated[str, typer.Option(help="Kline interval.")] = "1m",
+    base_url: Annotated[
+        str | None, typer.Option(help="Archive base URL (a mirror); default data.binance.vision.")
+    ] = None,
+    parallel: Annotated[int, typer.Option(help="Downloads at a time.")] = 4,
+    lake_path: Annotated[
+        Path | None, typer.Option("--lake", help="Ingest the verified zips into this lake.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", "-d", help="Target dataset (with --lake).")
+    ] = None,
+) -> None:
+    """Fetch daily archives, verify each against its .CHECKSUM, optionally ingest them."""
+    from datetime import date
+
+    from ticklake.cli._common import get_lake, progress_bars
+    from ticklake.collect.rest import CollectError
+    from ticklake.collect.vision import KINDS, READER, fetch_vision
+
+    if kind not in KINDS:
+        raise ConfigError(f"unknown --kind {kind!r}; known: {', '.join(KINDS)}")
+    try:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+    except ValueError as exc:
+        raise ConfigError(f"--start/--end: {exc} (use YYYY-MM-DD)") from None
+    with progress_bars() as bars:
+        task = bars.add("downloading archives")
+
+        def on_progress(done: int, total: int) -> None:
+            task.update(completed=done, total=total)
+
+        summary = asyncio.run(
+            fetch_vision(
+                symbols=_split(symbols) or [], kind=kind, start=first, end=last, out=out,  # type: ignore[arg-type]
+                market=market, interval=interval, base_url=base_url, parallel=parallel,
+                progress=on_progress,
+            )
+        )  # fmt: skip
+    counts = {k: list(summary.status.values()).count(k) for k in ("fetched", "present", "missing")}
+    console.print(
+        f"{counts['fetched']} fetched ({summary.bytes_fetched / 1e6:.1f} MB), "
+        f"{counts['present']} already present, {counts['missing']} not published, "
+        f"{len(summary.failed)} refused",
+        highlight=False,
+    )
+    for reason in summary.failed.values():
+        console.print(f"[bold red]refused[/] {reason}", highlight=False, soft_wrap=True)
+    verified = summary.verified(out)
+    if lake_path is not None and verified:
+        lake = get_lake(lake_path)
+        name = dataset or f"binance_{kind.lower()}"
+        result = lake.ingest([str(p) for p in verified], name, format=READER[kind],
+                             on_failure="return")  # fmt: skip
+        console.print(result.line(), highlight=False, soft_wrap=True)
+    if summary.failed:
+        raise typer.Exit(CollectError.exit_code)

@@ -44,7 +44,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 import orjson
 import websockets
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -57,16 +56,15 @@ from ticklake.collect.rawfile import (
     recover_open_parts,
     venue_dir,
 )
+from ticklake.collect.rest import BinanceRest, CollectError
 from ticklake.collect.stats import CollectorStats
-from ticklake.errors import ConfigError, TicklakeError
+from ticklake.errors import ConfigError
 
 log = logging.getLogger("ticklake.collect")
 
 DEFAULT_WS = {"spot": "wss://stream.binance.com:9443", "usdm": "wss://fstream.binance.com"}
 DEFAULT_REST = {"spot": "https://api.binance.com", "usdm": "https://fapi.binance.com"}
-REST_PREFIX = {"spot": "/api/v3", "usdm": "/fapi/v1"}
 MAX_STREAMS = {"spot": 1024, "usdm": 200}
-WEIGHT_LIMIT = {"spot": 6000, "usdm": 2400}
 #: stream kind (as given on the command line) -> the stream name's suffix
 STREAM_SUFFIX = {
     "trade": "@trade",
@@ -77,12 +75,6 @@ STREAM_SUFFIX = {
 }
 REST_PAGE = 1000
 SLOW_WRITE_NS = 100_000_000
-
-
-class CollectError(TicklakeError, RuntimeError):
-    """The collector cannot go on (a refused REST call it cannot retry, a bad config)."""
-
-    exit_code = 13
 
 
 class CollectorConfig(BaseModel):
@@ -159,9 +151,8 @@ class BinanceCollector:
         self.last_id: dict[str, int] = {}
         self.depth: dict[str, DepthSync] = {}
         self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
-        self._rest: httpx.AsyncClient | None = None
+        self._rest: BinanceRest | None = None
         self._stop = asyncio.Event()
-        self._weight_used = 0
         self._received = 0
 
     # ------------------------------------------------------------------ output
@@ -197,42 +188,12 @@ class BinanceCollector:
 
     # -------------------------------------------------------------------- REST
     async def _get(self, path: str, params: dict[str, Any]) -> Any:
-        """GET with Binance's limits: 429/418 wait ``Retry-After``; 5xx back off; bounded."""
         assert self._rest is not None
-        url = REST_PREFIX[self.market] + path
-        for attempt in range(self.config.rest_retries + 1):
-            try:
-                response = await self._rest.get(url, params=params)
-            except httpx.TransportError as exc:
-                error: str = f"{type(exc).__name__}: {exc}"
-                delay = min(self.config.backoff_cap_seconds, 0.5 * 2**attempt)
-            else:
-                used = response.headers.get("X-MBX-USED-WEIGHT-1m")
-                if used is not None and used.isdigit():
-                    self._weight_used = int(used)
-                if response.status_code == 200:
-                    if self._weight_used > 0.9 * WEIGHT_LIMIT[self.market]:
-                        await asyncio.sleep(60 - time.time() % 60)  # let the minute roll
-                    return orjson.loads(response.content)
-                error = f"HTTP {response.status_code}: {response.text[:200]}"
-                if response.status_code in (429, 418):
-                    retry = response.headers.get("Retry-After", "")
-                    delay = float(retry) if retry.replace(".", "", 1).isdigit() else 2**attempt
-                elif response.status_code >= 500:
-                    delay = min(self.config.backoff_cap_seconds, 0.5 * 2**attempt)
-                else:
-                    raise CollectError(
-                        f"{self.rest_url}{url} refused {params}: {error}; check the symbol "
-                        "and --rest-url",
-                        status=response.status_code,
-                    )
-            self.stats.rest_retries += 1
-            log.info("REST %s %s: %s; retry in %.1f s", url, params, error, delay)
-            await asyncio.sleep(delay)
-        raise CollectError(
-            f"{self.rest_url}{url} failed {self.config.rest_retries + 1} times: {error}",
-            params=params,
-        )
+        before = self._rest.retried
+        try:
+            return await self._rest.get(path, params)
+        finally:
+            self.stats.rest_retries += self._rest.retried - before
 
     async def _recover_ids(self, stream: str, first: int, last: int | None) -> int | None:
         """Fetch trade/aggTrade ids ``first..last`` (``None``: up to now) from REST and
@@ -471,7 +432,12 @@ class BinanceCollector:
         for item in recover_open_parts(self.config.out, self.market):
             log.warning("recovered an open part of a crashed run: %s", item)
         groups = self.config.groups()
-        self._rest = httpx.AsyncClient(base_url=self.rest_url, timeout=10.0)
+        self._rest = BinanceRest(
+            self.rest_url,
+            self.market,
+            retries=self.config.rest_retries,
+            backoff_cap_seconds=self.config.backoff_cap_seconds,
+        )
         tasks = [asyncio.create_task(self._connection(g)) for g in groups]
         tasks.append(asyncio.create_task(self._ticker()))
 
@@ -493,7 +459,7 @@ class BinanceCollector:
             for task in [*tasks, *self._snapshot_tasks.values()]:
                 task.cancel()
             await asyncio.gather(*tasks, *self._snapshot_tasks.values(), return_exceptions=True)
-            await self._rest.aclose()
+            await self._rest.close()
             for writer in self.writers.values():
                 writer.close_part()
             self.stats.state = "stopped"
