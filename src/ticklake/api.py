@@ -152,7 +152,7 @@ class LakeSession(Lake):
 
     def ingest_raw(self, source: Path | str, prefix: str = "binance", **options: Any) -> Any:
         """Route a collector's raw parts into ``<prefix>_trades``, ``_agg_trades``,
-        ``_quotes``, ``_book_updates``, ``_funding``
+        ``_quotes``, ``_book_updates``, ``_funding``, ``_klines_<interval>``
         (:func:`ticklake.collect.route.route_raw`; returns its ``RouteSummary``)."""
         from ticklake.collect.route import route_raw
 

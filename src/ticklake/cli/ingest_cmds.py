@@ -42,11 +42,12 @@ def _formats_table() -> Table:
         )
     table.add_row(
         "binance_raw",
-        "trades, quotes, book_updates, funding",
+        "trades, quotes, book_updates, funding, bars",
         "UTC",
         ".jsonl.zst",
         "The raw parts of `ticklake collect binance` (RAW_DIR or a part): each line is routed "
-        "by its stream to <prefix>_trades, _agg_trades, _quotes, _book_updates, _funding "
+        "by its stream to <prefix>_trades, _agg_trades, _quotes, _book_updates, _funding, "
+        "_klines_<interval> "
         "(--dataset is the prefix, default binance); re-reading a part is a no-op.",
     )
     return table
@@ -186,11 +187,12 @@ def _ingest_raw(paths: list[str], prefix: str, force: bool, lake_path: Path | No
                 task.update(total=total, completed=index)
 
             summaries.append(lake.ingest_raw(path, prefix, force=force, progress=on_progress))
-    table = Table("dataset", "rows read", "added", "quarantined")
+    table = Table("dataset", "parts", "rows read", "added", "quarantined")
     datasets = sorted({d for s in summaries for d in s.datasets})
     for name in datasets:
         table.add_row(
             f"bronze.{name}",
+            f"{sum(s.parts.get(name, 0) for s in summaries):,}",
             f"{sum(s.rows_read(name) for s in summaries):,}",
             f"{sum(s.rows_added(name) for s in summaries):,}",
             f"{sum(s.rows_quarantined(name) for s in summaries):,}",
@@ -204,6 +206,8 @@ def _ingest_raw(paths: list[str], prefix: str, force: bool, lake_path: Path | No
         f"{sum(s.lines for s in summaries):,} lines, {bad:,} unroutable line(s) quarantined",
         highlight=False,
     )
+    if open_klines := sum(s.klines_open for s in summaries):
+        console.print(f"{open_klines:,} update(s) of still-open klines (not bars)", highlight=False)
     if read and all(s.nothing_committed for s in summaries if s.parts_read):
         err_console.print(
             f"[bold yellow]warning:[/] 0 rows committed from {read} raw part(s): every line "

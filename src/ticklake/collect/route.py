@@ -9,20 +9,29 @@ stream kind        dataset               rows
 ``trade``          ``<p>_trades``        ``trade_id`` = the trade id (``t``; REST ``id``)
 ``aggTrade``       ``<p>_agg_trades``    ``trade_id`` = the aggregate-trade id (``a``)
 ``bookTicker``     ``<p>_quotes``        ``seq`` = the update id ``u``
-``depth``          ``<p>_book_updates``  one row per level; ``seq`` = ``u`` x 16,384 + level
+``depth``          ``<p>_book_updates``  one row per level; ``seq`` = ``u`` x 32,768 + level
+                                         (+ 16,384 for a snapshot's levels)
 ``markPrice``      ``<p>_funding``       mark, index, funding rate, next funding time
+``kline_<i>``      ``<p>_klines_<i>``    closed klines (``x`` true) as bars; an open kline
+                                         is a running update, counted, not a bar
 =================  ====================  ==================================================
 
 Times: ``ts`` is the exchange's time in UTC (trades: ``T``; quotes: ``T``, else ``E``, else
 our receive time, since spot bookTicker carries none; depth: ``E``; a depth snapshot from
-REST: its ``T``/``E`` on USD-M, else our receive time); ``recv_ts`` is our receive time.
-Trades take ``side`` from ``m`` (buyer is the maker, so the aggressor sold: ``sell``).
+REST: its ``T``/``E`` on USD-M, else our receive time; funding: ``E``; klines: the open
+time ``t``, ``ts_end`` = the close time ``T`` + 1 ms, as bars' ``ts_end`` is exclusive);
+``recv_ts`` is our receive time. Trades take ``side`` from ``m`` (buyer is the maker, so
+the aggressor sold: ``sell``). Kline ``buy_volume`` is the taker-buy volume ``V``,
+``sell_volume`` = ``v`` - ``V`` (decimal arithmetic), ``vwap`` = ``q`` / ``v``.
 
-Depth replay: ``seq // 16384`` is the update id (``u``, or a snapshot's ``lastUpdateId``),
-so ordering one instrument's rows by ``seq`` replays the book in update-id order: a
-snapshot (``is_snapshot``) replaces the book, diffs with a higher ``u`` follow it. Order by
-``seq``, not ``ts``: a spot snapshot is stamped with its receive time, later than the
-buffered diffs that come after it by update id.
+Depth replay: ``seq // SEQ_STRIDE`` (32,768) is the update id (``u``, or a snapshot's
+``lastUpdateId``), so ordering one instrument's rows by ``seq`` replays the book in
+update-id order: a snapshot (``is_snapshot``) replaces the book, diffs with a higher ``u``
+follow it. A snapshot's levels are offset by ``SEQ_LEVELS`` (16,384), so they never share
+a ``seq`` with the diff whose ``u`` equals the snapshot's ``lastUpdateId`` and sort after
+it (the snapshot already holds that diff). Order by ``seq``, not ``ts``: a spot snapshot
+is stamped with its receive time, later than the buffered diffs that come after it by
+update id.
 
 Re-reading is a no-op: every part routed is recorded (its sha256) in the sources of the
 dataset its stream directory feeds and skipped next time, and rows dedupe by the
@@ -40,6 +49,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +58,7 @@ import polars as pl
 import zstandard
 
 from ticklake.collect.rawfile import PART_SUFFIX, list_parts
-from ticklake.errors import IngestError
+from ticklake.errors import DatasetNotFoundError, IngestError
 from ticklake.ingest.pipeline.frame import ingest_frame
 from ticklake.ingest.pipeline.quarantine import _commit_quarantine, _quarantine_frame
 from ticklake.ingest.pipeline.results import IngestRequest, IngestSummary
@@ -56,7 +66,9 @@ from ticklake.lake import Lake
 from ticklake.lake.manifest import sha256_file
 
 VENUE = "binance"
-SEQ_LEVELS = 16_384
+SEQ_LEVELS = 16_384  # at most SEQ_LEVELS - 1 levels in one depth message
+SEQ_STRIDE = 2 * SEQ_LEVELS  # diffs' levels, then a snapshot's levels, per update id
+_SEQ_MAX_UPDATE = (2**63 - 1) // SEQ_STRIDE - 1
 GROUP_BYTES = 16 * 1024 * 1024
 #: stream kind -> (dataset suffix, schema)
 ROUTES = {
@@ -114,8 +126,11 @@ def _depth(line: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append((side, float(price), float(qty)))
     if len(rows) >= SEQ_LEVELS:
         raise RouteError(f"{len(rows)} levels in one message; at most {SEQ_LEVELS - 1} fit seq")
+    if not 0 <= update <= _SEQ_MAX_UPDATE:
+        raise RouteError(f"update id {update} outside 0..{_SEQ_MAX_UPDATE} (seq is int64)")
+    base = update * SEQ_STRIDE + (SEQ_LEVELS if snapshot else 0)
     return [{
-        "ts": ts, "instrument": line["symbol"], "seq": update * SEQ_LEVELS + i, "side": side,
+        "ts": ts, "instrument": line["symbol"], "seq": base + i, "side": side,
         "price": price, "size": qty, "is_snapshot": snapshot, "venue": VENUE,
         "recv_ts": int(line["recv_ns"]),
     } for i, (side, price, qty) in enumerate(rows)]  # fmt: skip
@@ -131,6 +146,21 @@ def _funding(line: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]
     }]  # fmt: skip
 
 
+def _kline(line: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
+    k = data["k"]
+    volume, quote_volume = float(k["v"]), float(k["q"])
+    buy = k.get("V")
+    return [{
+        "ts": _ms(k["t"]), "ts_end": _ms(int(k["T"]) + 1), "instrument": line["symbol"],
+        "open": float(k["o"]), "high": float(k["h"]), "low": float(k["l"]),
+        "close": float(k["c"]), "volume": volume, "quote_volume": quote_volume,
+        "trade_count": int(k["n"]), "vwap": quote_volume / volume if volume else None,
+        "buy_volume": float(buy) if buy is not None else None,
+        "sell_volume": float(Decimal(k["v"]) - Decimal(buy)) if buy is not None else None,
+        "bid_price": None, "ask_price": None, "open_interest": None,
+    }]  # fmt: skip
+
+
 BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[dict[str, Any]]]] = {
     "trade": _trade,
     "aggTrade": _trade,
@@ -141,9 +171,16 @@ BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[dict[str, An
 
 
 def stream_kind(stream: str) -> str:
-    """``btcusdt@depth@100ms`` -> ``depth``."""
+    """``btcusdt@depth@100ms`` -> ``depth``; ``btcusdt@kline_1m`` -> ``kline_1m``."""
     parts = stream.split("@")
     return parts[1] if len(parts) > 1 else ""
+
+
+def route_of(kind: str) -> tuple[str, str] | None:
+    """A stream kind's (dataset suffix, schema): ``kline_1m`` -> ``(klines_1m, bars)``."""
+    if kind.startswith("kline_") and len(kind) > len("kline_"):
+        return f"klines_{kind[len('kline_') :]}", "bars"
+    return ROUTES.get(kind)
 
 
 @dataclass
@@ -155,6 +192,8 @@ class RouteSummary:
     parts_skipped: int = 0
     lines: int = 0
     lines_quarantined: int = 0
+    klines_open: int = 0  # kline updates of a bar still open (x false): not bars, counted
+    parts: dict[str, int] = field(default_factory=dict)  # dataset -> parts that fed it
     datasets: dict[str, list[IngestSummary]] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -192,7 +231,7 @@ def _expected_dataset(path: Path, prefix: str) -> str | None:
     """The dataset a part in the collector's layout feeds (by its stream directory)."""
     if not path.name.endswith(PART_SUFFIX):
         return None
-    route = ROUTES.get(stream_kind(path.parent.parent.name))
+    route = route_of(stream_kind(path.parent.parent.name))
     return f"{prefix}_{route[0]}" if route else None
 
 
@@ -231,7 +270,7 @@ def route_raw(
             if expected not in known:
                 try:
                     known[expected] = lake.ingested_sources(expected)
-                except Exception:  # the dataset does not exist yet
+                except DatasetNotFoundError:  # the dataset does not exist yet
                     known[expected] = {}
             if sha in known[expected]:
                 summary.parts_skipped += 1
@@ -256,9 +295,11 @@ def _route_group(
 ) -> None:
     prefix = summary.prefix
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    schemas: dict[str, str] = {}
     rejected: dict[str, list[tuple[str, int, str, str]]] = defaultdict(list)
     for path, _, _ in group:
         summary.parts_read += 1
+        fed: set[str] = set()
         for number, raw in _lines(path):
             if not raw.strip():
                 continue
@@ -267,22 +308,35 @@ def _route_group(
             try:
                 line = orjson.loads(raw)
                 kind = stream_kind(str(line["stream"]))
-                if kind not in ROUTES:
-                    raise RouteError(f"stream {line['stream']!r}: no dataset for kind {kind!r} "
-                                     f"(routed kinds: {', '.join(ROUTES)})")  # fmt: skip
-                target = f"{prefix}_{ROUTES[kind][0]}"
-                built = BUILDERS[kind](line, line["data"])
+                route = route_of(kind)
+                if route is None:
+                    raise RouteError(
+                        f"stream {line['stream']!r}: no dataset for kind {kind!r} "
+                        f"(routed kinds: {', '.join(ROUTES)}, kline_<interval>)"
+                    )
+                target = f"{prefix}_{route[0]}"
+                data = line["data"]
+                if route[1] == "bars":
+                    if data["k"]["i"] != kind[len("kline_") :]:
+                        raise RouteError(f"kline interval {data['k']['i']!r} in stream {kind!r}")
+                    if data["k"]["x"] is not True:
+                        summary.klines_open += 1
+                        continue
+                built = _kline(line, data) if route[1] == "bars" else BUILDERS[kind](line, data)
                 rows[target].extend(built)
+                schemas[target] = route[1]
+                fed.add(target)
             except (orjson.JSONDecodeError, RouteError, KeyError, TypeError, ValueError) as exc:
                 reason = (
                     f"field {exc} missing" if isinstance(exc, KeyError) else f"{exc}"
                 ).replace("\n", " ")
                 rejected[target].append((path.name, number, raw.decode(errors="replace"), reason))
-    schemas = {f"{prefix}_{suffix}": schema for suffix, schema in ROUTES.values()}
+        for dataset in fed:
+            summary.parts[dataset] = summary.parts.get(dataset, 0) + 1
     for dataset, dataset_rows in rows.items():
         frame = pl.DataFrame(dataset_rows, infer_schema_length=None).with_columns(
             pl.col(c).cast(pl.Datetime("ns", "UTC"))
-            for c in ("ts", "recv_ts", "next_funding_ts")
+            for c in ("ts", "ts_end", "recv_ts", "next_funding_ts")
             if c in dataset_rows[0]
         )
         result = ingest_frame(lake, frame, dataset, schema=schemas[dataset], timezone="UTC")

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 import ticklake
 from ticklake.cli import app
 from ticklake.collect.rawfile import RawPartWriter, encode_line
-from ticklake.collect.route import SEQ_LEVELS
+from ticklake.collect.route import SEQ_LEVELS, SEQ_STRIDE
 from ticklake.lake.layout import QUARANTINE_DIR
 
 BINANCE = Path(__file__).resolve().parents[4] / "shared/data/nautilus-crypto-samples/binance"
@@ -38,6 +38,9 @@ def write_part(root: Path, stream: str, lines: list[tuple[str, Any]], market: st
 def sample_trades() -> pd.DataFrame:
     frame = pq.read_table(BINANCE / "btcusdt-trades.parquet").to_pandas()
     frame["ms"] = frame["timestamp"].astype("datetime64[ns, UTC]").astype("int64") // 1_000_000
+    # the file stores buyer_maker as the strings "True" / "False"
+    assert set(frame["buyer_maker"]) == {"True", "False"}
+    frame["buyer_maker"] = frame["buyer_maker"] == "True"
     return frame
 
 
@@ -131,8 +134,8 @@ def replay(frame: pd.DataFrame) -> dict[str, dict[float, float]]:
     book: dict[str, dict[float, float]] = {"bid": {}, "ask": {}}
     snapshot_of = None
     for row in frame.sort_values("seq").itertuples():
-        if row.is_snapshot and row.seq // SEQ_LEVELS != snapshot_of:
-            snapshot_of = row.seq // SEQ_LEVELS
+        if row.is_snapshot and row.seq // SEQ_STRIDE != snapshot_of:
+            snapshot_of = row.seq // SEQ_STRIDE
             book = {"bid": {}, "ask": {}}
         if row.size == 0:
             book[row.side].pop(row.price, None)
@@ -158,7 +161,7 @@ def test_one_mixed_file_is_routed_by_stream_and_bad_lines_quarantined(tmp_path: 
     lines = [encode_line(RECV, "btcusdt@aggTrade", "BTCUSDT", "ws", agg_payload(r)) for r in trades]
     ticker = {"u": 1, "s": "BTCUSDT", "b": "1", "B": "2", "a": "3", "A": "4"}
     lines.append(encode_line(RECV, "btcusdt@bookTicker", "BTCUSDT", "ws", ticker))
-    lines.append(encode_line(RECV, "btcusdt@kline_1m", "BTCUSDT", "ws", {"k": {}}))  # unknown
+    lines.append(encode_line(RECV, "btcusdt@forceOrder", "BTCUSDT", "ws", {"o": {}}))  # unknown
     lines.append(
         b'{"recv_ns": 1, "stream": "btcusdt@aggTrade", "symbol": "BTCUSDT", "data": {"a": 7}}\n'
     )
@@ -173,8 +176,9 @@ def test_one_mixed_file_is_routed_by_stream_and_bad_lines_quarantined(tmp_path: 
         pd.read_parquet(p) for p in (lake.root / QUARANTINE_DIR).rglob("*.parquet")
     )
     reasons = sorted(quarantined["reason"])
-    assert any("line 7" in r and "kline" in r for r in reasons)
-    assert any("line 8" in r and "missing" in r for r in reasons)
+    assert len(reasons) == 3 and all(r.startswith("mixed.jsonl.zst line ") for r in reasons)
+    assert any("line 7" in r and "forceOrder" in r for r in reasons)
+    assert any("line 8" in r and "'p'" in r and "missing" in r for r in reasons)
     assert any("line 9" in r for r in reasons)
 
 
@@ -186,6 +190,8 @@ def test_cli_routes_and_exits_11_when_nothing_routes(tmp_path: Path) -> None:
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "bronze.binance_agg_trades" in first.output and "1 part(s) routed" in first.output
+    row = next(r for r in first.output.splitlines() if "bronze.binance_agg_trades" in r)
+    assert row.replace("│", " ").split() == ["bronze.binance_agg_trades", "1", "50", "50", "0"]
     second = runner.invoke(app, args)
     assert "0 part(s) routed, 1 already routed" in second.output
     bad = tmp_path / "bad"
@@ -205,3 +211,110 @@ def test_a_raw_dir_without_parts_is_a_clear_error(tmp_path: Path, missing: str) 
     result = runner.invoke(app, ["ingest", "binance_raw", str(target), "--lake", str(lake.root)])
     assert result.exit_code == 9
     assert str(target) in result.output and "Traceback" not in result.output
+
+
+def test_trade_stream_and_an_overlapping_rest_part_count_each_id_once(tmp_path: Path) -> None:
+    trades = sample_trades()
+    rows = list(trades.itertuples())
+    ws = [("ws", {"e": "trade", "E": int(r.ms) + 1, "s": "BTCUSDT", "t": int(r.trade_id),
+                  "p": f"{r.price:.2f}", "q": f"{r.quantity:.6f}", "T": int(r.ms),
+                  "m": bool(r.buyer_maker), "M": True}) for r in rows[:1500]]  # fmt: skip
+    # a second part: REST /api/v3/historicalTrades re-delivers ids 1200.. the ws also sent
+    rest = [("rest", {"id": int(r.trade_id), "price": f"{r.price:.2f}", "qty": f"{r.quantity:.6f}",
+                      "quoteQty": "0", "time": int(r.ms), "isBuyerMaker": bool(r.buyer_maker),
+                      "isBestMatch": True}) for r in rows[1200:]]  # fmt: skip
+    raw = tmp_path / "raw"
+    write_part(raw, "btcusdt@trade", ws)
+    write_part(raw, "btcusdt@trade", rest)
+    assert len(list(raw.rglob("*.jsonl.zst"))) == 2
+    lake = ticklake.init_lake(tmp_path / "lake")
+    summary = lake.ingest_raw(raw)
+    assert summary.parts == {"binance_trades": 2}
+    assert summary.rows_added("binance_trades") == len(trades)
+    got = lake.read("binance_trades").to_pandas().sort_values("ts", kind="stable")
+    assert got["trade_id"].tolist() == [str(t) for t in trades["trade_id"]]
+    assert got["side"].tolist() == ["sell" if m else "buy" for m in trades["buyer_maker"]]
+    assert got["price"].tolist() == [float(f"{p:.2f}") for p in trades["price"]]
+    assert set(got["venue"]) == {"binance"}
+
+
+def test_mark_price_lines_become_funding_rows(tmp_path: Path) -> None:
+    line = {"e": "markPriceUpdate", "E": 1667346600000, "s": "BTCUSDT",
+            "p": "20377.10000000", "i": "20380.55217391", "P": "20390.1", "r": "0.00010000",
+            "T": 1667347200000}  # fmt: skip
+    second = {**line, "E": 1667346601000, "p": "20377.20", "r": "-0.00002500"}
+    write_part(tmp_path / "raw", "btcusdt@markPrice@1s", [("ws", line), ("ws", second)], "usdm")
+    lake = ticklake.init_lake(tmp_path / "lake")
+    lake.ingest_raw(tmp_path / "raw")
+    got = lake.read("binance_funding").to_pandas().sort_values("ts")
+    assert got["ts"].astype("int64").tolist() == [1667346600000 * 10**6, 1667346601000 * 10**6]
+    assert got["mark_price"].tolist() == [20377.1, 20377.2]
+    assert got["index_price"].tolist() == [20380.55217391] * 2
+    assert got["funding_rate"].tolist() == [0.0001, -0.000025]
+    assert got["next_funding_ts"].astype("int64").tolist() == [1667347200000 * 10**6] * 2
+    assert got["recv_ts"].astype("int64").tolist() == [RECV, RECV + 1]
+
+
+def test_closed_klines_become_bars_and_open_ones_are_not(tmp_path: Path) -> None:
+    trades = sample_trades()
+    trades["minute"] = trades["ms"] // 1_000 * 1_000  # spot's 1-second klines
+    trades["p"] = trades["price"].map(lambda v: f"{v:.2f}")
+    trades["q"] = trades["quantity"].map(lambda v: f"{v:.6f}")
+    lines = []
+    oracle = []
+    for minute, g in trades.groupby("minute"):
+        v = sum(float(q) for q in g["q"])
+        qv = sum(float(p) * float(q) for p, q in zip(g["p"], g["q"], strict=True))
+        buy = sum(float(q) for q, m in zip(g["q"], g["buyer_maker"], strict=True) if not m)
+        k = {"t": int(minute), "T": int(minute) + 999, "s": "BTCUSDT", "i": "1s",
+             "f": int(g["trade_id"].iloc[0]), "L": int(g["trade_id"].iloc[-1]),
+             "o": g["p"].iloc[0], "c": g["p"].iloc[-1], "h": max(g["p"], key=float),
+             "l": min(g["p"], key=float), "v": f"{v:.6f}", "n": len(g), "x": True,
+             "q": f"{qv:.8f}", "V": f"{buy:.6f}", "Q": "0", "B": "0"}  # fmt: skip
+        # a running update of the same bar first, then the closed kline
+        lines.append(("ws", {"e": "kline", "E": int(minute) + 500, "s": "BTCUSDT",
+                             "k": {**k, "x": False, "n": 1}}))  # fmt: skip
+        lines.append(("ws", {"e": "kline", "E": int(minute) + 1_000, "s": "BTCUSDT", "k": k}))
+        oracle.append((int(minute), g, v, qv, buy))
+    write_part(tmp_path / "raw", "btcusdt@kline_1s", lines)
+    lake = ticklake.init_lake(tmp_path / "lake")
+    summary = lake.ingest_raw(tmp_path / "raw")
+    assert summary.klines_open == len(oracle) and summary.lines_quarantined == 0
+    got = lake.read("binance_klines_1s").to_pandas().sort_values("ts")
+    assert len(got) == len(oracle) > 40
+    assert 0 < sum(b for *_, b in oracle) < sum(v for _, _, v, _, _ in oracle)
+    assert (got["ts"].astype("int64") // 10**6).tolist() == [m for m, *_ in oracle]
+    assert (got["ts_end"].astype("int64") // 10**6).tolist() == [m + 1_000 for m, *_ in oracle]
+    assert got["open"].tolist() == [float(g["p"].iloc[0]) for _, g, *_ in oracle]
+    assert got["close"].tolist() == [float(g["p"].iloc[-1]) for _, g, *_ in oracle]
+    assert got["high"].tolist() == [float(f"{g['price'].max():.2f}") for _, g, *_ in oracle]
+    assert got["low"].tolist() == [float(f"{g['price'].min():.2f}") for _, g, *_ in oracle]
+    assert got["trade_count"].tolist() == [len(g) for _, g, *_ in oracle]
+    assert got["volume"].tolist() == [float(f"{v:.6f}") for _, _, v, _, _ in oracle]
+    assert got["buy_volume"].tolist() == [float(f"{b:.6f}") for *_, b in oracle]
+    assert got["vwap"].tolist() == [
+        float(f"{q:.8f}") / float(f"{v:.6f}") for _, _, v, q, _ in oracle
+    ]
+    assert got["sell_volume"].tolist() == pytest.approx(
+        [v - b for _, _, v, _, b in oracle], abs=1e-6
+    )
+    again = lake.ingest_raw(tmp_path / "raw", force=True)
+    assert again.rows_added("binance_klines_1s") == 0
+
+
+def test_a_snapshot_and_the_diff_it_contains_keep_all_their_levels(tmp_path: Path) -> None:
+    # USD-M: the snapshot's lastUpdateId is the diff's u and both carry the same time
+    diff = {"e": "depthUpdate", "E": 1667346579146, "T": 1667346579146, "s": "BTCUSDT",
+            "U": 2098021528300, "u": 2098021528332, "pu": 2098021528299,
+            "b": [["20377.00", "1.770"]], "a": [["20377.10", "0.000"]]}  # fmt: skip
+    snap = {"lastUpdateId": 2098021528332, "E": 1667346579146, "T": 1667346579146,
+            "bids": [["20377.00", "1.770"]], "asks": [["20377.20", "0.500"]]}  # fmt: skip
+    write_part(tmp_path / "raw", "btcusdt@depth@100ms", [("ws", diff), ("snapshot", snap)])
+    lake = ticklake.init_lake(tmp_path / "lake")
+    summary = lake.ingest_raw(tmp_path / "raw")
+    got = lake.read("binance_book_updates").to_pandas().sort_values("seq")
+    assert summary.rows_added("binance_book_updates") == 4 == len(got)
+    base = 2098021528332 * SEQ_STRIDE
+    assert got["seq"].tolist() == [base, base + 1, base + SEQ_LEVELS, base + SEQ_LEVELS + 1]
+    assert got["is_snapshot"].tolist() == [False, False, True, True]
+    assert replay(got) == {"bid": {20377.0: 1.77}, "ask": {20377.2: 0.5}}
