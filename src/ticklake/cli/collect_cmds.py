@@ -39,6 +39,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(collect_app, name="collect")
     app.add_typer(backfill_app, name="backfill")
     app.add_typer(fetch_app, name="fetch")
+    app.command("orchestrate")(orchestrate_cmd)
+    app.command("health")(health_cmd)
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -310,3 +312,65 @@ def vision_cmd(
         console.print(result.line(), highlight=False, soft_wrap=True)
     if summary.failed:
         raise typer.Exit(CollectError.exit_code)
+
+
+@handle_errors
+def orchestrate_cmd(
+    config: Annotated[Path, typer.Argument(help="CONFIG.toml: lake, [[collectors]], [[jobs]].")],
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: until stopped).")
+    ] = None,
+) -> None:
+    """Run collectors and scheduled jobs (route, bars, validate, backfill, prune) with a
+    heartbeat in <lake>/health/ until Ctrl+C / SIGTERM."""
+    from ticklake.collect.orchestrate import Orchestrator, load_config, log_to_file
+
+    settings = load_config(config)
+    orchestrator = Orchestrator(settings)
+    log_to_file(orchestrator.lake.root)
+    for collector in settings.collectors:
+        _log_to_file(collector.out, collector.market)
+    console.print(
+        f"orchestrating {len(settings.collectors)} collector(s) and {len(settings.jobs)} "
+        f"job(s) on {orchestrator.lake.root}; health: ticklake health --lake "
+        f"{orchestrator.lake.root}",
+        highlight=False,
+    )
+
+    async def main() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, orchestrator.stop)
+        return await orchestrator.run(duration=duration)
+
+    beat = asyncio.run(main())
+    jobs = ", ".join(f"{n}: {j['last_result']}" for n, j in beat["jobs"].items()) or "no jobs"
+    console.print(f"stopped; {jobs}", highlight=False, soft_wrap=True)
+
+
+@handle_errors
+def health_cmd(
+    lake_path: Annotated[Path | None, typer.Option("--lake", help="The lake.")] = None,
+) -> None:
+    """Print <lake>/health/health.md; exit 0 HEALTHY, 20 DEGRADED, 21 ERROR, 22 STOPPED
+    or stale, 23 no heartbeat (for a monitoring probe)."""
+    from ticklake.cli._common import get_lake
+    from ticklake.collect.health import EXIT_CODES, HEALTH_DIR, read_health
+
+    lake = get_lake(lake_path)
+    status, beat = read_health(lake.root)
+    if beat is None:
+        console.print(
+            f"no heartbeat in {lake.root / HEALTH_DIR}: is `ticklake orchestrate` running?",
+            highlight=False,
+        )
+    else:
+        text = (lake.root / HEALTH_DIR / "health.md").read_text()
+        console.print(text, highlight=False, markup=False)
+        if status == "STALE":
+            console.print(
+                f"the heartbeat is stale (written {beat['written_at']}, every "
+                f"{beat['heartbeat_seconds']:g} s): the orchestrator is not running",
+                highlight=False,
+            )
+    raise typer.Exit(EXIT_CODES[status])
