@@ -104,6 +104,15 @@ class Health:
                     reasons.append(
                         ("DEGRADED", f"{key}: {len(unrecovered)} unrecoverable gap(s) today")
                     )
+            for name, gaps in gaps_today.items():  # a stream with gaps but no stats yet
+                lost = [g for g in gaps if not g["recovered"]]
+                if name not in snap["streams"] and lost:
+                    reasons.append(
+                        (
+                            "DEGRADED",
+                            f"{snap['market']}:{name}: {len(lost)} unrecoverable gap(s) today",
+                        )
+                    )
         for job in self.jobs.values():
             if job.failures_in_a_row >= 3:
                 reasons.append(
@@ -129,6 +138,11 @@ class Health:
             "heartbeat_seconds": self.heartbeat_seconds,
             "pid": os.getpid(),
             "streams": streams,
+            "collectors": [
+                {"market": c.stats.market, "gaps_file": str(c.gaps.path)}
+                for c in collectors
+                if hasattr(c.gaps, "path")
+            ],
             "jobs": {name: job.snapshot() for name, job in self.jobs.items()},
             "disk_free_bytes": disk.free,
             "disk_free_share": round(free, 4),

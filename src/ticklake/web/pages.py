@@ -19,6 +19,7 @@ templates.env.filters["tojson_safe"] = lambda value: json.dumps(json_safe(value)
 NAV = (
     ("/", "Overview"),
     ("/data", "Data"),
+    ("/live", "Live"),
     ("/quality", "Quality"),
     ("/analytics", "Analytics"),
     ("/builder", "Strategy builder"),
@@ -69,6 +70,19 @@ def pages_router() -> APIRouter:
             status=lake_status(lake),
             runs=backtest_runs(lake)[:10],
             jobs=request.app.state.jobs.list(limit=10),
+        )
+
+    @router.get("/live", response_class=HTMLResponse)
+    def live(request: Request) -> HTMLResponse:
+        from ticklake.web.api.lake import lake_status
+
+        datasets = lake_status(request.app.state.lake)["datasets"]
+        return render(
+            request,
+            "live.html",
+            title="Live",
+            trades=[d for d in datasets if d["schema"] == "trades"],
+            quotes=[d for d in datasets if d["schema"] == "quotes"],
         )
 
     @router.get("/data", response_class=HTMLResponse)
