@@ -23,7 +23,8 @@ Prices and sizes come from the real Binance BTCUSDT trades, quotes and depth sna
 Faults on command (thread-safe, from the test's thread): :meth:`drop_connections`,
 :meth:`stall` (no messages, no close), :meth:`skip_depth` (update ids consumed, events
 never sent), :meth:`duplicate` and :meth:`reorder` (the next messages of every client),
-:meth:`rate_limit` (the next REST answers are 429 with ``Retry-After``).
+:meth:`rate_limit` (the next REST answers are 429 with ``Retry-After``), :meth:`refuse`
+(no new connection for a while: the exchange unreachable).
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ BINANCE = SAMPLES / "binance"
 WEIGHT_LIMIT = {"spot": 6000, "usdm": 2400}
 MAX_STREAMS = {"spot": 1024, "usdm": 200}
 QUEUE_LIMIT = 10_000
-INTERVAL_MS = {"1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000,
-               "1d": 86_400_000}  # fmt: skip
+INTERVAL_MS = {"1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000,
+               "1h": 3_600_000, "1d": 86_400_000}  # fmt: skip
 
 
 def _free_port() -> int:
@@ -108,11 +109,13 @@ class FakeBinance:
         self.bookticker_id: dict[str, int] = {}
         self._load_books()
         self.step_count = 0
+        self._kline_second = 0
         self.sent: dict[str, int] = defaultdict(int)
         self.connections_opened = 0
         self.rest_calls: dict[str, int] = defaultdict(int)
         # faults
         self._stall_until = 0.0
+        self._refuse_until = 0.0
         self._skip_depth = 0
         self._duplicate = 0
         self._reorder = 0
@@ -219,6 +222,17 @@ class FakeBinance:
                         continue
                     out.append((f"{sym.lower()}@depth@100ms", event))
                     out.append((f"{sym.lower()}@depth", event))
+            second = self._now_ms() // 1000 * 1000
+            if self._kline_second and second > self._kline_second:
+                for sym in self.symbols:  # the last second's 1 s kline closed
+                    row = self.kline(self._kline_second, 1000)
+                    out.append((f"{sym.lower()}@kline_1s", {
+                        "e": "kline", "E": second, "s": sym,
+                        "k": {"t": row[0], "T": row[6], "s": sym, "i": "1s", "o": row[1],
+                              "c": row[4], "h": row[2], "l": row[3], "v": row[5], "n": row[8],
+                              "x": True, "q": row[7], "V": row[9], "Q": row[10]},
+                    }))  # fmt: skip
+            self._kline_second = second
             self.step_count += 1
             return out
 
@@ -259,6 +273,10 @@ class FakeBinance:
         for client in clients:
             self._call(client.queue.put_nowait, None)
         return len(clients)
+
+    def refuse(self, seconds: float) -> None:
+        """Refuse new websocket connections for ``seconds`` (the exchange is unreachable)."""
+        self._refuse_until = time.monotonic() + seconds
 
     def stall(self, seconds: float) -> None:
         self._stall_until = time.monotonic() + seconds
@@ -420,6 +438,9 @@ class FakeBinance:
         @app.websocket("/stream")
         async def stream(websocket: WebSocket, streams: str = "") -> None:
             names = {s for s in streams.split("/") if s}
+            if time.monotonic() < self._refuse_until:
+                await websocket.close(code=1013, reason="try again later")
+                return
             if len(names) > MAX_STREAMS[self.market]:
                 await websocket.close(code=1008, reason="too many streams")
                 return

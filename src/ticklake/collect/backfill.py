@@ -30,13 +30,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from ticklake.collect.binance import DEFAULT_REST
 from ticklake.collect.rawfile import RawPartWriter, encode_line, venue_dir
-from ticklake.collect.rest import BinanceRest
+from ticklake.collect.rest import BinanceRest, kline_payload
 from ticklake.errors import ConfigError
 
 INTERVAL_MS = {
@@ -132,16 +132,6 @@ def _save_state(path: Path, first: int, last: int, position: int, done: bool) ->
     temp = path.with_suffix(".json.tmp")
     temp.write_text(json.dumps({"start": first, "end": last, "next": position, "done": done}))
     os.replace(temp, path)
-
-
-def kline_payload(symbol: str, interval: str, row: list[Any]) -> dict[str, Any]:
-    """A REST kline array in the websocket's ``kline`` shape (a closed bar)."""
-    return {
-        "e": "kline", "E": int(row[6]) + 1, "s": symbol,
-        "k": {"t": int(row[0]), "T": int(row[6]), "s": symbol, "i": interval,
-              "o": row[1], "h": row[2], "l": row[3], "c": row[4], "v": row[5],
-              "n": int(row[8]), "x": True, "q": row[7], "V": row[9], "Q": row[10]},
-    }  # fmt: skip
 
 
 async def _klines(

@@ -56,7 +56,7 @@ from ticklake.collect.rawfile import (
     recover_open_parts,
     venue_dir,
 )
-from ticklake.collect.rest import BinanceRest, CollectError
+from ticklake.collect.rest import BinanceRest, CollectError, kline_payload
 from ticklake.collect.stats import CollectorStats
 from ticklake.errors import ConfigError
 
@@ -72,6 +72,19 @@ STREAM_SUFFIX = {
     "bookTicker": "@bookTicker",
     "depth": "@depth@100ms",
     "markPrice": "@markPrice@1s",
+}
+#: kline intervals Binance streams (``kline_1m`` on the command line -> ``<sym>@kline_1m``)
+KLINE_MS = {
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "1d": 86_400_000,
 }
 REST_PAGE = 1000
 SLOW_WRITE_NS = 100_000_000
@@ -109,17 +122,24 @@ class CollectorConfig(BaseModel):
     @field_validator("streams")
     @classmethod
     def _streams(cls, value: list[str]) -> list[str]:
-        unknown = [s for s in value if s not in STREAM_SUFFIX]
+        unknown = [
+            s for s in value if s not in STREAM_SUFFIX and s.removeprefix("kline_") not in KLINE_MS
+        ]
         if unknown:
             raise ValueError(
-                f"unknown stream(s) {', '.join(unknown)}; known: {', '.join(STREAM_SUFFIX)}"
+                f"unknown stream(s) {', '.join(unknown)}; known: {', '.join(STREAM_SUFFIX)}, "
+                f"kline_<interval> ({', '.join(KLINE_MS)})"
             )
         return value
 
     def stream_names(self) -> list[str]:
         if "markPrice" in self.streams and self.market != "usdm":
             raise ConfigError("markPrice is a USD-M futures stream: use --market usdm")
-        return [f"{s.lower()}{STREAM_SUFFIX[k]}" for s in self.symbols for k in self.streams]
+        return [
+            f"{s.lower()}{STREAM_SUFFIX.get(k, '@' + k)}"
+            for s in self.symbols
+            for k in self.streams
+        ]
 
     def groups(self) -> list[list[str]]:
         names = self.stream_names()
@@ -149,6 +169,7 @@ class BinanceCollector:
         self.gaps = GapLog(config.out, self.market)
         self.writers: dict[str, RawPartWriter] = {}
         self.last_id: dict[str, int] = {}
+        self.last_kline: dict[str, int] = {}  # open time (ms) of the last closed kline
         self.depth: dict[str, DepthSync] = {}
         self._snapshot_tasks: dict[str, asyncio.Task[None]] = {}
         self._rest: BinanceRest | None = None
@@ -244,6 +265,43 @@ class BinanceCollector:
             )
         return written
 
+    async def _recover_klines(self, stream: str, interval: str) -> None:
+        """The closed klines after the last one received, from ``/klines``, as REST lines."""
+        step = KLINE_MS[interval]
+        first = self.last_kline[stream] + step
+        start, written = first, 0
+        symbol = _symbol_of(stream)
+        now_ms = time.time_ns() // 1_000_000
+        while start + step <= now_ms:
+            params = {
+                "symbol": symbol,
+                "interval": interval,
+                "startTime": start,
+                "limit": REST_PAGE,
+            }
+            try:
+                rows = await self._get("/klines", params)
+            except CollectError as exc:
+                self.stats.last_error = str(exc)
+                break
+            closed = [r for r in rows if int(r[6]) < now_ms]
+            for row in closed:
+                self._write(stream, "rest", kline_payload(symbol, interval, row), time.time_ns())
+                self.last_kline[stream] = int(row[0])
+                written += 1
+            self.stats.stream(stream).recovered += len(closed)
+            if len(rows) < REST_PAGE or not closed:
+                break
+            start = int(closed[-1][0]) + step
+        if written:
+            self._gap(
+                stream,
+                "reconnect; closed klines recovered from REST",
+                True,
+                from_ns=first * 1_000_000,
+                to_ns=self.last_kline[stream] * 1_000_000,
+            )
+
     # ------------------------------------------------------------------ depth
     def _depth_sync(self, stream: str) -> DepthSync:
         if stream not in self.depth:
@@ -315,6 +373,14 @@ class BinanceCollector:
         elif kind == "depth":
             self._write(stream, "ws", data, recv_ns)
             self._on_depth(stream, data)
+        elif kind.startswith("kline_"):
+            k = data.get("k", {})
+            if k.get("x") and int(k["t"]) <= self.last_kline.get(stream, -1):
+                stats.duplicates += 1  # already written from REST after a reconnect
+                return
+            self._write(stream, "ws", data, recv_ns)
+            if k.get("x"):
+                self.last_kline[stream] = int(k["t"])
         else:
             self._write(stream, "ws", data, recv_ns)
 
@@ -327,6 +393,8 @@ class BinanceCollector:
                 written = await self._recover_ids(stream, self.last_id[stream] + 1, None)
                 if written is not None:
                     self.last_id[stream] = written
+            elif kind.startswith("kline_") and stream in self.last_kline:
+                await self._recover_klines(stream, kind.removeprefix("kline_"))
             elif kind == "depth" and stream in self.depth:
                 gap = self.depth[stream].lose_sync("reconnect")
                 self._gap(

@@ -93,3 +93,13 @@ class BinanceRest:
         raise CollectError(
             f"{self.base_url}{url} failed {self.retries + 1} times: {error}", params=params
         )
+
+
+def kline_payload(symbol: str, interval: str, row: list[Any]) -> dict[str, Any]:
+    """A REST kline array in the websocket's ``kline`` shape (a closed bar)."""
+    return {
+        "e": "kline", "E": int(row[6]) + 1, "s": symbol,
+        "k": {"t": int(row[0]), "T": int(row[6]), "s": symbol, "i": interval,
+              "o": row[1], "h": row[2], "l": row[3], "c": row[4], "v": row[5],
+              "n": int(row[8]), "x": True, "q": row[7], "V": row[9], "Q": row[10]},
+    }  # fmt: skip

@@ -221,3 +221,58 @@ def test_a_silent_stall_is_noticed_and_the_connection_reopened(
     assert collector.stats.stalls >= 1 and collector.stats.reconnects >= 1
     got = raw_ids(tmp_path, "btcusdt@aggTrade")
     assert sorted(got) == server_ids(exchange, "btcusdt@aggTrade", got[0])
+
+
+def test_klines_missed_while_disconnected_come_from_rest(
+    exchange: FakeBinance, tmp_path: Path
+) -> None:
+    """1 s klines across 5 reconnects: every closed second between the first and the last
+    is in the raw parts once, with the server's own values."""
+    collector = BinanceCollector(config(exchange, tmp_path, streams=["kline_1s"]))
+
+    async def scenario(c: BinanceCollector) -> None:
+        await asyncio.sleep(1.5)
+        for _ in range(5):
+            exchange.refuse(1.5)  # unreachable for 1.5 s: one or two klines close unseen
+            exchange.drop_connections()
+            await asyncio.sleep(2.5)
+        await asyncio.sleep(1.2)
+
+    run(collector, scenario)
+    lines = [line for part in list_parts(tmp_path) for line in read_part(part)]
+    opens = [int(line["data"]["k"]["t"]) for line in lines if line["data"]["k"]["x"]]
+    assert len(opens) == len(set(opens)), "a closed kline written twice"
+    assert opens == list(range(min(opens), max(opens) + 1000, 1000)), "a second missing"
+    assert any(line["source"] == "rest" for line in lines)
+    for line in lines[::7]:
+        k = line["data"]["k"]
+        expected = exchange.kline(int(k["t"]), 1000)
+        assert (k["o"], k["h"], k["l"], k["c"], k["v"]) == tuple(expected[1:6])
+
+
+def test_the_24_hour_disconnect_is_one_more_reconnect(tmp_path: Path) -> None:
+    """The server closes every connection after its limit (Binance: 24 h; here 0.5 s)."""
+    with FakeBinance(rate_hz=200, max_connection_seconds=0.5) as fake:
+        collector = BinanceCollector(config(fake, tmp_path, streams=["aggTrade"]))
+
+        async def scenario(c: BinanceCollector) -> None:
+            await asyncio.sleep(3.0)
+            await caught_up(fake, c)
+
+        run(collector, scenario)
+        got = raw_ids(tmp_path, "btcusdt@aggTrade")
+        assert collector.stats.reconnects >= 3
+        assert sorted(got) == server_ids(fake, "btcusdt@aggTrade", got[0])
+
+
+def test_streams_past_the_per_connection_limit_open_more_connections(tmp_path: Path) -> None:
+    symbols = [f"S{i:03d}USDT" for i in range(60)]
+    usdm = CollectorConfig(market="usdm", symbols=symbols, out=tmp_path,
+                           streams=["aggTrade", "bookTicker", "depth", "markPrice"])  # fmt: skip
+    groups = usdm.groups()
+    assert [len(g) for g in groups] == [200, 40]  # USD-M: 200 streams a connection
+    assert sorted(s for g in groups for s in g) == sorted(usdm.stream_names())
+    spot = CollectorConfig(market="spot", symbols=symbols, out=tmp_path, streams=["aggTrade"])
+    assert [len(g) for g in spot.groups()] == [60]
+    with pytest.raises(ValueError, match="kline_<interval>"):
+        CollectorConfig(symbols=["X"], out=tmp_path, streams=["kline_7m"])
