@@ -251,6 +251,19 @@ class FakeBinance:
             8 + i % 5, _fmt(taker_buy, 6), _fmt(quote * 0.375, 8), "0",
         ]  # fmt: skip
 
+    def funding(self, symbol: str, t: int) -> dict[str, Any]:
+        """The funding rate settled at ``t`` (every 8 hours), deterministic."""
+        i = t // 28_800_000
+        return {"symbol": symbol, "fundingTime": t, "fundingRate": f"{(i % 7 - 3) * 1e-4:.8f}",
+                "markPrice": _fmt(self._prices[i % len(self._prices)], 8)}  # fmt: skip
+
+    def open_interest(self, symbol: str, t: int, step: int) -> dict[str, Any]:
+        """Open interest at ``t`` for a period of ``step`` ms, deterministic."""
+        oi = 80_000 + (t // step % 1000) * 1.5
+        price = self._prices[(t // step) % len(self._prices)]
+        return {"symbol": symbol, "sumOpenInterest": _fmt(oi, 8),
+                "sumOpenInterestValue": _fmt(oi * price, 8), "timestamp": t}  # fmt: skip
+
     def snapshot(self, sym: str, limit: int = 1000) -> dict[str, Any]:
         with self._lock:
             book = self.books[sym]
@@ -421,6 +434,47 @@ class FakeBinance:
             first = first // step * step
             rows = [self.kline(t, step) for t in range(first, end + 1, step)][:limit]
             rows = [r for r in rows if r[6] < now]  # closed klines only
+            return Response(orjson.dumps(rows), media_type="application/json",
+                            headers=self._headers())  # fmt: skip
+
+        @app.get("/fapi/v1/fundingRate")
+        def funding_rate(
+            request: Request, symbol: str, startTime: int | None = None,
+            endTime: int | None = None, limit: int = Query(100),
+        ) -> Response:  # fmt: skip
+            refused = self._weigh(request, 1)
+            if refused is not None:
+                return refused
+            if self._symbol(symbol) is None:
+                return bad_symbol
+            step, now = 28_800_000, self._now_ms()
+            end = min(endTime if endTime is not None else now, now)
+            limit = max(1, min(limit, 1000))
+            first = (startTime if startTime is not None else end - step * limit) + step - 1
+            times = range(first // step * step, end + 1, step)
+            rows = [self.funding(symbol.upper(), t) for t in times][:limit]
+            return Response(orjson.dumps(rows), media_type="application/json",
+                            headers=self._headers())  # fmt: skip
+
+        @app.get("/futures/data/openInterestHist")
+        def open_interest(
+            request: Request, symbol: str, period: str, startTime: int | None = None,
+            endTime: int | None = None, limit: int = Query(30),
+        ) -> Response:  # fmt: skip
+            refused = self._weigh(request, 1)
+            if refused is not None:
+                return refused
+            if self._symbol(symbol) is None:
+                return bad_symbol
+            if period not in INTERVAL_MS or period == "1s":
+                return JSONResponse({"code": -1120, "msg": "Invalid period."}, status_code=400)
+            step, now = INTERVAL_MS[period], self._now_ms()
+            oldest = now - 30 * 86_400_000  # Binance keeps the last 30 days only
+            end = min(endTime if endTime is not None else now, now)
+            limit = max(1, min(limit, 500))
+            begin = max(startTime if startTime is not None else end - step * limit, oldest)
+            times = range((begin + step - 1) // step * step, end + 1, step)
+            rows = [self.open_interest(symbol.upper(), t, step) for t in times][:limit]
             return Response(orjson.dumps(rows), media_type="application/json",
                             headers=self._headers())  # fmt: skip
 

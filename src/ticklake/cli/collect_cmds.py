@@ -190,11 +190,14 @@ def status_cmd(
 @handle_errors
 def backfill_cmd(
     symbols: Annotated[str, typer.Option(help="Comma-separated symbols, e.g. BTCUSDT.")],
-    kind: Annotated[str, typer.Option(help="klines or aggTrades.")],
+    kind: Annotated[str, typer.Option(help="klines, aggTrades, fundingRate or openInterest.")],
     start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD) or instant (UTC).")],
     end: Annotated[str, typer.Option(help="Last day (inclusive) or instant (UTC).")],
     out: Annotated[Path, typer.Option(help="RAW_DIR: where the raw parts go.")],
-    interval: Annotated[str, typer.Option(help="Kline interval (1m, 5m, 1h, ...).")] = "1m",
+    interval: Annotated[
+        str | None,
+        typer.Option(help="Kline interval (1m, 5m, 1h...), openInterest period (5m..1d)."),
+    ] = None,
     market: Annotated[str, typer.Option(help="spot or usdm.")] = "spot",
     rest_url: Annotated[str | None, typer.Option(help="REST base URL (a mirror).")] = None,
     lake_path: Annotated[
@@ -212,7 +215,8 @@ def backfill_cmd(
 
     try:
         spec = BackfillSpec(
-            market=market, symbols=_split(symbols) or [], kind=kind, interval=interval,
+            market=market, symbols=_split(symbols) or [], kind=kind,
+            interval=interval or ("5m" if kind == "openInterest" else "1m"),
             start=when(start), end=when(end), out=out, rest_url=rest_url,
         )  # fmt: skip
     except (ValidationError, ValueError) as exc:

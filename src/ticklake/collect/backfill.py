@@ -7,6 +7,9 @@ What it fetches (Binance's documented endpoints, ``/api/v3`` spot, ``/fapi/v1`` 
 - ``aggTrades``: ``/aggTrades?symbol&startTime&endTime`` for the first page (Binance
   allows at most one hour between the two), then ``fromId`` = last id + 1, 1,000 a page,
   until a trade time passes ``end``.
+- ``fundingRate`` (USD-M): ``/fapi/v1/fundingRate``, 1,000 settled rates a page;
+  ``openInterest`` (USD-M): ``/futures/data/openInterestHist?period=`` (``--interval``,
+  5m..1d), 500 a page; Binance keeps only the last 30 days of it. Both page by time.
 
 Each page is written as raw lines (``source: "rest"``) in the collector's layout: klines
 in the websocket's kline shape (``{"e": "kline", "k": {...}, "x": true}``) under
@@ -30,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -40,11 +43,24 @@ from ticklake.collect.rest import BinanceRest, kline_payload
 from ticklake.errors import ConfigError
 
 INTERVAL_MS = {
-    "1s": 1_000, "1m": 60_000, "3m": 180_000, "5m": 300_000, "15m": 900_000,
-    "30m": 1_800_000, "1h": 3_600_000, "2h": 7_200_000, "4h": 14_400_000,
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
     "1d": 86_400_000,
-}  # fmt: skip
+}
 PAGE = 1000
+OI_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
+#: kind -> (path, time field, page size, stream suffix)
+TIMED = {
+    "fundingRate": ("/fundingRate", "fundingTime", 1000, "@fundingRate"),
+    "openInterest": ("/futures/data/openInterestHist", "timestamp", 500, "@openInterest"),
+}
 HOUR_MS = 3_600_000
 
 
@@ -67,7 +83,7 @@ class BackfillSpec(BaseModel):
 
     market: Literal["spot", "usdm"] = "spot"
     symbols: list[str]
-    kind: Literal["klines", "aggTrades"]
+    kind: Literal["klines", "aggTrades", "fundingRate", "openInterest"]
     interval: str = "1m"
     start: date | datetime
     end: date | datetime
@@ -89,6 +105,14 @@ class BackfillSpec(BaseModel):
         if value not in INTERVAL_MS:
             raise ValueError(f"unknown interval {value!r}; known: {', '.join(INTERVAL_MS)}")
         return value
+
+    def model_post_init(self, __context: Any) -> None:
+        if self.kind in ("fundingRate", "openInterest") and self.market != "usdm":
+            raise ConfigError(f"{self.kind} exists for USD-M futures only: use --market usdm")
+        if self.kind == "openInterest" and self.interval not in OI_PERIODS:
+            raise ConfigError(
+                f"openInterest periods are {', '.join(OI_PERIODS)}, not {self.interval!r}"
+            )
 
     def bounds(self) -> tuple[int, int]:
         first, last = _ms(self.start), _ms(self.end, end=True)
@@ -148,14 +172,22 @@ async def _klines(
     step = INTERVAL_MS[spec.interval]
     try:
         while start <= last:
-            params = {"symbol": symbol, "interval": spec.interval, "startTime": start,
-                      "endTime": last, "limit": PAGE}  # fmt: skip
+            params = {
+                "symbol": symbol,
+                "interval": spec.interval,
+                "startTime": start,
+                "endTime": last,
+                "limit": PAGE,
+            }
             rows = await rest.get("/klines", params)
             summary.pages += 1
             now = time.time_ns()
             for row in rows:
-                writer.write(encode_line(now, stream, symbol, "rest",
-                                         kline_payload(symbol, spec.interval, row)))  # fmt: skip
+                writer.write(
+                    encode_line(
+                        now, stream, symbol, "rest", kline_payload(symbol, spec.interval, row)
+                    )
+                )
             summary.lines[stream] = summary.lines.get(stream, 0) + len(rows)
             if not rows:
                 break
@@ -180,8 +212,12 @@ async def _agg_trades(
     try:
         window = first
         while next_id is None and window <= last:  # find the first id in range
-            params = {"symbol": symbol, "startTime": window,
-                      "endTime": min(last, window + HOUR_MS - 1), "limit": PAGE}  # fmt: skip
+            params = {
+                "symbol": symbol,
+                "startTime": window,
+                "endTime": min(last, window + HOUR_MS - 1),
+                "limit": PAGE,
+            }
             rows = await rest.get("/aggTrades", params)
             summary.pages += 1
             if rows:
@@ -207,20 +243,65 @@ async def _agg_trades(
         writer.close_part()
 
 
+async def _timed(
+    rest: BinanceRest, spec: BackfillSpec, symbol: str, summary: BackfillSummary
+) -> None:
+    """Endpoints paged by time (``startTime`` = the last row's time + 1 ms)."""
+    path, key, page, suffix = TIMED[spec.kind]
+    first, last = spec.bounds()
+    state = _state_path(spec, symbol)
+    start = _load_state(state, first, last)
+    if start is not None:
+        summary.resumed_from[symbol] = start
+    start = first if start is None else start
+    stream = f"{symbol.lower()}{suffix}"
+    writer = RawPartWriter(spec.out, spec.market, stream)
+    try:
+        while start <= last:
+            params: dict[str, Any] = {
+                "symbol": symbol,
+                "startTime": start,
+                "endTime": last,
+                "limit": page,
+            }
+            if spec.kind == "openInterest":
+                params["period"] = spec.interval
+            rows = await rest.get(path, params)
+            summary.pages += 1
+            rows = [r for r in rows if start <= int(r[key]) <= last]
+            now = time.time_ns()
+            for row in rows:
+                writer.write(encode_line(now, stream, symbol, "rest", row))
+            summary.lines[stream] = summary.lines.get(stream, 0) + len(rows)
+            writer.close_part()
+            if not rows:
+                break
+            start = int(rows[-1][key]) + 1
+            _save_state(state, first, last, start, len(rows) < page)
+            if len(rows) < page:
+                break
+        _save_state(state, first, last, start, True)
+    finally:
+        writer.close_part()
+
+
 async def run_backfill(
     spec: BackfillSpec, progress: Callable[[str, int], None] | None = None
 ) -> BackfillSummary:
     """Fetch ``spec`` into raw parts under ``spec.out``; returns what was fetched."""
     started = time.perf_counter()
     summary = BackfillSummary()
-    rest = BinanceRest(spec.rest_url or DEFAULT_REST[spec.market], spec.market,
-                       retries=spec.rest_retries)  # fmt: skip
+    rest = BinanceRest(
+        spec.rest_url or DEFAULT_REST[spec.market], spec.market, retries=spec.rest_retries
+    )
     try:
         for symbol in spec.symbols:
             if spec.kind == "klines":
                 await _klines(rest, spec, symbol, summary)
-            else:
+            elif spec.kind == "aggTrades":
                 await _agg_trades(rest, spec, symbol, summary)
+            else:
+                await _timed(rest, spec, symbol, summary)
             if progress is not None:
                 progress(symbol, sum(summary.lines.values()))
     finally:

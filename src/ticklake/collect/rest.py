@@ -56,7 +56,8 @@ class BinanceRest:
         await self.client.aclose()
 
     async def get(self, path: str, params: dict[str, Any]) -> Any:
-        url = REST_PREFIX[self.market] + path
+        # /futures/data/... (open interest history) sits outside the versioned prefix
+        url = path if path.startswith("/futures/") else REST_PREFIX[self.market] + path
         error = ""
         for attempt in range(self.retries + 1):
             try:

@@ -77,6 +77,8 @@ ROUTES = {
     "bookTicker": ("quotes", "quotes"),
     "depth": ("book_updates", "book_updates"),
     "markPrice": ("funding", "funding"),
+    "fundingRate": ("funding", "funding"),  # REST backfill of the settled rates
+    "openInterest": ("open_interest", "open_interest"),  # REST backfill (USD-M)
 }
 
 
@@ -146,6 +148,28 @@ def _funding(line: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]
     }]  # fmt: skip
 
 
+def _funding_rate(line: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
+    """A ``/fapi/v1/fundingRate`` element: the rate settled at ``fundingTime``."""
+    mark = data.get("markPrice")
+    return [{
+        "ts": _ms(data["fundingTime"]), "instrument": line["symbol"],
+        "mark_price": float(mark) if mark not in (None, "") else None, "index_price": None,
+        "funding_rate": float(data["fundingRate"]), "next_funding_ts": None,
+        "venue": VENUE, "recv_ts": int(line["recv_ns"]),
+    }]  # fmt: skip
+
+
+def _open_interest(line: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
+    """A ``/futures/data/openInterestHist`` element."""
+    value = data.get("sumOpenInterestValue")
+    return [{
+        "ts": _ms(data["timestamp"]), "instrument": line["symbol"],
+        "open_interest": float(data["sumOpenInterest"]),
+        "open_interest_value": float(value) if value not in (None, "") else None,
+        "venue": VENUE, "recv_ts": int(line["recv_ns"]),
+    }]  # fmt: skip
+
+
 def _kline(line: dict[str, Any], data: dict[str, Any]) -> list[dict[str, Any]]:
     k = data["k"]
     volume, quote_volume = float(k["v"]), float(k["q"])
@@ -167,6 +191,8 @@ BUILDERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[dict[str, An
     "bookTicker": _quote,
     "depth": _depth,
     "markPrice": _funding,
+    "fundingRate": _funding_rate,
+    "openInterest": _open_interest,
 }
 
 

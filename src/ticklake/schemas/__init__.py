@@ -25,6 +25,7 @@ _REGISTRY: dict[str, Callable[[], DatasetSchema]] = {
     "book_updates": canonical.book_updates,
     "prices": canonical.prices,
     "funding": canonical.funding,
+    "open_interest": canonical.open_interest,
     "bars": canonical.bars,
     "option_snapshots": canonical.option_snapshots,
     "option_snapshots_full": lambda: canonical.option_snapshots(full=True),

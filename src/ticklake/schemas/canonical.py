@@ -168,6 +168,24 @@ def funding() -> DatasetSchema:
     )
 
 
+def open_interest() -> DatasetSchema:
+    """Open interest of a futures contract over time."""
+    return DatasetSchema(
+        name="open_interest",
+        columns=(
+            TS,
+            INSTRUMENT,
+            Column("open_interest", "float64", False, "open interest, contracts / base units"),
+            Column("open_interest_value", "float64", True, "open interest in quote currency"),
+            Column("venue", "string", True, "exchange / venue code"),
+            Column("recv_ts", TIMESTAMP, True, "local receive time, UTC ns"),
+        ),
+        key=("instrument", "ts"),
+        sort=("ts", "instrument"),
+        description="Open interest over time; key (instrument, ts).",
+    )
+
+
 def bars() -> DatasetSchema:
     """OHLCV bars. ``ts`` is the bar's open time and ``ts_end`` its close time.
 

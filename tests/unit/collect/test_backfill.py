@@ -11,7 +11,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -140,3 +140,49 @@ def test_agg_trades_backfill_fills_what_the_lake_lacks_once(
     assert second.exit_code == 0, second.output
     assert "fetched 0 aggTrades line(s)" in second.output and "already routed" in second.output
     assert lake.read("binance_agg_trades").height == len(expected)
+
+
+def test_funding_and_open_interest_backfill_usdm(tmp_path: Path) -> None:
+    """Settled funding rates (8-hourly) and 5 m open interest over the last days, paged,
+    routed to binance_funding and binance_open_interest with the server's values."""
+    with FakeBinance(market="usdm", rate_hz=50) as fake:
+        now = datetime.now(UTC)
+        start = (now - timedelta(days=4)).date()
+        raw, lake = tmp_path / "raw", ticklake.init_lake(tmp_path / "lake")
+        base = dict(
+            market="usdm",
+            symbols=["BTCUSDT"],
+            start=start,
+            end=now,
+            out=raw,
+            rest_url=fake.rest_url,
+        )
+        funding = asyncio.run(run_backfill(BackfillSpec(kind="fundingRate", **base)))
+        oi = asyncio.run(run_backfill(BackfillSpec(kind="openInterest", interval="5m", **base)))
+        lake.ingest_raw(raw)
+        first_ms = int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp() * 1000)
+        now_ms = int(now.timestamp() * 1000)
+        settle = [t for t in range(first_ms, now_ms + 1, 28_800_000)]
+        rates = lake.read("binance_funding").sort("ts")
+        assert funding.lines == {"btcusdt@fundingRate": len(settle)}
+        assert [int(t.timestamp() * 1000) for t in rates["ts"]] == settle
+        assert rates["funding_rate"].to_list() == [
+            float(fake.funding("BTCUSDT", t)["fundingRate"]) for t in settle
+        ]
+        periods = list(range(first_ms, now_ms + 1, 300_000))
+        assert oi.pages == -(-len(periods) // 500)  # 500 a page
+        interest = lake.read("binance_open_interest").sort("ts")
+        assert interest.height == len(periods)
+        sample = periods[::97]
+        got = dict(
+            zip(
+                (int(t.timestamp() * 1000) for t in interest["ts"]),
+                interest["open_interest"],
+                strict=True,
+            )
+        )
+        assert [got[t] for t in sample] == [
+            float(fake.open_interest("BTCUSDT", t, 300_000)["sumOpenInterest"]) for t in sample
+        ]
+    with pytest.raises(ValueError, match="USD-M futures only"):
+        BackfillSpec(kind="fundingRate", symbols=["X"], start=start, end=start, out=raw)
