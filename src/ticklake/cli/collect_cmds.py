@@ -6,6 +6,7 @@ import asyncio
 import logging
 import logging.handlers
 import signal
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from ticklake.cli._common import console, handle_errors
+from ticklake.collect.rest import run_sync
 from ticklake.errors import ConfigError
 
 collect_app = typer.Typer(
@@ -132,12 +134,13 @@ def binance_cmd(
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, collector.stop)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, collector.stop)
         await collector.run(duration=duration)
 
     started = time.monotonic()
-    asyncio.run(main())
+    run_sync(main())
     snap = collector.stats.snapshot()
     written = sum(s["written"] for s in snap["streams"].values())
     gaps = sum(s["gaps"] for s in snap["streams"].values())
@@ -221,7 +224,7 @@ def backfill_cmd(
         )  # fmt: skip
     except (ValidationError, ValueError) as exc:
         raise ConfigError(f"backfill settings: {str(exc).splitlines()[0]}") from None
-    summary = asyncio.run(run_backfill(spec))
+    summary = run_sync(run_backfill(spec))
     resumed = (
         f" (resumed: {', '.join(f'{s} from {v}' for s, v in summary.resumed_from.items())})"
         if summary.resumed_from
@@ -291,7 +294,7 @@ def vision_cmd(
         def on_progress(done: int, total: int) -> None:
             task.update(completed=done, total=total)
 
-        summary = asyncio.run(
+        summary = run_sync(
             fetch_vision(
                 symbols=_split(symbols) or [], kind=kind, start=first, end=last, out=out,  # type: ignore[arg-type]
                 market=market, interval=interval, base_url=base_url, parallel=parallel,
@@ -343,11 +346,12 @@ def orchestrate_cmd(
 
     async def main() -> dict[str, Any]:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, orchestrator.stop)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, orchestrator.stop)
         return await orchestrator.run(duration=duration)
 
-    beat = asyncio.run(main())
+    beat = run_sync(main())
     jobs = ", ".join(f"{n}: {j['last_result']}" for n, j in beat["jobs"].items()) or "no jobs"
     console.print(f"stopped; {jobs}", highlight=False, soft_wrap=True)
 

@@ -104,3 +104,32 @@ def kline_payload(symbol: str, interval: str, row: list[Any]) -> dict[str, Any]:
               "o": row[1], "h": row[2], "l": row[3], "c": row[4], "v": row[5],
               "n": int(row[8]), "x": True, "q": row[7], "V": row[9], "Q": row[10]},
     }  # fmt: skip
+
+
+def run_sync(coroutine: Any) -> Any:
+    """Run a coroutine to completion from synchronous code and return its result.
+
+    ``asyncio.run`` when this thread runs no event loop (a script, the CLI); in a fresh
+    thread when it does (a Jupyter notebook, a test session driving a browser), where
+    ``asyncio.run`` would raise "cannot be called from a running event loop".
+    """
+    import threading
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = asyncio.run(coroutine)
+        except BaseException as exc:  # handed back to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="ticklake-async")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")

@@ -7,7 +7,6 @@ its aggTrade history, never the backfill's output.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ import ticklake
 from ticklake.cli import app
 from ticklake.collect import backfill as backfill_module
 from ticklake.collect.backfill import BackfillSpec, run_backfill
+from ticklake.collect.rest import run_sync
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fakes"))
 from binance_exchange import FakeBinance
@@ -47,7 +47,7 @@ def test_klines_over_two_days_in_pages_with_a_429(exchange: FakeBinance, tmp_pat
         out=tmp_path / "raw",
         rest_url=exchange.rest_url,
     )
-    summary = asyncio.run(run_backfill(spec))
+    summary = run_sync(run_backfill(spec))
     assert summary.lines == {"btcusdt@kline_1m": 2880}
     assert summary.pages == 3  # 1,000 + 1,000 + 880 bars
     assert summary.retries == 1 and summary.waited_seconds >= 1
@@ -65,7 +65,7 @@ def test_klines_over_two_days_in_pages_with_a_429(exchange: FakeBinance, tmp_pat
             float(x) for x in k[1:5]
         )
         assert row["volume"] == float(k[5]) and row["trade_count"] == k[8]
-    again = asyncio.run(run_backfill(spec))
+    again = run_sync(run_backfill(spec))
     assert again.lines == {} and again.pages == 0  # finished: nothing fetched
 
 
@@ -92,9 +92,9 @@ def test_an_interrupted_kline_backfill_resumes_where_it_stopped(
 
     monkeypatch.setattr(backfill_module.BinanceRest, "get", failing_get)
     with pytest.raises(KeyboardInterrupt):
-        asyncio.run(run_backfill(spec))
+        run_sync(run_backfill(spec))
     monkeypatch.setattr(backfill_module.BinanceRest, "get", real_get)
-    resumed = asyncio.run(run_backfill(spec))
+    resumed = run_sync(run_backfill(spec))
     first_ms = int(datetime(2024, 3, 1, tzinfo=UTC).timestamp() * 1000)
     assert resumed.resumed_from == {"BTCUSDT": first_ms + 1000 * 60_000}
     assert resumed.lines == {"btcusdt@kline_1m": 1441 - 1000}
@@ -157,8 +157,8 @@ def test_funding_and_open_interest_backfill_usdm(tmp_path: Path) -> None:
             out=raw,
             rest_url=fake.rest_url,
         )
-        funding = asyncio.run(run_backfill(BackfillSpec(kind="fundingRate", **base)))
-        oi = asyncio.run(run_backfill(BackfillSpec(kind="openInterest", interval="5m", **base)))
+        funding = run_sync(run_backfill(BackfillSpec(kind="fundingRate", **base)))
+        oi = run_sync(run_backfill(BackfillSpec(kind="openInterest", interval="5m", **base)))
         lake.ingest_raw(raw)
         first_ms = int(datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp() * 1000)
         now_ms = int(now.timestamp() * 1000)

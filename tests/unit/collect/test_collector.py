@@ -19,6 +19,7 @@ import pytest
 
 from ticklake.collect.binance import BinanceCollector, CollectorConfig
 from ticklake.collect.rawfile import GapLog, list_parts, read_part
+from ticklake.collect.rest import run_sync
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fakes"))
 from binance_exchange import FakeBinance
@@ -59,7 +60,7 @@ def run(collector: BinanceCollector, scenario: Any) -> None:
             collector.stop()
             await task
 
-    asyncio.run(main())
+    run_sync(main())
 
 
 async def caught_up(fake: FakeBinance, collector: BinanceCollector, timeout: float = 20) -> None:
