@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
@@ -45,6 +48,36 @@ def _bytes(size: Any) -> str:
 
 templates.env.filters["rupees"] = _rupees
 templates.env.filters["human_bytes"] = _bytes
+
+
+_INSTANT = re.compile(r"^(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d| UTC)$")
+
+
+def local_rows(rows: list[dict[str, Any]], timezone: str | None) -> list[dict[str, Any]]:
+    """Rows whose instants (ISO text with an offset) are shown in ``timezone``, the column
+    named with the zone (``ts (IST)``); the fraction of a second is kept to the digit."""
+    if not rows or not timezone:
+        return rows
+    from ticklake.web.local_time import zone_fields
+
+    zone = ZoneInfo(timezone)
+    abbreviation = zone_fields(timezone)["timezone_abbreviation"]
+    out = []
+    for row in rows:
+        shown: dict[str, Any] = {}
+        for key, value in row.items():
+            match = _INSTANT.match(value) if isinstance(value, str) else None
+            if match is None:
+                shown[key] = value
+                continue
+            day, clock, fraction, offset = match.groups()
+            offset = "+00:00" if offset in ("Z", " UTC") else offset
+            moment = datetime.fromisoformat(f"{day}T{clock}{offset}").astimezone(zone)
+            shown[f"{key} ({abbreviation})"] = moment.strftime("%Y-%m-%d %H:%M:%S") + (
+                fraction or ""
+            )
+        out.append(shown)
+    return out
 
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -101,6 +134,10 @@ def pages_router() -> APIRouter:
         reports = quality_reports(lake)
         chosen = report or (reports[0]["report_id"] if reports else None)
         detail = quality_report(lake, chosen) if chosen else None
+        report_body = (detail or {}).get("report") or {}
+        timezone = (report_body.get("run") or {}).get("timezone")
+        for rule in (report_body.get("rules") or {}).values():
+            rule["offending_rows"] = local_rows(rule.get("offending_rows") or [], timezone)
         return render(
             request,
             "quality.html",
