@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - conftest explains; CI must have it
         raise
     pytest.skip("browser tests skipped: playwright is not installed", allow_module_level=True)
 
-BINANCE = Path(__file__).resolve().parents[3] / "shared/data/nautilus-crypto-samples/binance"
+BINANCE = Path(__file__).resolve().parents[1] / "data" / "binance"
 
 
 def trades_frame(shift: pd.Timedelta = pd.Timedelta(0)) -> pl.DataFrame:

@@ -18,7 +18,7 @@ USD-M futures: fapi.binance.com / fstream.binance.com) as far as a collector see
   snapshot's ``lastUpdateId`` is the last ``u`` applied to the book it returns.
 
 Prices and sizes come from the real Binance BTCUSDT trades, quotes and depth snapshot in
-``../shared/data/nautilus-crypto-samples/binance`` (cycled, with fresh ids and times).
+``tests/data/binance`` (copied from ``../shared/data``), cycled, with fresh ids and times.
 
 Faults on command (thread-safe, from the test's thread): :meth:`drop_connections`,
 :meth:`stall` (no messages, no close), :meth:`skip_depth` (update ids consumed, events
@@ -47,8 +47,7 @@ import uvicorn
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 
-SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "data" / "nautilus-crypto-samples"
-BINANCE = SAMPLES / "binance"
+BINANCE = Path(__file__).resolve().parents[1] / "data" / "binance"  # see its PROVENANCE.md
 WEIGHT_LIMIT = {"spot": 6000, "usdm": 2400}
 MAX_STREAMS = {"spot": 1024, "usdm": 200}
 QUEUE_LIMIT = 10_000

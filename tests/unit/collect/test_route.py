@@ -23,7 +23,7 @@ from ticklake.collect.rawfile import RawPartWriter, encode_line
 from ticklake.collect.route import SEQ_LEVELS, SEQ_STRIDE
 from ticklake.lake.layout import QUARANTINE_DIR
 
-BINANCE = Path(__file__).resolve().parents[4] / "shared/data/nautilus-crypto-samples/binance"
+BINANCE = Path(__file__).resolve().parents[2] / "data" / "binance"
 RECV = 1_610_064_000_000_000_000  # 2021-01-08T00:00:00Z, our receive time base
 runner = CliRunner()
 

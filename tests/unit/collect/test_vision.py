@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 import ticklake
 from ticklake.cli import app
 
-BINANCE = Path(__file__).resolve().parents[4] / "shared/data/nautilus-crypto-samples/binance"
+BINANCE = Path(__file__).resolve().parents[2] / "data" / "binance"
 runner = CliRunner()
 
 

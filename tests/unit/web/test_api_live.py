@@ -19,7 +19,7 @@ import ticklake
 from ticklake.collect.health import Health
 from ticklake.collect.rawfile import GapLog
 
-BINANCE = Path(__file__).resolve().parents[4] / "shared/data/nautilus-crypto-samples/binance"
+BINANCE = Path(__file__).resolve().parents[2] / "data" / "binance"
 
 
 def sample() -> pd.DataFrame:
