@@ -99,7 +99,10 @@ def server_ids(fake: FakeBinance, stream: str, first: int) -> list[int]:
 def test_100_forced_disconnects_lose_and_duplicate_no_trade(
     exchange: FakeBinance, tmp_path: Path
 ) -> None:
-    streams = ["aggTrade", "trade", "bookTicker"]  # depth resyncs: the test below
+    # depth resyncs: a test below; trades (historicalTrades weighs 25, so 100 catch-ups
+    # would reach the minute's weight limit and the collector would rightly wait for the
+    # next minute): 10 disconnects in the next test
+    streams = ["aggTrade", "bookTicker"]
     collector = BinanceCollector(config(exchange, tmp_path, streams=streams))
 
     async def scenario(c: BinanceCollector) -> None:
@@ -112,7 +115,7 @@ def test_100_forced_disconnects_lose_and_duplicate_no_trade(
 
     run(collector, scenario)
     assert collector.stats.reconnects >= 100
-    for stream in ("btcusdt@aggTrade", "btcusdt@trade"):
+    for stream in ("btcusdt@aggTrade",):
         got = raw_ids(tmp_path, stream)
         expected = server_ids(exchange, stream, got[0])
         assert len(got) == len(set(got)), f"{stream}: duplicates written"
@@ -124,6 +127,27 @@ def test_100_forced_disconnects_lose_and_duplicate_no_trade(
     assert len(bookticker) >= 99 and not any(g["recovered"] for g in bookticker)
     assert all(g["from_ns"] <= g["to_ns"] for g in bookticker)
     assert not [g for g in gaps if g["stream"].endswith("aggTrade") and not g["recovered"]]
+
+
+def test_trades_across_10_disconnects_come_back_from_historical_trades(
+    exchange: FakeBinance, tmp_path: Path
+) -> None:
+    collector = BinanceCollector(config(exchange, tmp_path, streams=["trade"]))
+
+    async def scenario(c: BinanceCollector) -> None:
+        drops = 0
+        while drops < 10:
+            await asyncio.sleep(0.1)
+            if c.stats.connections > drops:
+                drops += exchange.drop_connections() and 1
+        await caught_up(exchange, c)
+
+    run(collector, scenario)
+    got = raw_ids(tmp_path, "btcusdt@trade")
+    assert len(got) == len(set(got))
+    assert sorted(got) == server_ids(exchange, "btcusdt@trade", got[0])
+    assert collector.stats.stream("btcusdt@trade").recovered > 0
+    assert exchange.rest_calls["/api/v3/historicalTrades"] >= 10
 
 
 def test_duplicated_and_reordered_messages_are_written_once(
