@@ -50,9 +50,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ticklake.collect.depth import DepthSync
 from ticklake.collect.rawfile import (
+    PART_SUFFIX,
     GapLog,
     RawPartWriter,
     encode_line,
+    read_part,
     recover_open_parts,
     venue_dir,
 )
@@ -175,6 +177,7 @@ class BinanceCollector:
         self._rest: BinanceRest | None = None
         self._stop = asyncio.Event()
         self._received = 0
+        self._restored = False
 
     # ------------------------------------------------------------------ output
     def _writer(self, stream: str) -> RawPartWriter:
@@ -428,6 +431,9 @@ class BinanceCollector:
                     if connected_before:
                         self.stats.reconnects += 1
                         await self._after_reconnect(streams, down_ns)
+                    elif self._restored:
+                        # a restart: recover what arrived while the collector was down
+                        await self._after_reconnect(streams, down_ns)
                     connected_before = True
                     await self._read(ws)
             except (
@@ -492,6 +498,30 @@ class BinanceCollector:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), 0.25)
 
+    def _restore(self) -> None:
+        """Pick up where the raw parts end (a restart, after a crash or a stop): the last
+        trade id and closed kline of each stream, and the last receive time, so the first
+        connection recovers the downtime from REST (or logs it) like any reconnect."""
+        for stream in self.config.stream_names():
+            days = sorted((self.dir / stream).glob("*"))
+            parts = sorted(days[-1].glob(f"*{PART_SUFFIX}")) if days else []
+            if not parts:
+                continue
+            last_line = None
+            for line in read_part(parts[-1]):
+                last_line = line
+            if last_line is None:
+                continue
+            data, kind = last_line["data"], _kind(stream)
+            self.stats.stream(stream).last_recv_ns = int(last_line["recv_ns"])
+            if kind in ("aggTrade", "trade"):
+                self.last_id[stream] = int(next(data[k] for k in ("a", "t", "id") if k in data))
+            elif kind.startswith("kline_") and data.get("k", {}).get("x"):
+                self.last_kline[stream] = int(data["k"]["t"])
+            elif kind == "depth":
+                self._depth_sync(stream)  # unsynced: the restart's gap is logged, a snapshot taken
+            self._restored = True
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -499,6 +529,7 @@ class BinanceCollector:
         """Collect until ``stop`` is set, ``duration`` seconds pass, or :meth:`stop`."""
         for item in recover_open_parts(self.config.out, self.market):
             log.warning("recovered an open part of a crashed run: %s", item)
+        self._restore()
         groups = self.config.groups()
         self._rest = BinanceRest(
             self.rest_url,
