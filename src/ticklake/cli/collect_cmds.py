@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import logging.handlers
 import signal
 import threading
 import time
@@ -72,15 +70,10 @@ def _config(config_file: Path | None, flags: dict[str, Any]) -> Any:
 
 def _log_to_file(out: Path, market: str) -> None:
     """A rotating log beside the raw parts (10 MB x 5), as well as the console."""
-    directory = out / f"binance-{market}"
-    directory.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(
-        directory / "collector.log", maxBytes=10 * 1024 * 1024, backupCount=5
-    )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("ticklake.collect")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
+    from ticklake.collect.logs import rotating_log
+    from ticklake.collect.rawfile import venue_dir
+
+    rotating_log(venue_dir(out, market), "collector.log")
 
 
 @collect_app.command("binance")

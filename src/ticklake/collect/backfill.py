@@ -27,7 +27,6 @@ of the same range continues from there, a finished range fetches nothing. The RE
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,23 +36,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from ticklake.collect.binance import DEFAULT_REST
+from ticklake.collect.binance import DEFAULT_REST, KLINE_MS
 from ticklake.collect.rawfile import RawPartWriter, encode_line, venue_dir
 from ticklake.collect.rest import BinanceRest, kline_payload
 from ticklake.errors import ConfigError
+from ticklake.lake.commit import write_text_atomic
 
-INTERVAL_MS = {
-    "1s": 1_000,
-    "1m": 60_000,
-    "3m": 180_000,
-    "5m": 300_000,
-    "15m": 900_000,
-    "30m": 1_800_000,
-    "1h": 3_600_000,
-    "2h": 7_200_000,
-    "4h": 14_400_000,
-    "1d": 86_400_000,
-}
 PAGE = 1000
 OI_PERIODS = ("5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d")
 #: kind -> (path, time field, page size, stream suffix)
@@ -102,8 +90,8 @@ class BackfillSpec(BaseModel):
     @field_validator("interval")
     @classmethod
     def _interval(cls, value: str) -> str:
-        if value not in INTERVAL_MS:
-            raise ValueError(f"unknown interval {value!r}; known: {', '.join(INTERVAL_MS)}")
+        if value not in KLINE_MS:
+            raise ValueError(f"unknown interval {value!r}; known: {', '.join(KLINE_MS)}")
         return value
 
     def model_post_init(self, __context: Any) -> None:
@@ -153,23 +141,31 @@ def _load_state(path: Path, first: int, last: int) -> int | None:
 
 def _save_state(path: Path, first: int, last: int, position: int, done: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_suffix(".json.tmp")
-    temp.write_text(json.dumps({"start": first, "end": last, "next": position, "done": done}))
-    os.replace(temp, path)
+    state = {"start": first, "end": last, "next": position, "done": done}
+    write_text_atomic(path, json.dumps(state))
+
+
+def _resume(
+    spec: BackfillSpec, symbol: str, summary: BackfillSummary
+) -> tuple[Path, int, int, int | None]:
+    """(state file, first, last, the saved position of this range or None); a resumed
+    position is noted in ``summary.resumed_from``."""
+    first, last = spec.bounds()
+    state = _state_path(spec, symbol)
+    position = _load_state(state, first, last)
+    if position is not None:
+        summary.resumed_from[symbol] = position
+    return state, first, last, position
 
 
 async def _klines(
     rest: BinanceRest, spec: BackfillSpec, symbol: str, summary: BackfillSummary
 ) -> None:
-    first, last = spec.bounds()
-    state = _state_path(spec, symbol)
-    start = _load_state(state, first, last)
-    if start is not None:
-        summary.resumed_from[symbol] = start
+    state, first, last, start = _resume(spec, symbol, summary)
     start = first if start is None else start
     stream = f"{symbol.lower()}@kline_{spec.interval}"
     writer = RawPartWriter(spec.out, spec.market, stream)
-    step = INTERVAL_MS[spec.interval]
+    step = KLINE_MS[spec.interval]
     try:
         while start <= last:
             params = {
@@ -202,11 +198,7 @@ async def _klines(
 async def _agg_trades(
     rest: BinanceRest, spec: BackfillSpec, symbol: str, summary: BackfillSummary
 ) -> None:
-    first, last = spec.bounds()
-    state = _state_path(spec, symbol)
-    next_id = _load_state(state, first, last)
-    if next_id is not None:
-        summary.resumed_from[symbol] = next_id
+    state, first, last, next_id = _resume(spec, symbol, summary)
     stream = f"{symbol.lower()}@aggTrade"
     writer = RawPartWriter(spec.out, spec.market, stream)
     try:
@@ -248,11 +240,7 @@ async def _timed(
 ) -> None:
     """Endpoints paged by time (``startTime`` = the last row's time + 1 ms)."""
     path, key, page, suffix = TIMED[spec.kind]
-    first, last = spec.bounds()
-    state = _state_path(spec, symbol)
-    start = _load_state(state, first, last)
-    if start is not None:
-        summary.resumed_from[symbol] = start
+    state, first, last, start = _resume(spec, symbol, summary)
     start = first if start is None else start
     stream = f"{symbol.lower()}{suffix}"
     writer = RawPartWriter(spec.out, spec.market, stream)

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ticklake.lake.commit import write_text_atomic
+
 HEALTH_DIR = "health"
 HEARTBEAT = "heartbeat.json"
 EXIT_CODES = {"HEALTHY": 0, "DEGRADED": 20, "ERROR": 21, "STOPPED": 22, "STALE": 22, "MISSING": 23}
@@ -152,10 +154,7 @@ class Health:
         beat = self.build(collectors, stopped=stopped)
         self.directory.mkdir(parents=True, exist_ok=True)
         for name, text in ((HEARTBEAT, json.dumps(beat, indent=1)), ("health.md", render(beat))):
-            path = self.directory / name
-            temp = path.with_name(name + ".tmp")
-            temp.write_text(text)
-            os.replace(temp, path)
+            write_text_atomic(self.directory / name, text)
         return beat
 
 

@@ -43,12 +43,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import logging.handlers
 import threading
 import time
 import tomllib
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -57,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ticklake.collect.backfill import BackfillSpec, run_backfill
 from ticklake.collect.binance import BinanceCollector, CollectorConfig
 from ticklake.collect.health import Health, JobState
+from ticklake.collect.logs import rotating_log
 from ticklake.collect.rawfile import list_parts
 from ticklake.collect.route import route_raw
 from ticklake.errors import ConfigError
@@ -337,18 +337,6 @@ class Orchestrator:
         return self.health.write(self.collectors, stopped=True)
 
 
-def log_to_file(lake_root: Path) -> None:
+def log_to_file(lake_root: Path) -> Path:
     """A rotating log in ``<lake>/health/orchestrator.log`` (10 MB x 5)."""
-    directory = lake_root / "health"
-    directory.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(
-        directory / "orchestrator.log", maxBytes=10 * 1024 * 1024, backupCount=5
-    )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("ticklake.collect")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-
-
-def today_utc() -> date:
-    return datetime.now(UTC).date()
+    return rotating_log(lake_root / "health", "orchestrator.log")

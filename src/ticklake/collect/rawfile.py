@@ -37,6 +37,8 @@ from typing import Any
 import orjson
 import zstandard
 
+from ticklake.lake.commit import fsync_dir
+
 PART_SUFFIX = ".jsonl.zst"
 OPEN_SUFFIX = ".open"
 GAPS_FILE = "gaps.jsonl"
@@ -46,14 +48,6 @@ SOURCES = ("ws", "rest", "snapshot")
 def venue_dir(root: Path, market: str) -> Path:
     """``RAW_DIR/binance-<market>``."""
     return Path(root) / f"binance-{market}"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def encode_line(recv_ns: int, stream: str, symbol: str, source: str, data: Any) -> bytes:
@@ -149,7 +143,7 @@ class RawPartWriter:
         else:
             temp.unlink()
             final = None  # type: ignore[assignment]
-        _fsync_dir(self._path.parent)
+        fsync_dir(self._path.parent)
         self._zw = self._fh = self._path = None
         return final
 
@@ -179,19 +173,27 @@ class RawPartWriter:
 
 
 # ---------------------------------------------------------------------- reading
-def read_part(path: Path) -> Iterator[dict[str, Any]]:
-    """The lines of a closed part, parsed. Raises ``zstandard.ZstdError`` on damage."""
+def raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw bytes without the newline) of a closed part, streamed
+    1 MiB at a time; empty lines included. Raises ``zstandard.ZstdError`` on damage."""
     with path.open("rb") as fh:
         reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
-        buffer = b""
+        buffer, number = b"", 0
         while chunk := reader.read(1 << 20):
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
-                if line:
-                    yield orjson.loads(line)
-        if buffer.strip():
-            yield orjson.loads(buffer)
+                number += 1
+                yield number, line
+        if buffer:
+            yield number + 1, buffer
+
+
+def read_part(path: Path) -> Iterator[dict[str, Any]]:
+    """The lines of a closed part, parsed. Raises ``zstandard.ZstdError`` on damage."""
+    for _, line in raw_lines(path):
+        if line:
+            yield orjson.loads(line)
 
 
 def _salvage(path: Path) -> tuple[bytes, int]:
@@ -238,7 +240,7 @@ def recover_open_parts(root: Path, market: str) -> list[Recovered]:
                 os.fsync(fh.fileno())
             os.replace(staged, final)
         temp.unlink()
-        _fsync_dir(temp.parent)
+        fsync_dir(temp.parent)
         out.append(Recovered(final if text else None, text.count(b"\n"), torn))
     return out
 

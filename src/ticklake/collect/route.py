@@ -47,7 +47,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -55,9 +55,8 @@ from typing import Any
 
 import orjson
 import polars as pl
-import zstandard
 
-from ticklake.collect.rawfile import PART_SUFFIX, list_parts
+from ticklake.collect.rawfile import PART_SUFFIX, list_parts, raw_lines
 from ticklake.errors import DatasetNotFoundError, IngestError
 from ticklake.ingest.pipeline.frame import ingest_frame
 from ticklake.ingest.pipeline.quarantine import _commit_quarantine, _quarantine_frame
@@ -239,20 +238,6 @@ class RouteSummary:
         return self.parts_read > 0 and committed == 0
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    with path.open("rb") as fh:
-        reader = zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True)
-        buffer, number = b"", 0
-        while chunk := reader.read(1 << 20):
-            buffer += chunk
-            *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                number += 1
-                yield number, line
-        if buffer:
-            yield number + 1, buffer
-
-
 def _expected_dataset(path: Path, prefix: str) -> str | None:
     """The dataset a part in the collector's layout feeds (by its stream directory)."""
     if not path.name.endswith(PART_SUFFIX):
@@ -326,7 +311,7 @@ def _route_group(
     for path, _, _ in group:
         summary.parts_read += 1
         fed: set[str] = set()
-        for number, raw in _lines(path):
+        for number, raw in raw_lines(path):
             if not raw.strip():
                 continue
             summary.lines += 1

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ticklake.lake.commit import write_text_atomic
+
 LATENCY_SAMPLES = 10_000
 RATE_WINDOW_SECONDS = 60
 STATUS_FILE = "status.json"
@@ -132,12 +134,10 @@ class CollectorStats:
         }
 
     def write(self, directory: Path) -> Path:
-        """Write ``status.json`` atomically (temp file, rename)."""
+        """Write ``status.json`` atomically (temp file, fsync, rename)."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / STATUS_FILE
-        temp = path.with_suffix(".json.tmp")
-        temp.write_text(json.dumps(self.snapshot(), indent=1))
-        os.replace(temp, path)
+        write_text_atomic(path, json.dumps(self.snapshot(), indent=1))
         return path
 
 

@@ -20,6 +20,7 @@ import polars as pl
 from fastapi import APIRouter, Depends, Query, Response
 
 from ticklake.api import LakeSession
+from ticklake.collect.binance import KLINE_MS
 from ticklake.errors import ConfigError, SchemaMismatchError
 from ticklake.web.api.deps import get_lake
 from ticklake.web.errors import json_safe
@@ -88,7 +89,7 @@ def live_candles(
         .group_by("bar").agg(pl.col("second").n_unique().alias("seconds_with_data"))
     )  # fmt: skip
     bars = bars.join(covered, left_on="ts", right_on="bar", how="left")
-    width = {"1s": 1, "1m": 60, "5m": 300, "15m": 900, "1h": 3600}[interval]
+    width = KLINE_MS[interval] // 1000  # seconds in one bar
     local = bars["ts"].dt.convert_time_zone(info.timezone).dt.strftime("%Y-%m-%d %H:%M:%S")
     rows = []
     for i, row in enumerate(bars.iter_rows(named=True)):
@@ -119,8 +120,7 @@ def read_gaps(beat: dict[str, Any] | None, since_ns: int) -> list[dict[str, Any]
     return out[-500:]
 
 
-@router.get("/live/candles", summary="The latest bars of a trades dataset (live page)")
-def candles_endpoint(
+def _requested_candles(
     lake: LakeDep,
     dataset: Annotated[str, Query(min_length=1, max_length=140)],
     instrument: Annotated[str, Query(min_length=1, max_length=200)],
@@ -128,19 +128,20 @@ def candles_endpoint(
     minutes: Annotated[int, Query(ge=1, le=MAX_MINUTES)] = 60,
     quotes: Annotated[str | None, Query(max_length=140)] = None,
 ) -> dict[str, Any]:
+    """The bars a request's query asks for (shared by the JSON and the CSV endpoint)."""
     return live_candles(lake, dataset, instrument, interval, minutes, quotes)
 
 
+Candles = Annotated[dict[str, Any], Depends(_requested_candles)]
+
+
+@router.get("/live/candles", summary="The latest bars of a trades dataset (live page)")
+def candles_endpoint(data: Candles) -> dict[str, Any]:
+    return data
+
+
 @router.get("/live/candles.csv", summary="The bars shown, as CSV (exchange time, UTC too)")
-def candles_csv(
-    lake: LakeDep,
-    dataset: Annotated[str, Query(min_length=1, max_length=140)],
-    instrument: Annotated[str, Query(min_length=1, max_length=200)],
-    interval: Interval = "1m",
-    minutes: Annotated[int, Query(ge=1, le=MAX_MINUTES)] = 60,
-    quotes: Annotated[str | None, Query(max_length=140)] = None,
-) -> Response:
-    data = live_candles(lake, dataset, instrument, interval, minutes, quotes)
+def candles_csv(data: Candles) -> Response:
     buffer = io.StringIO()
     columns = ["ts_local", "ts", "open", "high", "low", "close", "volume", "trade_count",
                "spread", "missing_seconds"]  # fmt: skip
@@ -148,7 +149,7 @@ def candles_csv(
     writer.writerow([f"ts ({data['timezone_abbreviation']})", "ts (UTC)", *columns[2:]])
     for bar in data["bars"]:
         writer.writerow(["" if bar[c] is None else bar[c] for c in columns])
-    name = f"{instrument}-{interval}-last{minutes}m.csv"
+    name = f"{data['instrument']}-{data['interval']}-last{data['minutes']}m.csv"
     return Response(buffer.getvalue(), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
 
