@@ -318,18 +318,34 @@ def test_kill_9_and_restart_lose_no_trade_and_leave_no_torn_part(
     args = [exe, "collect", "binance", "--symbols", "BTCUSDT", "--streams",
             "aggTrade,bookTicker", "--out", str(tmp_path), "--ws-url", exchange.ws_url,
             "--rest-url", exchange.rest_url, "--part-seconds", "0.5"]  # fmt: skip
-    for wait in (2.8, 3.6):  # the CLI starts in ~1 s; then both streams have flushed lines
+
+    def closed_parts(stream: str) -> int:
+        return sum(1 for p in list_parts(tmp_path) if p.name.startswith(stream + "."))
+
+    for extra in (0.3, 1.1):  # two different points in a part's life
+        before = {s: closed_parts(s) for s in ("btcusdt@aggTrade", "btcusdt@bookTicker")}
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(wait)
+        deadline = time.monotonic() + 60  # the CLI's start-up is slow on a loaded machine
+        while any(closed_parts(s) <= n for s, n in before.items()):
+            assert time.monotonic() < deadline, "the collector closed no part in 60 s"
+            time.sleep(0.1)
+        time.sleep(extra)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         for part in list_parts(tmp_path):
             list(read_part(part))  # a torn final part would raise here
         time.sleep(0.5)  # trades go on while the collector is down
+    before = closed_parts("btcusdt@aggTrade")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(2.0)
+    deadline = time.monotonic() + 60
+    while closed_parts("btcusdt@aggTrade") <= before:  # connected and writing again
+        assert time.monotonic() < deadline, "the restarted collector closed no part in 60 s"
+        time.sleep(0.1)
     exchange.pause()
-    time.sleep(1.5)
+    last = exchange.agg_trades["BTCUSDT"][-1]["a"]
+    while max(raw_ids(tmp_path, "btcusdt@aggTrade")) < last:  # its last part is closed
+        assert time.monotonic() < deadline + 30, "the collector did not catch up"
+        time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(15) == 0
     assert not list(tmp_path.rglob("*.open"))
