@@ -292,9 +292,9 @@ class LakeSession(Lake):
 
     def refresh_warehouse(self) -> Path:
         """(Re)write ``warehouse.duckdb`` with a view per dataset; returns its path."""
-        from ticklake.lake.sql import refresh_warehouse
+        from ticklake.warehouse.db import Warehouse
 
-        return refresh_warehouse(self)
+        return Warehouse(self).refresh()
 
     def verify(self, *, repair: bool = False) -> VerifyReport:
         """Recompute hashes and look for torn, orphan or stray files."""
@@ -313,3 +313,11 @@ class LakeSession(Lake):
         from ticklake.lake.repack import repack
 
         return repack(self, dataset, **options)
+
+    # ----------------------------------------------------- warehouse: SQL files, migrations
+
+    # ---------------------------------------------------------- warehouse: models (DAG)
+
+    # ------------------------------------------------------ PostgreSQL in, exports out
+
+    # ------------------------------------------------------------ results as datasets

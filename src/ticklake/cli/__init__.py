@@ -13,11 +13,13 @@ from ticklake.cli import (
     backtest_cmds,
     bars_cmds,
     collect_cmds,
+    export_cmds,
     generate_cmds,
     ingest_cmds,
     lake_cmds,
     quality_cmds,
     serve_cmd,
+    sql_cmds,
     stats_cmds,
     strategies_cmds,
 )
@@ -62,6 +64,8 @@ serve_cmd.register(app)
 stats_cmds.register(app)
 strategies_cmds.register(app)
 collect_cmds.register(app)
+sql_cmds.register(app)
+export_cmds.register(app)
 
 
 @app.command("demo")

@@ -12,8 +12,8 @@ errors). :func:`run_sql` and :func:`run_untrusted_sql` therefore hard-link the
 committed files into a private snapshot under ``cache/sql/`` for the query's
 duration: a link pins one inode, so every open sees the same committed file.
 
-The persisted ``warehouse.duckdb`` (``ticklake lake views``) stores paths relative to
-the lake and sets ``file_search_path`` when opened, so a lake directory can be moved.
+The persistent ``warehouse.duckdb`` (:mod:`ticklake.warehouse.db`) uses the same view
+statements with paths relative to the lake.
 
 Before a query runs, the pinned files of the datasets it names are checked against
 their commits (:mod:`ticklake.lake.integrity`: sha256 on this process's first read of
@@ -61,7 +61,6 @@ from ticklake.lake import integrity
 from ticklake.lake.lake import Lake
 from ticklake.lake.layout import DATA_FILE, PartitionRef, parse_partition_dirname
 
-WAREHOUSE_FILE = "warehouse.duckdb"
 SNAPSHOT_DIR = Path("cache") / "sql"
 
 T = TypeVar("T")
@@ -74,11 +73,11 @@ class QueryResult:
     elapsed_seconds: float
 
 
-def _quote_ident(name: str) -> str:
+def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _quote_literal(text: str) -> str:
+def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -94,7 +93,7 @@ def view_statements(lake: Lake, *, relative: bool, root: Path | None = None) -> 
         counts[info.name] = counts.get(info.name, 0) + 1
     statements = []
     for layer in sorted({info.layer for info in infos}):
-        statements.append(f"CREATE SCHEMA IF NOT EXISTS {_quote_ident(layer)}")
+        statements.append(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(layer)}")
     for info in infos:
         # Datasets live at validated paths (names are [a-z0-9_]), quoting is belt and braces.
         base = Path(info.layer) / info.name
@@ -103,17 +102,17 @@ def view_statements(lake: Lake, *, relative: bool, root: Path | None = None) -> 
             pattern = str(base / "date=*" / DATA_FILE)
             if not relative:
                 pattern = str(root / pattern)
-            body = f"SELECT * FROM read_parquet({_quote_literal(pattern)}, hive_partitioning=true)"
+            body = f"SELECT * FROM read_parquet({quote_literal(pattern)}, hive_partitioning=true)"
         else:
             cols = ", ".join(
-                f"CAST(NULL AS {_duck_type(c.type)}) AS {_quote_ident(c.name)}"
+                f"CAST(NULL AS {_duck_type(c.type)}) AS {quote_ident(c.name)}"
                 for c in info.dataset_schema.columns
             )
             body = f"SELECT {cols}, CAST(NULL AS DATE) AS date WHERE false"
-        qualified = f"{_quote_ident(info.layer)}.{_quote_ident(info.name)}"
+        qualified = f"{quote_ident(info.layer)}.{quote_ident(info.name)}"
         statements.append(f"CREATE OR REPLACE VIEW {qualified} AS {body}")
         if counts[info.name] == 1:
-            bare = f"main.{_quote_ident(info.name)}"
+            bare = f"main.{quote_ident(info.name)}"
             statements.append(f"CREATE OR REPLACE VIEW {bare} AS SELECT * FROM {qualified}")
     return statements
 
@@ -339,35 +338,6 @@ def _interruptible(
     return outcome[0]
 
 
-def refresh_warehouse(lake: Lake) -> Path:
-    """(Re)build ``warehouse.duckdb`` with relative-path views; return its path."""
-    path = lake.root / WAREHOUSE_FILE
-    tmp = path.with_suffix(".duckdb.tmp")
-    if tmp.exists():
-        tmp.unlink()
-    con = duckdb.connect(str(tmp))
-    try:
-        con.execute("SET autoinstall_known_extensions=false")
-        con.execute(f"SET file_search_path={_quote_literal(str(lake.root))}")
-        for statement in view_statements(lake, relative=True):
-            con.execute(statement)
-    finally:
-        con.close()
-    tmp.replace(path)
-    return path
-
-
-def open_warehouse(lake: Lake, *, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-    """Open ``warehouse.duckdb`` with ``file_search_path`` set to wherever the lake is now."""
-    path = lake.root / WAREHOUSE_FILE
-    if not path.exists():
-        refresh_warehouse(lake)
-    con = duckdb.connect(str(path), read_only=read_only)
-    con.execute("SET autoinstall_known_extensions=false")
-    con.execute(f"SET file_search_path={_quote_literal(str(lake.root))}")
-    return con
-
-
 def check_single_select(query: str) -> None:
     """Raise :class:`QueryRejectedError` unless ``query`` is exactly one SELECT."""
     try:
@@ -440,14 +410,14 @@ def _run_locked(
     settings = lake.settings.query
     con = connect(lake, root=snapshot_root)
     root = str(lake.root).rstrip("/") + "/"
-    con.execute(f"SET memory_limit={_quote_literal(settings.memory_limit)}")
+    con.execute(f"SET memory_limit={quote_literal(settings.memory_limit)}")
     con.execute(f"SET threads={int(settings.threads)}")
     # DuckDB spills to ./.tmp of the working directory by default (and lets the query read
     # it): spill inside the lake instead, in a directory removed after the query (and by
     # vacuum, by its pid, if this process dies).
     spill = lake.root / SNAPSHOT_DIR / f"{os.getpid()}-{uuid.uuid4().hex}-spill"
-    con.execute(f"SET temp_directory={_quote_literal(str(spill))}")
-    con.execute(f"SET allowed_directories=[{_quote_literal(root)}]")
+    con.execute(f"SET temp_directory={quote_literal(str(spill))}")
+    con.execute(f"SET allowed_directories=[{quote_literal(root)}]")
     con.execute("SET enable_external_access=false")
     con.execute("SET autoinstall_known_extensions=false")
     con.execute("SET autoload_known_extensions=false")

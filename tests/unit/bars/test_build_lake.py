@@ -14,7 +14,7 @@ from ticklake.bars import build_bars, export_slice, rollup_bars
 from ticklake.cli import app
 from ticklake.errors import ConfigError, SchemaMismatchError
 from ticklake.lake import Lake
-from ticklake.lake.sql import open_warehouse, refresh_warehouse
+from ticklake.warehouse.db import Warehouse
 
 runner = CliRunner()
 # Two NSE sessions (09:15-15:30 IST); the second day's first bar needs the first day's
@@ -121,13 +121,10 @@ def test_rollup_from_silver_and_views(nse_lake: Lake) -> None:
     minute = nse_lake.read("silver.bars_1m")
     assert hourly["volume"].sum() == pytest.approx(minute["volume"].sum(), rel=1e-12)
     # The persisted warehouse exposes silver.bars_1m / bars_1h as views.
-    refresh_warehouse(nse_lake)
-    con = open_warehouse(nse_lake)
-    try:
+    Warehouse(nse_lake).refresh()
+    with Warehouse(nse_lake).connect() as con:
         counted = con.sql("SELECT count(*) FROM silver.bars_1m").fetchall()[0]
         views = {row[0] for row in con.sql("SELECT view_name FROM duckdb_views()").fetchall()}
-    finally:
-        con.close()
     assert counted is not None and counted[0] == minute.height
     assert {"bars_1m", "bars_1h"} <= views
 

@@ -20,6 +20,7 @@ from ticklake.errors import CorruptPartitionError, DatasetNotFoundError
 from ticklake.lake import sql
 from ticklake.lake.lake import Lake
 from ticklake.lake.owners import process_start, write_owner
+from ticklake.warehouse.db import Warehouse
 from ticklake.web.api.lake import lake_status
 
 runner = CliRunner()
@@ -85,11 +86,13 @@ def test_no_connection_autoinstalls_extensions(lake: Lake) -> None:
     lake.write("nifty", make_trades(days=1, rows_per_day=10, seed=1), schema="trades")
     setting = "SELECT current_setting('autoinstall_known_extensions') AS v"
     assert lake.sql(setting)["v"][0] is False
-    for con in (sql.connect(lake), sql.open_warehouse(lake)):
-        try:
-            assert con.execute(setting).fetchone() == (False,)
-        finally:
-            con.close()
+    con = sql.connect(lake)
+    try:
+        assert con.execute(setting).fetchone() == (False,)
+    finally:
+        con.close()
+    with Warehouse(lake).connect() as con:
+        assert con.execute(setting).fetchone() == (False,)
 
 
 # ------------------------------------------------------------ staging

@@ -14,7 +14,8 @@ from lakegen import make_trades
 import ticklake
 from ticklake.errors import QueryError, QueryRejectedError, QueryTimeoutError
 from ticklake.lake.lake import Lake
-from ticklake.lake.sql import open_warehouse, refresh_warehouse, run_untrusted_sql
+from ticklake.lake.sql import run_untrusted_sql
+from ticklake.warehouse.db import Warehouse
 
 
 @pytest.fixture
@@ -121,17 +122,14 @@ def test_runaway_query_is_stopped_by_the_timeout(sql_lake: Lake) -> None:
 
 
 def test_warehouse_survives_moving_the_lake(sql_lake: Lake, tmp_path: Path) -> None:
-    refresh_warehouse(sql_lake)
+    Warehouse(sql_lake).refresh()
     moved = tmp_path / "elsewhere" / "lake"
     moved.parent.mkdir()
     shutil.move(str(sql_lake.root), str(moved))
     lake = ticklake.open_lake(moved)
-    con = open_warehouse(lake)
-    try:
+    with Warehouse(lake).connect() as con:
         rows = con.execute(
             "SELECT (SELECT count(*) FROM bronze.nifty), (SELECT count(*) FROM banknifty), "
             "(SELECT count(DISTINCT date) FROM silver.nifty)"
         ).fetchall()
-    finally:
-        con.close()
     assert rows == [(600, 50, 1)]
