@@ -22,6 +22,7 @@ EndOption = Annotated[str | None, typer.Option(help="Last day (dataset models), 
 
 
 def register(app: typer.Typer) -> None:
+    app.command("init")(init_cmd)
     app.command("plan")(plan_cmd)
     app.command("build")(build_cmd)
 
@@ -40,6 +41,29 @@ def _days(plan_days: list[date | None]) -> str:
     if not days:
         return ""
     return f"{len(days)} day{'s' if len(days) != 1 else ''} ({days[0]}…{days[-1]})"
+
+
+@handle_errors
+def init_cmd(
+    examples: Annotated[
+        str | None, typer.Option(help="Copy an example set of models: nse | crypto.")
+    ] = None,
+    project: ProjectOption = None,
+    lake_path: LakeOption = None,
+) -> None:
+    """Create the SQL project folder (views/, models/, migrations/), with examples."""
+    from ticklake.warehouse.build import default_project_dir
+    from ticklake.warehouse.examples import copy_examples
+
+    lake = get_lake(lake_path)
+    folder = project or default_project_dir(lake)
+    for sub in ("views", "models", "migrations"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    console.print(f"SQL project: {folder}")
+    if examples:
+        for path in copy_examples(examples, folder):
+            console.print(f"  {path}")
+        console.print("next: `ticklake sql plan`, then `ticklake sql build`")
 
 
 @handle_errors
