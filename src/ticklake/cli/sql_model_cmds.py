@@ -36,13 +36,6 @@ def _day(text: str | None, option: str) -> date | None:
         raise ConfigError(f"{option} {text!r} is not a date; use YYYY-MM-DD") from None
 
 
-def _days(plan_days: list[date | None]) -> str:
-    days = sorted(d for d in plan_days if d is not None)
-    if not days:
-        return ""
-    return f"{len(days)} day{'s' if len(days) != 1 else ''} ({days[0]}…{days[-1]})"
-
-
 @handle_errors
 def init_cmd(
     examples: Annotated[
@@ -52,17 +45,12 @@ def init_cmd(
     lake_path: LakeOption = None,
 ) -> None:
     """Create the SQL project folder (views/, models/, migrations/), with examples."""
-    from ticklake.warehouse.build import default_project_dir
-    from ticklake.warehouse.examples import copy_examples
-
     lake = get_lake(lake_path)
-    folder = project or default_project_dir(lake)
-    for sub in ("views", "models", "migrations"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
-    console.print(f"SQL project: {folder}")
+    copied = lake.sql_init(examples, project)
+    console.print(f"SQL project: {lake.sql_project(project).directory}")
+    for path in copied:
+        console.print(f"  {path}")
     if examples:
-        for path in copy_examples(examples, folder):
-            console.print(f"  {path}")
         console.print("next: `ticklake sql plan`, then `ticklake sql build`")
 
 

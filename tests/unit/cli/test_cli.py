@@ -75,9 +75,9 @@ def test_query_formats(tmp_path: Path) -> None:
     sql = "select instrument, sum(size) as volume from bronze.trades group by 1 order by 1"
     csv = runner.invoke(app, ["query", sql, "--format", "csv", "--lake", lake_dir])
     assert csv.exit_code == 0, csv.output
-    assert csv.output.splitlines() == ["instrument,volume", "AAPL,150.0", "MSFT,10.0"]
+    assert csv.stdout.splitlines() == ["instrument,volume", "AAPL,150.0", "MSFT,10.0"]
     js = runner.invoke(app, ["query", sql, "--format", "json", "--lake", lake_dir])
-    assert json.loads(js.output) == [
+    assert json.loads(js.stdout) == [
         {"instrument": "AAPL", "volume": 150.0},
         {"instrument": "MSFT", "volume": 10.0},
     ]
@@ -154,6 +154,18 @@ def test_demo_runs_and_reports(tmp_path: Path) -> None:
         for p in (tmp_path / "demo" / "vendor" / "options").rglob("*.parquet")
     )
     assert rows == generated > 0
+    # The example SQL models built: one ATM row for every second of option snapshots, and
+    # the ATM strike at 10:00 IST is the strike nearest the spot then (Polars, by hand).
+    atm = lake.read("gold.atm_map")
+    options = lake.scan("banknifty_options").select("ts", "expiry", "strike").collect()
+    assert atm.height == atm["ts"].n_unique() == options["ts"].n_unique()
+    ten = datetime(2024, 1, 8, 4, 30, tzinfo=UTC)
+    spot = lake.read("banknifty_spot").filter(pl.col("ts") == ten)["price"].item()
+    chain = options.filter(pl.col("ts") == ten)
+    chain = chain.filter(pl.col("expiry") == chain["expiry"].min())
+    nearest = chain.with_columns((pl.col("strike") - spot).abs().alias("d")).sort("d", "strike")
+    assert atm.filter(pl.col("ts") == ten)["atm_strike"].item() == nearest["strike"][0]
+    assert "7. SQL models" in result.output and lake.read("gold.opening_window").height == 3
     # The validation report is kept in the lake, so the dashboard's Quality page has it.
     quality = list((tmp_path / "demo" / "lake" / "reports" / "quality").glob("*.json"))
     assert [p.name.split("-")[0] for p in quality] == ["bronze.banknifty_spot"]
