@@ -4,7 +4,8 @@ bronze is re-ingested from the source files its lineage names (a re-ingest resto
 the days whose partitions are missing even though the sources were ingested before);
 silver bars are rebuilt by ``ticklake bars build`` / ``rollup``; other silver datasets
 are promoted from bronze by ``ticklake validate --promote``; gold is re-made by the
-analytics pipeline run whose spec hash the lineage records.
+analytics pipeline run whose spec hash the lineage records; a SQL model's dataset (either
+layer) by ``ticklake sql build MODEL``.
 """
 
 from __future__ import annotations
@@ -112,8 +113,27 @@ def _gold(lake: Lake, day: date, lineage: Lineage | None) -> str:
     )
 
 
+#: How a SQL model's dataset describes itself (``ticklake.warehouse`` writes it).
+MODEL_DESCRIPTION_PREFIX = "SQL model "
+
+
+def _model(lake: Lake, layer: str, dataset: str) -> str | None:
+    try:
+        info = DatasetInfo.read(lake.root / layer / dataset / DATASET_FILE)
+    except (OSError, ValueError):
+        return None
+    if not info.dataset_schema.description.startswith(MODEL_DESCRIPTION_PREFIX):
+        return None
+    return info.dataset_schema.name
+
+
 def rebuild_advice(lake: Lake, layer: str, dataset: str, day: date, lineage: Lineage | None) -> str:
     """One sentence: the command that rebuilds ``layer.dataset`` on ``day``."""
+    model = _model(lake, layer, dataset) if layer != "bronze" else None
+    if model is not None:
+        return (
+            f"rebuild it from its SQL model: `ticklake sql build {model} --start {day} --end {day}`"
+        )
     if layer == "bronze":
         return _bronze(lake, dataset, day, lineage)
     if layer == "silver":

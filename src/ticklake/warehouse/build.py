@@ -36,6 +36,7 @@ import duckdb
 import polars as pl
 
 from ticklake.errors import QueryError, SchemaMismatchError
+from ticklake.lake.advice import MODEL_DESCRIPTION_PREFIX
 from ticklake.lake.lake import Lake
 from ticklake.lake.manifest import SourceRef
 from ticklake.lake.sql import quote_ident, quote_literal
@@ -376,7 +377,8 @@ class Project:
                                 frame,
                                 key=spec.key,
                                 ts_column=spec.ts_column,
-                                description=spec.description or f"model {spec.path.name}",
+                                description=f"{MODEL_DESCRIPTION_PREFIX}{spec.name}"
+                                + (f": {spec.description}" if spec.description else ""),
                             ),
                             timezone=zone[0],
                             day_offset=zone[1],

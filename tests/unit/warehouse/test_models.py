@@ -286,3 +286,25 @@ def test_cli_plan_and_build(lake: LakeSession, project: Path) -> None:
     )
     bad = runner.invoke(app, ["sql", "build", "nope", "--lake", str(lake.root)])
     assert bad.exit_code != 0 and "unknown model nope" in bad.output
+
+
+def test_a_corrupt_model_partition_is_moved_aside_and_rebuilt_by_sql_build(
+    lake: LakeSession, project: Path
+) -> None:
+    lake.sql_build(["daily_vwap"])
+    before = lake.read("gold.daily_vwap").sort("ts", "instrument")
+    part = lake.partitions("daily_vwap", "gold")[1]
+    data = bytearray(part.path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    part.path.write_bytes(bytes(data))
+    repaired = lake.verify(repair=True)
+    assert repaired.repaired
+    notes = list((lake.root / "_corrupt" / "gold" / "daily_vwap").glob("*/NOTE.txt"))
+    assert len(notes) == 1
+    advice = f"ticklake sql build daily_vwap --start {DAYS[1]} --end {DAYS[1]}"
+    assert advice in notes[0].read_text()
+    plan = lake.sql_plan()[0]
+    assert plan.stale == [DAYS[1]] and "partition missing" in plan.reason
+    lake.sql_build(["daily_vwap"])
+    assert_frame_equal(lake.read("gold.daily_vwap").sort("ts", "instrument"), before)
+    assert lake.verify().ok
