@@ -10,6 +10,8 @@ job ``kind``   what it does
 ``validate``   the quality rules on ``dataset`` (the verdict is the job's result)
 ``backfill``   REST ``klines`` / ``aggTrades`` of the last ``days`` days into ``raw``
 ``prune_raw``  delete raw parts older than ``retention_days`` that were routed
+``compact``    ``lake repack`` each closed day of ``dataset`` (default: every bronze
+               ``prefix_*`` dataset) once: sorted, in the lake's row groups
 =============  ================================================================
 
 Schedules are intervals (``every = "5m"``, ``"30s"``, ``"1h"``, ``"1d"``) and
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -50,6 +53,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -61,6 +65,7 @@ from ticklake.collect.rawfile import list_parts
 from ticklake.collect.route import route_raw
 from ticklake.errors import ConfigError
 from ticklake.lake import Lake
+from ticklake.lake.commit import write_text_atomic
 from ticklake.lake.manifest import sha256_file
 
 log = logging.getLogger("ticklake.collect.orchestrate")
@@ -89,7 +94,7 @@ class JobConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    kind: Literal["route", "bars", "validate", "backfill", "prune_raw"]
+    kind: Literal["route", "bars", "validate", "backfill", "prune_raw", "compact"]
     every: str | float
     on_start: bool = False
     retry_seconds: float = Field(30.0, gt=0)
@@ -196,7 +201,55 @@ def _prune(lake: Lake, job: JobConfig) -> str:
     return f"ok: {removed} part(s) removed, {kept} old part(s) kept (not routed yet)"
 
 
+COMPACTED_FILE = Path("health") / "compacted.json"
+
+
+def _compact(lake: Lake, job: JobConfig) -> str:
+    """Repack each closed trading day once; a day changed since (late data) again.
+
+    A day is closed when it is before today in the dataset's time zone. What was
+    compacted (the partition's sha256 after the repack) is kept in
+    ``<lake>/health/compacted.json``, so a day is rewritten only when it changed.
+    """
+    from ticklake.lake.repack import repack
+
+    path = lake.root / COMPACTED_FILE
+    try:
+        done: dict[str, dict[str, str]] = json.loads(path.read_text())
+    except FileNotFoundError:
+        done = {}
+    except ValueError:
+        done = {}  # unreadable: at worst each closed day is repacked once more
+    if job.dataset is not None:
+        targets = [lake.resolve(job.dataset)]
+    else:
+        targets = [
+            (i.layer, i.name)
+            for i in lake.datasets()
+            if i.layer == "bronze" and i.name.startswith(job.prefix + "_")
+        ]
+    compacted = 0
+    for layer, name in targets:
+        info = lake.dataset_info(name, layer)
+        today = datetime.now(ZoneInfo(info.timezone)).date()
+        record = done.setdefault(f"{layer}.{name}", {})
+        for part in lake.partitions(name, layer):
+            if part.date >= today or part.manifest is None:
+                continue
+            if record.get(str(part.date)) == part.manifest.file_sha256:
+                continue
+            repack(lake, name, layer=layer, start=part.date, end=part.date)
+            after = next(p for p in lake.partitions(name, layer) if p.date == part.date)
+            assert after.manifest is not None
+            record[str(part.date)] = after.manifest.file_sha256
+            compacted += 1
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(path, json.dumps(done, indent=1, sort_keys=True))
+    return f"ok: {compacted} closed day(s) compacted in {len(targets)} dataset(s)"
+
+
 SYNC_JOBS: dict[str, Callable[[Lake, JobConfig], str]] = {
+    "compact": _compact,
     "route": _route,
     "bars": _bars,
     "validate": _validate,

@@ -181,3 +181,40 @@ def test_a_bad_config_names_the_file_and_field(tmp_path: Path) -> None:
     result = runner.invoke(app, ["orchestrate", str(config)])
     assert result.exit_code == 2
     assert "bad.toml" in result.output and "jobs.0.every" in result.output
+
+
+def test_compact_repacks_each_closed_day_once_and_again_after_late_data(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import polars as pl
+    from polars.testing import assert_frame_equal
+
+    from ticklake import init_lake
+    from ticklake.collect.orchestrate import SYNC_JOBS, JobConfig
+
+    lake = init_lake(tmp_path / "lake")
+    now = datetime.now(UTC).replace(hour=0, minute=30, second=0, microsecond=0)
+    times = [now - timedelta(days=2), now - timedelta(days=1), now]  # two closed days, today
+    # (each day's trades lie within 10 minutes before 00:30 UTC: never on another day)
+
+    def trades(ids: range, shift: int = 0) -> pl.DataFrame:
+        return pl.DataFrame({
+            "ts": [times[i % 3] - timedelta(seconds=i + shift) for i in ids],
+            "instrument": "BTCUSDT", "trade_id": [str(i + shift) for i in ids],
+            "price": [100.0 + i for i in ids], "size": 1.0,
+        }).with_columns(pl.col("ts").dt.cast_time_unit("ns"))  # fmt: skip
+
+    for start in range(0, 300, 50):  # six small routed batches
+        lake.write("binance_trades", trades(range(start, start + 50)), schema="trades")
+    before = lake.read("binance_trades").sort("ts", "trade_id")
+    job = JobConfig(name="compact", kind="compact", every="1h")
+    today = {p.date: p.manifest.file_sha256 for p in lake.partitions("binance_trades")}
+    assert SYNC_JOBS["compact"](lake, job) == "ok: 2 closed day(s) compacted in 1 dataset(s)"
+    after = {p.date: p.manifest.file_sha256 for p in lake.partitions("binance_trades")}
+    assert after[now.date()] == today[now.date()]  # today is still open: untouched
+    assert_frame_equal(lake.read("binance_trades").sort("ts", "trade_id"), before)
+    assert SYNC_JOBS["compact"](lake, job) == "ok: 0 closed day(s) compacted in 1 dataset(s)"
+    late = trades(range(1, 2), shift=10_000)  # one late trade of yesterday
+    lake.write("binance_trades", late, schema="trades")
+    assert SYNC_JOBS["compact"](lake, job) == "ok: 1 closed day(s) compacted in 1 dataset(s)"
+    assert lake.read("binance_trades").height == 301
