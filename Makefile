@@ -3,9 +3,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 UV     := $(VENV)/bin/uv
+# The lake the warehouse targets work on (views, migrate, build, refresh, export, shell).
+LAKE   ?= lake
+TICKLAKE := $(VENV)/bin/ticklake
 
 .DEFAULT_GOAL := help
-.PHONY: help venv install install-dev lock system-deps demo test lint typecheck unit doctest bench clean
+.PHONY: help venv install install-dev lock system-deps demo test lint typecheck unit doctest bench clean \
+	install-dbt views migrate build refresh export shell
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -44,6 +48,13 @@ system-deps: ## apt packages the tests need: PostgreSQL server binaries, Chromiu
 		echo "install Chromium at /usr/bin/chromium for the browser tests (tests/e2e)" >&2; \
 	fi
 
+# dbt lives in a venv of its own inside .venv: dbt-core pins protobuf and python-dateutil
+# below what the main environment uses. The versions are the ones tests/integration/test_dbt.py ran.
+DBT_VENV ?= $(VENV)/dbt-env
+install-dbt: $(UV) ## dbt-core + dbt-duckdb in their own venv ($(VENV)/dbt-env) for the dbt example test
+	@test -x $(DBT_VENV)/bin/python || $(UV) venv -q --python $(PY) $(DBT_VENV)
+	$(UV) pip install -q --python $(DBT_VENV)/bin/python dbt-core==1.11.16 dbt-duckdb==1.11.1
+
 demo: install ## install and run `ticklake demo`
 	$(VENV)/bin/ticklake demo --dir demo-lake
 
@@ -61,10 +72,30 @@ doctest: ## doctests in the package
 unit: ## the test suite
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile tests
 
-test: system-deps install-dev lint typecheck doctest unit ## install everything and run lint, types and all tests
+test: system-deps install-dev install-dbt lint typecheck doctest unit ## install everything and run lint, types and all tests
 
 bench: install-dev ## run the benchmarks (prints tables; not part of `make test`)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f; done
 
 clean: ## remove build and test artefacts
 	rm -rf .pytest_cache .mypy_cache .ruff_cache demo-lake build dist
+
+# ---- the SQL warehouse (docs/warehouse.md); LAKE=DIR picks the lake
+views: ## (re)create the SQL project's views/*.sql in the warehouse (LAKE=lake)
+	$(TICKLAKE) sql views --lake $(LAKE)
+
+migrate: ## apply the SQL project's pending migrations (LAKE=lake)
+	$(TICKLAKE) sql migrate --lake $(LAKE)
+
+build: ## build the SQL project's models in order (LAKE=lake, MODELS="a b" to pick)
+	$(TICKLAKE) sql build $(MODELS) --lake $(LAKE)
+
+refresh: ## refresh the warehouse's generated views over every dataset (LAKE=lake)
+	$(TICKLAKE) lake views --lake $(LAKE)
+
+export: ## export a dataset: make export DATASET=silver.bars_1m TO=parquet:out/ (LAKE=lake)
+	@test -n "$(DATASET)" -a -n "$(TO)" || { echo "usage: make export DATASET=name TO=target" >&2; exit 2; }
+	$(TICKLAKE) export $(DATASET) --to $(TO) --lake $(LAKE)
+
+shell: ## an interactive SQL prompt on the warehouse (LAKE=lake, WRITE=1 to allow changes)
+	$(TICKLAKE) sql shell $(if $(WRITE),--write) --lake $(LAKE)

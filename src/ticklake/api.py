@@ -46,6 +46,7 @@ from ticklake.lake.lake import default_lake_path
 if TYPE_CHECKING:
     from ticklake.analytics.pipeline import PipelineSpec
     from ticklake.analytics.run import PipelineRun
+    from ticklake.backtest.publish import PublishResult
     from ticklake.backtest.runner import RunResult
     from ticklake.backtest.spec import StrategySpec
     from ticklake.backtest.sweep import SweepResult, SweepSpec
@@ -57,6 +58,10 @@ if TYPE_CHECKING:
     from ticklake.quality import ValidationReport
     from ticklake.quality.quarantine import PromoteResult
     from ticklake.stats import WindowStats
+    from ticklake.warehouse.build import ModelBuild, ModelPlan, Project
+    from ticklake.warehouse.dbt import DbtFiles
+    from ticklake.warehouse.migrate import MigrationReport, ViewsReport
+    from ticklake.warehouse.sqlfile import SqlRunResult
 
 __all__ = ["LakeSession", "init_lake", "open_lake"]
 
@@ -315,9 +320,127 @@ class LakeSession(Lake):
         return repack(self, dataset, **options)
 
     # ----------------------------------------------------- warehouse: SQL files, migrations
+    def sql_run(
+        self,
+        sql: Path | str,
+        variables: dict[str, str] | None = None,
+        *,
+        source: str | None = None,
+    ) -> SqlRunResult:
+        """Run SQL on the warehouse, every statement in one transaction.
+
+        ``sql`` is a file when it is a :class:`~pathlib.Path`, SQL text when it is a
+        ``str`` (``source`` names it in error messages, default ``<sql>``). ``${name}``
+        variables are bound from ``variables`` (:mod:`ticklake.warehouse.sqlfile`). The
+        result lists the objects created, replaced and dropped, the rows changed and
+        the last statement's rows (``frame``) when it returns rows.
+        """
+        from ticklake.warehouse.sqlfile import run_sql_file, run_sql_text
+
+        if isinstance(sql, Path):
+            return run_sql_file(self, sql, variables)
+        return run_sql_text(self, sql, source=source or "<sql>", variables=variables)
+
+    def warehouse_query(self, sql: str, *, write: bool = False) -> SqlRunResult:
+        """``ticklake query``: read-only over the lake views and the warehouse's user
+        objects (a write statement is refused), or with ``write=True`` on the warehouse
+        in one transaction. Without a warehouse file yet, a read runs as :meth:`sql`."""
+        from ticklake.warehouse.db import Warehouse
+        from ticklake.warehouse.sqlfile import (
+            SqlRunResult,
+            check_read_only,
+            parse_sql,
+            query_read_only,
+            run_sql_text,
+        )
+
+        if write:
+            return run_sql_text(self, sql, source="<query>")
+        if Warehouse(self).path.exists():
+            return query_read_only(self, sql, source="<query>")
+        statements = parse_sql(sql, "<query>")
+        check_read_only(statements, "<query>")
+        return SqlRunResult(source="<query>", statements=len(statements), frame=self.sql(sql))
+
+    def migrate(
+        self, *, project: Path | str | None = None, dry_run: bool = False
+    ) -> MigrationReport:
+        """Apply the SQL project's pending migrations (:mod:`ticklake.warehouse.migrate`)."""
+        from ticklake.warehouse.migrate import migrate
+
+        return migrate(self, project=project, dry_run=dry_run)
+
+    def sql_views(self, *, project: Path | str | None = None) -> ViewsReport:
+        """(Re)create the SQL project's ``views/*.sql`` in one transaction."""
+        from ticklake.warehouse.migrate import create_views
+
+        return create_views(self, project=project)
+
+    def dbt_files(self, out: Path | str, **options: Any) -> DbtFiles:
+        """Write a dbt-duckdb ``profiles.yml`` and ``sources.yml`` for this lake."""
+        from ticklake.warehouse.dbt import write_dbt_files
+
+        return write_dbt_files(self, Path(out), **options)
 
     # ---------------------------------------------------------- warehouse: models (DAG)
+    def sql_project(self, directory: Path | str | None = None) -> Project:
+        """The SQL project folder (default ``<lake>/sql/``) with its models resolved."""
+        from ticklake.warehouse.build import Project
+
+        return Project(self, Path(directory) if directory else None)
+
+    def sql_init(
+        self, examples: str | None = None, directory: Path | str | None = None
+    ) -> list[Path]:
+        """Create the SQL project folder; copy an example set (``nse``, ``crypto``) into it.
+
+        Returns the model files copied.
+        """
+        from ticklake.warehouse.build import default_project_dir
+        from ticklake.warehouse.examples import copy_examples
+
+        folder = Path(directory) if directory else default_project_dir(self)
+        for sub in ("views", "models", "migrations"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return copy_examples(examples, folder) if examples else []
+
+    def sql_plan(self, directory: Path | str | None = None, **options: Any) -> list[ModelPlan]:
+        """Each model in build order, what it reads and what is stale (``start``, ``end``)."""
+        return self.sql_project(directory).plan(**options)
+
+    def sql_build(
+        self, models: list[str] | None = None, directory: Path | str | None = None, **options: Any
+    ) -> list[ModelBuild]:
+        """Build the stale models (and what they read); ``start``, ``end``, ``full_refresh``."""
+        return self.sql_project(directory).build(models, **options)
 
     # ------------------------------------------------------ PostgreSQL in, exports out
+    def ingest_postgres(
+        self, query: str, dataset: str, *, schema: str, watermark: str, **options: Any
+    ) -> Any:
+        """Load a PostgreSQL query's new rows into a dataset, incrementally by ``watermark``
+        (:func:`ticklake.warehouse.postgres.ingest_postgres`: ``dsn`` / ``dsn_env``,
+        ``layer``, ``timezone``, ``batch_rows``, ``full``, ``progress``); returns its
+        ``PostgresIngestSummary``."""
+        from ticklake.warehouse.postgres import ingest_postgres
+
+        return ingest_postgres(self, query, dataset, schema=schema, watermark=watermark, **options)
+
+    def export(self, dataset: str | None = None, **options: Any) -> Any:
+        """Export a dataset (or ``sql=``'s result) ``to=`` postgres, ``duckdb:FILE[:TABLE]``,
+        ``parquet:DIR``, ``delta:DIR`` or ``csv:FILE`` (:func:`ticklake.warehouse.export.export`:
+        ``table``, ``dsn`` / ``dsn_env``, ``key``, ``mode``, ``start``, ``end``, ``numeric``,
+        ``progress``); returns its ``ExportSummary``."""
+        from ticklake.warehouse.export import export
+
+        return export(self, dataset, **options)
 
     # ------------------------------------------------------------ results as datasets
+    def publish_run(self, run: str, as_name: str | None = None) -> PublishResult:
+        """Write a finished backtest run into gold datasets (``gold.<as_name>_fills``,
+        ``_positions``, ``_pnl``, ``_portfolio_snapshots``; default ``backtest``), one
+        ``run_id`` slice each, replaced on re-publish
+        (:func:`ticklake.backtest.publish.publish_run`)."""
+        from ticklake.backtest.publish import publish_run
+
+        return publish_run(self, run, as_name=as_name)

@@ -81,6 +81,16 @@ class ExecutionSettings(_Section):
     )
 
 
+class WarehouseSettings(_Section):
+    """The SQL warehouse (``warehouse.duckdb``) and its SQL project folder."""
+
+    project_dir: str = Field(
+        "sql",
+        description="SQL project folder with views/, models/, migrations/ (relative to the "
+        "lake, or absolute)",
+    )
+
+
 class Settings(_Section):
     """All settings of a lake."""
 
@@ -88,6 +98,7 @@ class Settings(_Section):
     lake: LakeSettings = LakeSettings()
     query: QuerySettings = QuerySettings()
     execution: ExecutionSettings = ExecutionSettings()
+    warehouse: WarehouseSettings = WarehouseSettings()
 
 
 def valid_keys() -> list[str]:
@@ -170,7 +181,7 @@ def load_settings(
 def render_toml(settings: Settings) -> str:
     """Render settings as the TOML text ``ticklake init`` writes."""
     lines = ["# ticklake lake settings (see `ticklake --help`)", f"version = {settings.version}"]
-    for section in ("lake", "query", "execution"):
+    for section in ("lake", "query", "execution", "warehouse"):
         lines.append("")
         lines.append(f"[{section}]")
         model = getattr(settings, section)

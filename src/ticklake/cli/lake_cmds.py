@@ -17,6 +17,7 @@ from ticklake.api import init_lake
 from ticklake.cli._common import (
     LakeOption,
     console,
+    err_console,
     get_lake,
     handle_errors,
     human_bytes,
@@ -156,18 +157,47 @@ def query_cmd(
     untrusted: Annotated[
         bool, typer.Option(help="Use the locked read-only path (one SELECT, row cap, timeout).")
     ] = False,
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write",
+            help="Run on the persistent warehouse (<lake>/warehouse.duckdb) in one "
+            "transaction, so CREATE / INSERT / ... persist.",
+        ),
+    ] = False,
     lake_path: LakeOption = None,
 ) -> None:
-    """Run DuckDB SQL over every dataset of the lake."""
+    """Run DuckDB SQL over every dataset of the lake (and the warehouse's own objects).
+
+    Read-only by default: a statement that would change something is refused, since it
+    would persist nothing. --write runs it on the warehouse and says what changed. Which
+    of the two ran is printed to stderr.
+    """
     lake = get_lake(lake_path)
+    if untrusted and write:
+        raise typer.BadParameter("--untrusted is read-only; drop --write or --untrusted")
     if untrusted:
         result = lake.query_untrusted(sql)
         frame = result.frame
         if result.truncated:
             console.print(f"[yellow]result truncated to {frame.height:,} rows (query.max_rows)[/]")
+        _print_frame(frame, fmt, output)
+        return
+    outcome = lake.warehouse_query(sql, write=write)
+    warehouse = lake.root / "warehouse.duckdb"
+    if write:
+        for line in outcome.summary():
+            err_console.print(line, highlight=False, markup=False, soft_wrap=True)
+        note = f"ran on the warehouse {warehouse} (--write): committed"
+        if not outcome.summary():
+            note += ", no object created, replaced or dropped"
+    elif outcome.on_warehouse:
+        note = f"ran read-only on the lake views and the warehouse {warehouse}; nothing changed"
     else:
-        frame = lake.sql(sql)
-    _print_frame(frame, fmt, output)
+        note = "ran read-only on the lake views (no warehouse.duckdb yet); nothing changed"
+    err_console.print(note, highlight=False, markup=False, soft_wrap=True)
+    if outcome.frame is not None:
+        _print_frame(outcome.frame, fmt, output)
 
 
 @lake_app.command("tables")

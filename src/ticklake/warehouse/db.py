@@ -112,6 +112,51 @@ class Warehouse:
             pass
         return self.path
 
+    def is_stale(self) -> bool:
+        """True when the generated views no longer match the lake (or there is no file).
+
+        A read-only reader calls :meth:`refresh` first when this says so: a dataset made,
+        removed or given its first partition since the last refresh.
+        """
+        if not self.path.exists():
+            return True
+        con = self._open(read_only=True)
+        try:
+            try:
+                recorded = set(
+                    con.execute(f"SELECT * FROM {META_SCHEMA}.generated_views").fetchall()
+                )
+            except duckdb.CatalogException:
+                return True
+            views = {
+                (s, n): "read_parquet" in (sql or "").lower()
+                for s, n, sql in con.execute(
+                    "SELECT schema_name, view_name, sql FROM duckdb_views() WHERE NOT internal"
+                ).fetchall()
+            }
+            tables = set(
+                con.execute(
+                    "SELECT table_schema, table_name FROM information_schema.tables "
+                    "WHERE table_catalog = current_database()"
+                ).fetchall()
+            )
+        finally:
+            con.close()
+        expected: dict[tuple[str, str], bool] = {}
+        for statement in view_statements(self.lake, relative=True):
+            target = _view_target(statement)
+            if target is not None:
+                expected[target] = "read_parquet" in statement.lower()
+        if recorded - set(expected):
+            return True  # a dataset is gone
+        for target, reads_files in expected.items():
+            if target in recorded:
+                if views.get(target) != reads_files:
+                    return True  # an empty dataset got its first partition (or lost all)
+            elif target not in tables:
+                return True  # a new dataset (not shadowed by a user object)
+        return False
+
     # ------------------------------------------------------------ generated views
     def refresh_views(self, con: duckdb.DuckDBPyConnection) -> list[str]:
         """(Re)create one view per dataset; drop generated views whose dataset is gone.

@@ -8,7 +8,6 @@ on disk and watching which days rebuild.
 from __future__ import annotations
 
 import sys
-from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -120,7 +119,7 @@ def test_an_unknown_table_is_an_error_naming_the_model_file_and_line(
     lake: LakeSession, project: Path
 ) -> None:
     path = write_model(project, "broken", "-- a model\n\nSELECT * FROM bronze.nope\n")
-    with pytest.raises(ModelError, match="reads bronze.nope, which is no model") as caught:
+    with pytest.raises(ModelError, match=r"reads bronze\.nope, which is no model") as caught:
         lake.sql_plan()
     assert f"{path}:3" in str(caught.value) and "bronze.trades" in str(caught.value)
 
@@ -204,7 +203,7 @@ def test_a_failing_table_model_leaves_the_old_table(lake: LakeSession, project: 
     path = write_model(
         project, "summary", SUMMARY.replace("count(*) AS days", "error('boom') AS days")
     )
-    with pytest.raises(QueryError, match="model summary failed: .*boom") as caught:
+    with pytest.raises(QueryError, match=r"model summary failed: .*boom") as caught:
         lake.sql_build(["summary"])
     assert f"{path}:2" in str(caught.value)
     with Warehouse(lake).connect() as con:
