@@ -1,17 +1,10 @@
 """A pipeline writes the lake gold dataset, a Delta table, a PostgreSQL table (a real
-server started here) and a DuckDB table; each reads back equal to gold, and a re-run
+server, from conftest.py) and a DuckDB table; each reads back equal to gold, and a re-run
 adds no duplicates."""
 
 from __future__ import annotations
 
-import glob
-import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -29,59 +22,6 @@ from ticklake.lake import Lake
 
 DAYS = [date(2024, 3, 4), date(2024, 3, 5)]
 TABLE = 'Analytics "minute"'  # needs quoting: a space, capitals and a double quote
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _as_postgres_user(args: list[str]) -> list[str]:
-    if os.geteuid() != 0:
-        return args
-    return ["runuser", "-u", "postgres", "--", *args]  # initdb refuses to run as root
-
-
-@pytest.fixture(scope="module")
-def postgres_dsn() -> Iterator[str]:
-    """A throwaway PostgreSQL server on 127.0.0.1 (initdb + pg_ctl in a temp dir)."""
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        message = "PostgreSQL binaries not found under /usr/lib/postgresql/*/bin (make system-deps)"
-        if os.environ.get("CI"):
-            pytest.fail(message + "; CI must install them")
-        pytest.skip(message)
-    bin_dir = Path(found[-1]).parent
-    directory = Path(tempfile.mkdtemp(prefix="ticklake-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(directory, "postgres", "postgres")
-    data = directory / "data"
-    port = _free_port()
-    subprocess.run(
-        _as_postgres_user(
-            [str(bin_dir / "initdb"), "-D", str(data), "--username=postgres", "--auth=trust"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {directory}"
-    pg_ctl = str(bin_dir / "pg_ctl")
-    log = str(directory / "server.log")
-    subprocess.run(
-        _as_postgres_user([pg_ctl, "-D", str(data), "-o", options, "-l", log, "-w", "start"]),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            _as_postgres_user([pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"]),
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture

@@ -18,10 +18,9 @@ time (a DuckDB file takes one writer; Delta commits are optimistic):
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import polars as pl
 
@@ -33,7 +32,8 @@ from ticklake.analytics.pipeline import (
     PipelineSpec,
     PostgresTargetSpec,
 )
-from ticklake.errors import ConfigError, ExecutionError
+from ticklake.errors import ExecutionError
+from ticklake.lake.pgtypes import dsn_from_env, pg_type
 from ticklake.schemas.base import schema_from_frame
 
 if TYPE_CHECKING:
@@ -164,40 +164,11 @@ def write_delta(frame: pl.DataFrame, path: str, mode: str, days: list[date]) -> 
 
 
 # ------------------------------------------------------------------------- postgres
-_PG_TYPES: dict[Any, str] = {
-    pl.Float64: "double precision",
-    pl.Float32: "real",
-    pl.Int64: "bigint",
-    pl.Int32: "integer",
-    pl.Int8: "smallint",
-    pl.UInt64: "numeric(20)",
-    pl.Boolean: "boolean",
-    pl.String: "text",
-    pl.Date: "date",
-}
-
-
-def _pg_type(name: str, dtype: pl.DataType) -> str:
-    if isinstance(dtype, pl.Datetime):
-        return "timestamptz"
-    for candidate, sql_type in _PG_TYPES.items():
-        if dtype == candidate:
-            return sql_type
-    raise ConfigError(f"column {name!r} of type {dtype} has no PostgreSQL mapping", column=name)
-
-
 def postgres_dsn(target: PostgresTargetSpec) -> str:
     if target.dsn is not None:
         return target.dsn
     assert target.dsn_env is not None
-    value = os.environ.get(target.dsn_env)
-    if not value:
-        raise ConfigError(
-            f"postgres target: environment variable {target.dsn_env} is not set; set it to a "
-            "connection string such as postgresql://user@host:5432/db",
-            variable=target.dsn_env,
-        )
-    return value
+    return dsn_from_env(target.dsn_env, "postgres target")
 
 
 def write_postgres(frame: pl.DataFrame, target: PostgresTargetSpec, table: str) -> None:
@@ -213,7 +184,7 @@ def write_postgres(frame: pl.DataFrame, target: PostgresTargetSpec, table: str) 
     definitions = sql.SQL(", ").join(
         sql.SQL("{} {}{}").format(
             sql.Identifier(c),
-            sql.SQL(_pg_type(c, frame.schema[c])),
+            sql.SQL(pg_type(c, frame.schema[c])),
             sql.SQL(" NOT NULL" if c in KEY else ""),
         )
         for c in columns
@@ -235,7 +206,7 @@ def write_postgres(frame: pl.DataFrame, target: PostgresTargetSpec, table: str) 
             for c in columns:  # a metric added to the pipeline adds a column
                 cur.execute(
                     sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
-                        qualified, sql.Identifier(c), sql.SQL(_pg_type(c, frame.schema[c]))
+                        qualified, sql.Identifier(c), sql.SQL(pg_type(c, frame.schema[c]))
                     )
                 )
             stage = sql.Identifier(f"_ticklake_stage_{table}"[:63])
