@@ -1,4 +1,4 @@
-"""``ticklake backtest run | resume | report | compare | runs | schema``."""
+"""``ticklake backtest run | resume | report | publish | compare | runs | schema``."""
 
 from __future__ import annotations
 
@@ -218,6 +218,35 @@ def report_cmd(
     from ticklake.backtest.runner import resolve_run
 
     _write_report(resolve_run(get_lake(lake_path), run))
+
+
+@backtest_app.command("publish")
+@handle_errors
+def publish_cmd(
+    run: Annotated[str, typer.Argument(help="Run id or directory (a complete backtest run).")],
+    as_name: Annotated[
+        str | None,
+        typer.Option(
+            "--as", help="Dataset prefix: gold.NAME_fills, NAME_pnl, ... (default: backtest)."
+        ),
+    ] = None,
+    lake_path: LakeOption = None,
+) -> None:
+    """Write the run's fills, positions and daily P&L into gold datasets, for SQL.
+
+    Rows carry the run id; publishing the same run again replaces its rows (no
+    duplicates), other runs' rows stay. Exit 2: no such run, a sweep, or not complete.
+    """
+    lake = get_lake(lake_path)
+    result = lake.publish_run(run, as_name=as_name)
+    table = Table("dataset", "rows of this run", "partitions", "changed", title=result.run_id)
+    for item in result.datasets:
+        table.add_row(
+            item.dataset, str(item.rows), str(item.partitions), str(item.partitions_changed)
+        )
+    console.print(table)
+    console.print(f"spec hash {result.spec_hash}; try:", highlight=False)
+    console.print(result.example_sql, highlight=False, markup=False)
 
 
 @backtest_app.command("compare")

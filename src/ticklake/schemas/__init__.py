@@ -29,6 +29,12 @@ _REGISTRY: dict[str, Callable[[], DatasetSchema]] = {
     "bars": canonical.bars,
     "option_snapshots": canonical.option_snapshots,
     "option_snapshots_full": lambda: canonical.option_snapshots(full=True),
+    # Results as datasets (``ticklake backtest publish``).
+    "orders": canonical.orders,
+    "fills": canonical.fills,
+    "positions": canonical.positions,
+    "pnl": canonical.pnl,
+    "portfolio_snapshots": canonical.portfolio_snapshots,
 }
 
 

@@ -276,3 +276,220 @@ def option_snapshots(full: bool = False) -> DatasetSchema:
             "(underlying, expiry, opt_type, strike, ts) so strike-range filters skip row groups."
         ),
     )
+
+
+# ------------------------------------------------------------------ results as datasets
+# What a backtest run publishes into gold (``ticklake backtest publish``): money is exact
+# integer paise (``*_paise``, int64); a ``*_rupees`` float is the same amount ÷ 100 for
+# display and for joins with market data, which holds rupee floats. Every row names its
+# run and the hash of the strategy spec that produced it, so several runs share a dataset.
+RUN_ID = Column("run_id", "string", False, "backtest run id (runs/<run_id>/ in the lake)")
+STRATEGY = Column("strategy", "string", False, "strategy name from the spec")
+SPEC_HASH = Column("spec_hash", "string", False, "hash of the strategy spec (run.json)")
+TRADING_DATE = Column("date", "date32", False, "trading day in the exchange time zone")
+LEG = Column("leg", "string", False, "leg name from the spec")
+SYMBOL = Column("symbol", "string", False, "contract symbol, e.g. BANKNIFTY24JAN48000CE")
+EXPIRY = Column("expiry", "date32", True, "contract expiry (null: not an expiring contract)")
+STRIKE = Column("strike", "float64", True, "strike price in rupees (null: not an option)")
+OPT_TYPE = Column("opt_type", "string", True, "'CE' or 'PE' (null: not an option)")
+LOTS = Column("lots", "int64", False, "quantity in lots")
+QUANTITY = Column("quantity", "int64", False, "quantity in units (lots × lot size)")
+FILL_REASONS = (
+    "entry, rebalance_open, rebalance_close, exit_time, exit_condition, leg_stop, stop_loss, "
+    "trailing_stop, leg_target, target, forced_end_of_day, marked_end_of_day"
+)
+REASON_GROUPS = "entry | re_target | exit | stop | target | forced_close"
+
+
+def _optional(column: Column) -> Column:
+    return Column(column.name, column.type, True, column.description)
+
+
+def orders() -> DatasetSchema:
+    """Orders sent, whether or not they filled (for order logs from a live system).
+
+    A backtest does not publish this dataset: its engine fills every order in full at the
+    second it decides to trade, so an order would be its fill row for row (see ``fills``),
+    and the orders that could not trade are recorded per leg and reason only
+    (``attempts.parquet``: no contract, side or quantity).
+    """
+    return DatasetSchema(
+        name="orders",
+        columns=(
+            Column("ts", TIMESTAMP, False, "time the order was sent, UTC ns"),
+            RUN_ID,
+            STRATEGY,
+            SPEC_HASH,
+            Column("order_id", "string", False, "order id, unique within the run"),
+            LEG,
+            SYMBOL,
+            Column("side", "string", False, "'buy' or 'sell'"),
+            Column("order_type", "string", False, "'market' or 'limit'"),
+            LOTS,
+            QUANTITY,
+            Column("limit_price_paise", "int64", True, "limit price (null: market order)"),
+            Column("status", "string", False, "filled | partially_filled | rejected | cancelled"),
+            Column("filled_quantity", "int64", True, "units filled"),
+            Column("reason", "string", True, f"why the order was sent: {FILL_REASONS}"),
+            Column("reject_reason", "string", True, "why it did not fill, if it did not"),
+        ),
+        key=("run_id", "ts", "order_id"),
+        sort=("run_id", "ts", "order_id"),
+        description="Orders of a strategy run; key (run_id, ts, order_id).",
+    )
+
+
+def fills() -> DatasetSchema:
+    """One row per fill of a backtest run, and per close at a mark (``filled`` false).
+
+    Orders and fills are the same thing in this engine (immediate, complete fills at the
+    decision second), so this dataset is also the run's order log. Only the key, the
+    symbol, side, quantity and price are required: fills from elsewhere (a broker's
+    PostgreSQL) fit it too; a published backtest fills every column.
+    """
+    return DatasetSchema(
+        name="fills",
+        columns=(
+            Column("ts", TIMESTAMP, False, "the grid second the order filled, UTC ns"),
+            _optional(TRADING_DATE),
+            RUN_ID,
+            _optional(STRATEGY),
+            _optional(SPEC_HASH),
+            Column("fill_index", "int64", False, "order of the fill within the day (0, 1, ...)"),
+            Column("position_id", "int64", True, "round trip within the day (see positions)"),
+            _optional(LEG),
+            SYMBOL,
+            Column("underlying", "string", True, "the strategy's underlying, e.g. BANKNIFTY"),
+            EXPIRY,
+            STRIKE,
+            OPT_TYPE,
+            Column("side", "string", False, "'buy' or 'sell' (this fill)"),
+            Column("action", "string", True, "'open' or 'close' (of the position)"),
+            _optional(LOTS),
+            QUANTITY,
+            Column("price_paise", "int64", False, "price per unit (the mark if not filled)"),
+            Column("price_rupees", "float64", True, "price_paise / 100"),
+            Column("value_paise", "int64", True, "quantity × price_paise (premium traded)"),
+            Column("bid_paise", "int64", True, "bid of the quote it traded against (0: none)"),
+            Column("ask_paise", "int64", True, "ask of the quote it traded against (0: none)"),
+            Column("quote_age_seconds", "int64", True, "age of that quote at the fill (−1: none)"),
+            Column(
+                "quote_asof_ts",
+                TIMESTAMP,
+                True,
+                "ts − quote_age_seconds: the quote traded against is the symbol's latest "
+                "snapshot at or before this instant (an as-of join key; null: no quote)",
+            ),
+            Column("spot_paise", "int64", True, "underlying at the fill"),
+            Column("underlying_source", "string", True, "'spot' or 'parity'"),
+            Column("reason", "string", True, f"why, as the engine records it: {FILL_REASONS}"),
+            Column("reason_group", "string", True, f"the reason coarsely: {REASON_GROUPS}"),
+            Column("filled", "bool", True, "false: closed at its last mark, no order and no costs"),
+            Column("cash_flow_paise", "int64", True, "−side × quantity × price (sell positive)"),
+            Column("costs_paise", "int64", True, "fees, taxes and charges of this fill"),
+            Column("realized_pnl_paise", "int64", True, "closing fill: the round trip's gross"),
+        ),
+        key=("run_id", "ts", "fill_index"),
+        sort=("run_id", "ts", "fill_index"),
+        description=(
+            "Fills of backtest runs (orders fill immediately); key (run_id, ts, fill_index)."
+        ),
+    )
+
+
+def positions() -> DatasetSchema:
+    """One row per position (an open-to-close round trip of one leg) of a backtest run.
+
+    The engine is flat at every day's end, so every position opens and closes on one day.
+    """
+    return DatasetSchema(
+        name="positions",
+        columns=(
+            Column("ts", TIMESTAMP, False, "time the position was opened, UTC ns"),
+            Column("close_ts", TIMESTAMP, False, "time it was closed, UTC ns"),
+            TRADING_DATE,
+            RUN_ID,
+            STRATEGY,
+            SPEC_HASH,
+            Column("position_id", "int64", False, "round trip within the day"),
+            LEG,
+            SYMBOL,
+            EXPIRY,
+            STRIKE,
+            OPT_TYPE,
+            Column("direction", "string", False, "'long' (opened by a buy) or 'short'"),
+            LOTS,
+            QUANTITY,
+            Column("open_price_paise", "int64", False, "price of the opening fill"),
+            Column("close_price_paise", "int64", False, "price of the close (a mark if marked)"),
+            Column("open_reason", "string", False, "entry or rebalance_open"),
+            Column("close_reason", "string", False, f"why it closed: {FILL_REASONS}"),
+            Column("close_reason_group", "string", True, f"coarsely: {REASON_GROUPS}"),
+            Column("closed_at_mark", "bool", False, "closed at a mark, not by a fill"),
+            Column("holding_seconds", "int64", False, "close_ts − ts in seconds"),
+            Column("gross_pnl_paise", "int64", False, "sum of the two cash flows"),
+            Column("costs_paise", "int64", False, "costs of the opening and closing fills"),
+            Column("net_pnl_paise", "int64", False, "gross − costs"),
+        ),
+        key=("run_id", "ts", "position_id"),
+        sort=("run_id", "ts", "position_id"),
+        description="Round-trip positions of backtest runs; key (run_id, ts, position_id).",
+    )
+
+
+def pnl() -> DatasetSchema:
+    """One row per planned day of a backtest run: its P&L, costs and the equity curve."""
+    return DatasetSchema(
+        name="pnl",
+        columns=(
+            Column("ts", TIMESTAMP, False, "the day's session end (spec time.session_end), UTC"),
+            TRADING_DATE,
+            RUN_ID,
+            STRATEGY,
+            SPEC_HASH,
+            Column("status", "string", False, "traded, no_trade or skipped"),
+            Column("skip_reason", "string", True, "why skipped / not traded"),
+            Column("fills", "int64", False, "fills that day (closes at a mark not counted)"),
+            Column("round_trips", "int64", False, "positions closed that day"),
+            Column("gross_pnl_paise", "int64", False, "sum of the day's cash flows"),
+            Column("costs_paise", "int64", False, "the day's fees, taxes and charges"),
+            Column("net_pnl_paise", "int64", False, "gross − costs"),
+            Column("net_pnl_rupees", "float64", False, "net_pnl_paise / 100"),
+            Column("marked_closes", "int64", False, "closes at a mark that day"),
+            Column("marked_pnl_paise", "int64", False, "gross P&L resting on those marks"),
+            Column("equity_paise", "int64", False, "cumulative net P&L of the run to this day"),
+            Column("drawdown_paise", "int64", False, "running peak (from 0) − equity, ≥ 0"),
+            Column("intraday_max_drawdown_paise", "int64", False, "the day's worst drop"),
+            Column("exposure_seconds", "int64", False, "seconds with an open position"),
+            Column("underlying_source", "string", True, "'spot' or 'parity'"),
+            Column("expiry", "date32", True, "expiry traded"),
+        ),
+        key=("run_id", "ts"),
+        sort=("run_id", "ts"),
+        description="Daily P&L and equity of backtest runs; key (run_id, ts).",
+    )
+
+
+def portfolio_snapshots() -> DatasetSchema:
+    """The run's P&L second by second (runs made with ``--pnl-per-second`` only)."""
+    return DatasetSchema(
+        name="portfolio_snapshots",
+        columns=(
+            Column("ts", TIMESTAMP, False, "the second (after its fills), UTC ns"),
+            TRADING_DATE,
+            RUN_ID,
+            STRATEGY,
+            SPEC_HASH,
+            Column(
+                "day_gross_pnl_paise",
+                "int64",
+                False,
+                "the day's gross P&L so far: realized cash flows plus open legs at their "
+                "closing price, before costs",
+            ),
+            Column("in_position", "bool", False, "a position is open after this second"),
+        ),
+        key=("run_id", "ts"),
+        sort=("run_id", "ts"),
+        description="Intraday P&L path of backtest runs; key (run_id, ts).",
+    )

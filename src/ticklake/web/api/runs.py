@@ -1,5 +1,5 @@
 """Run endpoints: list, ledger and statistics, paged tables, equity, day drill-down,
-downloads (CSV, Parquet) and comparing two runs."""
+downloads (CSV, Parquet), comparing two runs and publishing a run into gold datasets."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from fastapi import APIRouter, BackgroundTasks, Depends, Query
+from fastapi import APIRouter, BackgroundTasks, Body, Depends, Query
 from fastapi.responses import FileResponse
+from pydantic import BaseModel, ConfigDict, Field
 
 from ticklake.api import LakeSession
 from ticklake.backtest.runner import RUNS_DIR
@@ -278,6 +279,31 @@ def _sweep_day(
         "attempts_total": attempts.height,
         "attempts": _local_rows(attempts.drop("variant").head(limit), zone["timezone"]),
     }
+
+
+class PublishRequest(BaseModel):
+    """Optional: the dataset prefix (``gold.<as_name>_fills`` ...; default ``backtest``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    as_name: str | None = Field(None, min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")
+
+
+@router.post(
+    "/runs/{run_id}/publish",
+    summary="Publish a complete run into gold datasets (fills, positions, daily P&L)",
+)
+def publish(
+    lake: LakeDep, run_id: str, body: Annotated[PublishRequest | None, Body()] = None
+) -> dict[str, Any]:
+    """Writes through the lake's atomic commit; publishing again replaces the run's rows.
+
+    A state-changing request: the security middleware requires the CSRF header (or a
+    bearer token) like every POST.
+    """
+    run_dir = run_directory(lake, run_id)
+    result = lake.publish_run(str(run_dir), as_name=body.as_name if body else None)
+    return result.to_dict()
 
 
 @router.get(

@@ -1,5 +1,6 @@
 // Run page: live progress (server-sent events), statistics, equity/drawdown and daily P&L
-// charts, the paged/sortable/filterable results table with facets, day drill-down, downloads.
+// charts, the paged/sortable/filterable results table with facets, day drill-down, downloads,
+// publishing the run into gold datasets.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -104,6 +105,7 @@ document.addEventListener("DOMContentLoaded", () => {
       button.classList.toggle("active", name === (isSweep ? "variants" : "trades"));
     });
     table.name = isSweep ? "variants" : "trades";
+    $("publish-box").hidden = isSweep; // a sweep is published variant by variant, run alone
     drawCharts().catch((error) => toast(error.message, true));
     loadTable(true);
   }
@@ -249,6 +251,49 @@ document.addEventListener("DOMContentLoaded", () => {
       $("day-detail").scrollIntoView({ behavior: "smooth" });
     } catch (error) { if (mine()) toast(error.message, true); }
   }
+
+  // ---------------------------------------------------------------- publish
+  // POST (with the CSRF header, like every change) writes the run into gold datasets;
+  // `#publish-box[data-state]` says where it is: publishing, published or failed.
+  $("publish-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const box = $("publish-box");
+    const name = $("publish-name").value.trim();
+    $("publish-run").disabled = true;
+    box.dataset.state = "publishing";
+    $("publish-status").textContent = "publishing…";
+    try {
+      const result = await api("POST", `/runs/${encodeURIComponent(runId)}/publish`, name ? { as_name: name } : {});
+      $("published-datasets").replaceChildren(...result.datasets.map((d) => el("li", { "data-dataset": d.dataset },
+        el("code", {}, d.dataset), ` — ${d.rows.toLocaleString()} rows of this run, ${d.partitions} partition${d.partitions === 1 ? "" : "s"}` +
+        (d.partitions_changed ? ` (${d.partitions_changed} written)` : " (unchanged: already published)"))));
+      $("publish-sql").textContent = result.example_sql;
+      $("publish-sql-box").hidden = false;
+      $("publish-status").textContent = `published ${result.run_id} (spec ${result.spec_hash})`;
+      box.dataset.state = "published";
+    } catch (error) {
+      $("publish-status").textContent = "";
+      box.dataset.state = "failed";
+      toast(error.message, true);
+    } finally {
+      $("publish-run").disabled = false;
+    }
+  });
+  $("publish-sql-copy").addEventListener("click", async () => {
+    const text = $("publish-sql").textContent;
+    try {
+      await navigator.clipboard.writeText(text);
+      toast("SQL copied");
+    } catch (error) {
+      // No clipboard permission: select the text so Ctrl+C copies it.
+      const range = document.createRange();
+      range.selectNodeContents($("publish-sql"));
+      const selection = window.getSelection();
+      selection.removeAllRanges();
+      selection.addRange(range);
+      toast("select and copy the SQL (the clipboard is not available here)");
+    }
+  });
 
   if (jobId) {
     api("GET", `/jobs/${encodeURIComponent(jobId)}`).then((state) => {
