@@ -29,6 +29,13 @@ def serve_cmd(
         list[str] | None,
         typer.Option("--allow-host", help="Extra Host header names to accept (e.g. a DNS name)."),
     ] = None,
+    allow_sql_writes: Annotated[
+        bool,
+        typer.Option(
+            "--allow-sql-writes",
+            help="Let the SQL page write to the warehouse (off: its box is read-only).",
+        ),
+    ] = False,
     lake_path: LakeOption = None,
 ) -> None:
     """Serve the REST API (/api/v1, OpenAPI at /docs) and the dashboard."""
@@ -48,11 +55,13 @@ def serve_cmd(
         job_workers=jobs,
         executor=executor,
         executor_workers=workers,
+        allow_sql_writes=allow_sql_writes,
     )
     shown = f"[{host}]" if ":" in host else host
     console.print(
         f"ticklake serving {lake.root} at http://{shown}:{port}/ (API docs: /docs)"
-        + (" — token required" if token else ""),
+        + (" — token required" if token else "")
+        + (" — the SQL page may write to the warehouse" if allow_sql_writes else ""),
         highlight=False,
     )
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)

@@ -57,7 +57,7 @@ from ticklake.errors import (
     QueryTimeoutError,
     ResultTooLargeError,
 )
-from ticklake.lake import integrity
+from ticklake.lake import integrity, sql_warehouse
 from ticklake.lake.lake import Lake
 from ticklake.lake.layout import DATA_FILE, PartitionRef, parse_partition_dirname
 
@@ -200,7 +200,7 @@ def snapshot(lake: Lake, query: str | None = None) -> Iterator[Path]:
     try:
         for ref, target, _ in planned:
             target.parent.mkdir(parents=True, exist_ok=True)
-            _link_committed(ref.data_path, target)
+            link_committed(ref.data_path, target)
     except OSError:
         shutil.rmtree(root, ignore_errors=True)
         live = [(ref, None) for ref, _, check in planned if check]
@@ -215,7 +215,7 @@ def snapshot(lake: Lake, query: str | None = None) -> Iterator[Path]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _link_committed(data: Path, target: Path, attempts: int = 100) -> None:
+def link_committed(data: Path, target: Path, attempts: int = 100) -> None:
     """Hard-link the committed file at ``data`` to ``target``.
 
     Linux's link() fails with ENOENT when the inode it looked up loses its last name
@@ -370,14 +370,31 @@ def run_untrusted_sql(
     its in-memory (Arrow) size passes ``max_bytes`` (default ``query.max_result_mib``)
     the query stops and :class:`ResultTooLargeError` says so, so a wide result never
     sits in memory whole. At most ``max_rows`` rows are kept (``truncated`` says if cut).
+
+    A query naming the user's views and tables of ``warehouse.duckdb`` sees them,
+    read-only, while the lake's names still read the pinned snapshot
+    (:mod:`ticklake.lake.sql_warehouse`).
     """
     settings = lake.settings.query
     max_rows = max_rows or settings.max_rows
     timeout_seconds = timeout_seconds or settings.timeout_seconds
     max_bytes = max_bytes or settings.max_result_mib * 1024 * 1024
     check_single_select(query)
-    with snapshot(lake, query) as snapshot_root:
-        return _run_locked(lake, query, snapshot_root, max_rows, timeout_seconds, max_bytes)
+    # A query naming the warehouse's user objects reads datasets it does not name: check
+    # every dataset's pinned files then (each file is hashed once per process).
+    infos = lake.datasets()
+    counts: dict[str, int] = {}
+    for info in infos:
+        counts[info.name] = counts.get(info.name, 0) + 1
+    warehouse = (lake.root / sql_warehouse.WAREHOUSE_FILE).is_file() and (
+        sql_warehouse.names_beyond_lake(
+            query, {(i.layer, i.name) for i in infos}, {n for n, c in counts.items() if c == 1}
+        )
+    )
+    with snapshot(lake, None if warehouse else query) as snapshot_root:
+        return _run_locked(
+            lake, query, snapshot_root, max_rows, timeout_seconds, max_bytes, warehouse=warehouse
+        )
 
 
 #: Rows per Arrow batch fetched from DuckDB by the untrusted path. Small, so a result
@@ -399,6 +416,10 @@ def _too_large(query: str, max_bytes: int, rows: int) -> ResultTooLargeError:
     )
 
 
+def _first_line(exc: BaseException) -> str:
+    return next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
+
 def _run_locked(
     lake: Lake,
     query: str,
@@ -406,10 +427,24 @@ def _run_locked(
     max_rows: int,
     timeout_seconds: float,
     max_bytes: int,
+    *,
+    warehouse: bool = False,
 ) -> QueryResult:
+    """Run ``query`` on a locked connection; ``warehouse`` also shows the user's warehouse
+    objects (:mod:`ticklake.lake.sql_warehouse`), read-only."""
     settings = lake.settings.query
     con = connect(lake, root=snapshot_root)
-    root = str(lake.root).rstrip("/") + "/"
+    try:
+        # ATTACH is refused once external access is off: before the lock, or never.
+        wait = min(lake.settings.lake.lock_timeout_seconds, timeout_seconds)
+        warehouse = warehouse and sql_warehouse.attach(con, lake.root, wait)
+    except BaseException:
+        con.close()
+        raise
+    # Files only from the query's snapshot (hard links in directories made for it: no
+    # symlink in the lake can lead a glob outside) and its spill directory; the live lake
+    # only when the file system cannot hard-link (then the snapshot root is the lake).
+    root = str(snapshot_root).rstrip("/") + "/"
     con.execute(f"SET memory_limit={quote_literal(settings.memory_limit)}")
     con.execute(f"SET threads={int(settings.threads)}")
     # DuckDB spills to ./.tmp of the working directory by default (and lets the query read
@@ -417,14 +452,18 @@ def _run_locked(
     # vacuum, by its pid, if this process dies).
     spill = lake.root / SNAPSHOT_DIR / f"{os.getpid()}-{uuid.uuid4().hex}-spill"
     con.execute(f"SET temp_directory={quote_literal(str(spill))}")
-    con.execute(f"SET allowed_directories=[{quote_literal(root)}]")
+    allowed = ", ".join(quote_literal(d) for d in (root, str(spill).rstrip("/") + "/"))
+    con.execute(f"SET allowed_directories=[{allowed}]")
     con.execute("SET enable_external_access=false")
     con.execute("SET autoinstall_known_extensions=false")
     con.execute("SET autoload_known_extensions=false")
     con.execute("SET lock_configuration=true")
     started = time.monotonic()
+    unreplayed: dict[str, str] = {}
 
     def execute() -> pl.DataFrame:
+        if warehouse:  # under the time limit, with the configuration locked
+            unreplayed.update(sql_warehouse.mirror(con))
         rel = con.sql(query)
         if rel is None:
             raise QueryRejectedError("only SELECT queries are allowed here", query=query)
@@ -443,11 +482,19 @@ def _run_locked(
     try:
         frame = _interruptible(con, execute, query, timeout_seconds)
     except duckdb.PermissionException as exc:
-        raise QueryRejectedError(f"query refused: {exc}", query=query) from exc
+        raise QueryRejectedError(
+            f"query refused: {_first_line(exc)}", query=query, detail=str(exc)
+        ) from exc
     except duckdb.CatalogException as exc:
+        view = sql_warehouse.unavailable(str(exc), unreplayed)
+        if view is not None:
+            raise QueryRejectedError(
+                f"warehouse view {view[0]} cannot be read here: {view[1]}", query=query
+            ) from exc
         raise _catalog_error(lake, exc, query) from exc
     except (duckdb.Error, pa.ArrowException) as exc:
-        raise QueryError(f"query failed: {exc}", query=query) from exc
+        # One line (the SQL box shows it as is); DuckDB's hints stay in ``detail``.
+        raise QueryError(f"query failed: {_first_line(exc)}", query=query, detail=str(exc)) from exc
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)

@@ -27,6 +27,7 @@ from ticklake._version import __version__
 from ticklake.api import open_lake
 from ticklake.errors import TicklakeError
 from ticklake.web.api import api_router
+from ticklake.web.api import sql as sql_api
 from ticklake.web.api.lake import SQL_MAX_RESPONSE_BYTES
 from ticklake.web.errors import (
     ERROR_ENVELOPE_SCHEMA,
@@ -63,13 +64,16 @@ def create_app(
     executor_workers: int | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     sql_max_response_bytes: int = SQL_MAX_RESPONSE_BYTES,
+    allow_sql_writes: bool = False,
 ) -> FastAPI:
     """Build the app over the lake at ``lake_root``.
 
     ``token`` (default ``$TICKLAKE_TOKEN``) is required on every request when set;
     ``bound_host`` and ``allowed_hosts`` are accepted in the ``Host`` header besides
     localhost; jobs run ``job_workers`` at a time with ``executor`` (default: the
-    lake's setting). The SQL box's ``rows`` are at most ``sql_max_response_bytes`` of JSON.
+    lake's setting). The SQL box's ``rows`` are at most ``sql_max_response_bytes`` of JSON;
+    the SQL page writes to the warehouse only with ``allow_sql_writes``
+    (``ticklake serve --allow-sql-writes``), else it is read-only.
     """
     lake = open_lake(lake_root)
     token = token if token is not None else (os.environ.get("TICKLAKE_TOKEN") or None)
@@ -96,6 +100,7 @@ def create_app(
     app.state.jobs = jobs
     app.state.token_required = token is not None
     app.state.sql_max_response_bytes = sql_max_response_bytes
+    app.state.allow_sql_writes = allow_sql_writes
 
     @app.exception_handler(TicklakeError)
     async def ticklake_error(request: Request, exc: TicklakeError) -> JSONResponse:
@@ -117,6 +122,7 @@ def create_app(
 
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(api_router())
+    app.include_router(sql_api.router, prefix="/api/v1")
     app.include_router(pages_router())
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

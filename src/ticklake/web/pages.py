@@ -27,6 +27,7 @@ NAV = (
     ("/analytics", "Analytics"),
     ("/builder", "Strategy builder"),
     ("/runs", "Runs"),
+    ("/sql", "SQL"),
 )
 
 
@@ -226,6 +227,12 @@ def pages_router() -> APIRouter:
             summary=summary,
             job_id=job_id or "",
         )
+
+    @router.get("/sql", response_class=HTMLResponse)
+    def sql_page(request: Request) -> HTMLResponse:
+        from ticklake.web.api.sql import writes_allowed
+
+        return render(request, "sql.html", title="SQL", writes_allowed=writes_allowed(request))
 
     @router.get("/compare", response_class=HTMLResponse)
     def compare_page(request: Request, a: str = "", b: str = "") -> HTMLResponse:
