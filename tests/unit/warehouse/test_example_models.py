@@ -164,6 +164,14 @@ def test_the_crypto_examples_parse_and_plan_against_the_collector_datasets(
         ("binance_open_interest", "open_interest"),
     ):
         lake.create_dataset(name, schema)
+    # macro bars (ticklake backfill http): the one opening at 01:01 closes after the 01:00
+    # crypto bar does, so macro_minute must not show it there
+    macro_open = [start + timedelta(minutes=m) for m in (1, 30, 61)]
+    macro = pl.DataFrame({
+        "ts": macro_open, "ts_end": [t + timedelta(minutes=1) for t in macro_open],
+        "instrument": "SPY", "close": [500.0, 501.0, 502.0],
+    }).with_columns(pl.col("ts", "ts_end").dt.cast_time_unit("ns"))  # fmt: skip
+    lake.write("macro_1m", macro, schema="bars")
     result = CliRunner().invoke(
         app, ["sql", "init", "--examples", "crypto", "--lake", str(lake.root)]
     )
@@ -182,6 +190,15 @@ def test_the_crypto_examples_parse_and_plan_against_the_collector_datasets(
             "SELECT missing_kline, differs FROM compare_our_vs_kline_1m ORDER BY ts"
         ).fetchall()
         assert con.execute("SELECT count(*) FROM funding_oi_hourly").fetchone() == (0,)
+        macro_rows = con.execute(
+            "SELECT strftime(ts, '%H:%M'), macro_instrument, macro_close, macro_age_minutes "
+            "FROM macro_minute ORDER BY ts"
+        ).fetchall()
+    # crypto bars open 00:00, 00:01, 01:00: before SPY's first close, then the 00:01 bar
+    # (closing with it at 00:02), then the 00:30 bar (30 min old), never the later 01:01
+    assert macro_rows == [
+        ("00:00", "SPY", None, None), ("00:01", "SPY", 500.0, 0), ("01:00", "SPY", 501.0, 30),
+    ]  # fmt: skip
     minutes = lake.read("silver.bars_1m").height
     assert len(rows) == minutes and rows[0] == (False, False)  # the one kline matches
     assert all(missing for missing, _ in rows[1:])  # every other minute has no kline: shown
