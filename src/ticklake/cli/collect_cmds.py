@@ -322,6 +322,13 @@ def vision_cmd(
         str | None, typer.Option(help="Archive base URL (a mirror); default data.binance.vision.")
     ] = None,
     parallel: Annotated[int, typer.Option(help="Downloads at a time.")] = 4,
+    period: Annotated[
+        str,
+        typer.Option(
+            help="daily | monthly | auto (monthly zips for whole months in the range, daily "
+            "for the rest and for months not published yet)."
+        ),
+    ] = "auto",
     lake_path: Annotated[
         Path | None, typer.Option("--lake", help="Ingest the verified zips into this lake.")
     ] = None,
@@ -329,7 +336,7 @@ def vision_cmd(
         str | None, typer.Option("--dataset", "-d", help="Target dataset (with --lake).")
     ] = None,
 ) -> None:
-    """Fetch daily archives, verify each against its .CHECKSUM, optionally ingest them."""
+    """Fetch daily/monthly archives, verify each against its .CHECKSUM, optionally ingest."""
     from datetime import date
 
     from ticklake.cli._common import get_lake, progress_bars
@@ -338,6 +345,8 @@ def vision_cmd(
 
     if kind not in KINDS:
         raise ConfigError(f"unknown --kind {kind!r}; known: {', '.join(KINDS)}")
+    if period not in ("daily", "monthly", "auto"):
+        raise ConfigError(f"unknown --period {period!r}; use daily, monthly or auto")
     try:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
     except ValueError as exc:
@@ -352,14 +361,20 @@ def vision_cmd(
             fetch_vision(
                 symbols=_split(symbols) or [], kind=kind, start=first, end=last, out=out,  # type: ignore[arg-type]
                 market=market, interval=interval, base_url=base_url, parallel=parallel,
-                progress=on_progress,
+                period=period, progress=on_progress,  # type: ignore[arg-type]
             )
         )  # fmt: skip
     counts = {k: list(summary.status.values()).count(k) for k in ("fetched", "present", "missing")}
     console.print(
         f"{counts['fetched']} fetched ({summary.bytes_fetched / 1e6:.1f} MB), "
         f"{counts['present']} already present, {counts['missing']} not published, "
-        f"{len(summary.failed)} refused",
+        f"{len(summary.failed)} refused"
+        + (
+            f"; {len(summary.monthly_fallbacks)} month(s) not published as a whole, "
+            "fetched day by day"
+            if summary.monthly_fallbacks
+            else ""
+        ),
         highlight=False,
     )
     for reason in summary.failed.values():

@@ -1,12 +1,19 @@
-"""``ticklake fetch binance-vision``: Binance's public daily archives, checksum-verified.
+"""``ticklake fetch binance-vision``: Binance's public archives, checksum-verified.
 
-data.binance.vision publishes one zip per symbol, kind and day, each with a
-``.CHECKSUM`` file beside it (``<sha256>  <name>.zip``)::
+data.binance.vision publishes one zip per symbol, kind and day, and one per month, each
+with a ``.CHECKSUM`` file beside it (``<sha256>  <name>.zip``)::
 
     data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-2024-01-01.zip
     data/spot/daily/aggTrades/BTCUSDT/BTCUSDT-aggTrades-2024-01-01.zip
     data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-01.zip
+    data/spot/monthly/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01.zip
     data/futures/um/daily/bookTicker/BTCUSDT/BTCUSDT-bookTicker-2024-01-01.zip
+
+``period``: ``daily`` fetches one zip a day; ``monthly`` one a month touching the range
+(a monthly zip holds the whole month, so days outside the range come too); ``auto`` (the
+default) takes the monthly zip for each calendar month wholly inside the range and the
+daily zips for the rest, and falls back to a month's daily zips when its monthly one is
+not published (yet): a month's zip appears some days after it ends.
 
 Each zip is downloaded to ``<name>.zip.part``, its sha256 compared with the published
 checksum, and only then renamed to its final name under ``OUT`` (the same relative
@@ -43,14 +50,52 @@ READER = {
 }
 
 
-def archive_path(market: str, kind: str, symbol: str, day: date, interval: str = "1m") -> str:
-    """The archive's path under the base URL (and under ``OUT``)."""
+Period = Literal["daily", "monthly", "auto"]
+
+
+def archive_path(
+    market: str,
+    kind: str,
+    symbol: str,
+    day: date,
+    interval: str = "1m",
+    period: Literal["daily", "monthly"] = "daily",
+) -> str:
+    """The archive's path under the base URL (and under ``OUT``); ``monthly``: ``day``'s month."""
     if kind == "bookTicker" and market != "usdm":
         raise CollectError("bookTicker archives exist for USD-M futures only: use --market usdm")
-    base = f"{MARKET_PATH[market]}/daily/{kind}/{symbol}"
+    base = f"{MARKET_PATH[market]}/{period}/{kind}/{symbol}"
+    stamp = day.isoformat() if period == "daily" else f"{day:%Y-%m}"
     if kind == "klines":
-        return f"{base}/{interval}/{symbol}-{interval}-{day.isoformat()}.zip"
-    return f"{base}/{symbol}-{kind}-{day.isoformat()}.zip"
+        return f"{base}/{interval}/{symbol}-{interval}-{stamp}.zip"
+    return f"{base}/{symbol}-{kind}-{stamp}.zip"
+
+
+def _months(start: date, end: date) -> list[tuple[date, date]]:
+    """(first, last) day of each calendar month touching ``[start, end]``."""
+    out = []
+    first = start.replace(day=1)
+    while first <= end:
+        following = (first + timedelta(days=32)).replace(day=1)
+        out.append((first, following - timedelta(days=1)))
+        first = following
+    return out
+
+
+def plan_archives(start: date, end: date, period: Period) -> list[tuple[str, date]]:
+    """``(period, day)`` of each archive to fetch: see the module docstring."""
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    if period == "daily":
+        return [("daily", d) for d in days]
+    if period == "monthly":
+        return [("monthly", first) for first, _ in _months(start, end)]
+    out: list[tuple[str, date]] = []
+    for first, last in _months(start, end):
+        if start <= first and last <= end:
+            out.append(("monthly", first))
+        else:
+            out += [("daily", d) for d in days if first <= d <= last]
+    return out
 
 
 @dataclass
@@ -59,6 +104,7 @@ class VisionSummary:
 
     status: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    monthly_fallbacks: list[str] = field(default_factory=list)  # fetched day by day instead
     bytes_fetched: int = 0
 
     def verified(self, out: Path) -> list[Path]:
@@ -138,14 +184,19 @@ async def fetch_vision(
     interval: str = "1m",
     base_url: str | None = None,
     parallel: int = 4,
+    period: Period = "auto",
     progress: Callable[[int, int], None] | None = None,
 ) -> VisionSummary:
-    """Download and verify the archives of ``symbols`` x days in ``[start, end]``."""
+    """Download and verify the archives of ``symbols`` over ``[start, end]``."""
     if end < start:
         raise CollectError(f"--end {end} is before --start {start}")
     base = (base_url or DEFAULT_BASE).rstrip("/")
-    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    wanted = [archive_path(market, kind, s.upper(), d, interval) for s in symbols for d in days]
+    plan = plan_archives(start, end, period)
+    wanted = [
+        archive_path(market, kind, s.upper(), d, interval, p)  # type: ignore[arg-type]
+        for s in symbols
+        for p, d in plan
+    ]
     summary = VisionSummary()
     gate = asyncio.Semaphore(max(1, parallel))
     done = [0]
@@ -162,4 +213,22 @@ async def fetch_vision(
                 progress(done[0], len(wanted))
 
         await asyncio.gather(*(one(r) for r in wanted))
+        if period == "auto":  # a month not published yet: its days one by one
+            fallback = []
+            for symbol in symbols:
+                for p, first in plan:
+                    monthly = archive_path(market, kind, symbol.upper(), first, interval, "monthly")
+                    if p != "monthly" or summary.status.get(monthly) != "missing":
+                        continue
+                    del summary.status[monthly]
+                    summary.monthly_fallbacks.append(monthly)
+                    last = _months(first, first)[0][1]
+                    fallback += [
+                        archive_path(
+                            market, kind, symbol.upper(), first + timedelta(days=i), interval
+                        )
+                        for i in range((last - first).days + 1)
+                    ]
+            wanted += fallback
+            await asyncio.gather(*(one(r) for r in fallback))
     return summary

@@ -168,3 +168,40 @@ def test_a_checksum_mismatch_is_refused_and_nothing_of_it_ingested(
     sample = pd.read_parquet(BINANCE / "btcusdt-trades.parquet")
     assert len(trades) == len(sample) == 2001  # the good day only
     assert sorted(trades["trade_id"].astype("int64")) == sorted(sample["trade_id"])
+
+
+def test_whole_months_come_from_monthly_archives_and_unpublished_months_day_by_day(
+    archive: tuple[str, Path],
+) -> None:
+    base, tmp = archive
+    root = tmp / "vision"
+    days = ("2021-11-27", "2021-11-28")
+    payload = b"".join((BINANCE / f"ADABTC-1m-{d}.csv").read_bytes() for d in days)
+    publish(root, "data/spot/monthly/klines/ADABTC/1m/ADABTC-1m-2021-11.zip",
+            "ADABTC-1m-2021-11.csv", payload)  # fmt: skip
+    lake = ticklake.init_lake(tmp / "lake")
+
+    def fetch(start: str, end: str, *extra: str) -> str:
+        args = ["fetch", "binance-vision", "--symbols", "ADABTC", "--kind", "klines",
+                "--start", start, "--end", end, "--out", str(tmp / "out"), "--base-url", base,
+                "--lake", str(lake.root), "-d", "adabtc_1m", *extra]  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    # October has no monthly zip (nor daily ones): its 31 days are tried one by one
+    output = fetch("2021-10-01", "2021-11-30")
+    assert "1 fetched" in output and "31 not published" in output
+    assert "1 month(s) not published as a whole, fetched day by day" in output
+    assert (tmp / "out/data/spot/monthly/klines/ADABTC/1m/ADABTC-1m-2021-11.zip").is_file()
+    assert not (tmp / "out/data/spot/daily").exists()
+    csv = pd.concat(pd.read_csv(BINANCE / f"ADABTC-1m-{d}.csv", header=None) for d in days)
+    bars = lake.read("adabtc_1m").sort("ts").to_pandas()
+    assert (bars["ts"].astype("int64") // 1_000_000).tolist() == csv[0].tolist()
+    assert bars["close"].tolist() == csv[4].tolist()
+    # a month only partly in the range, or --period daily, uses the daily zips
+    output = fetch("2021-11-02", "2021-11-30")
+    assert "2 fetched" in output and "27 not published" in output
+    output = fetch("2021-11-01", "2021-11-30", "--period", "daily")
+    assert "2 already present" in output and "28 not published" in output
+    assert lake.read("adabtc_1m").height == 21  # the same bars, ingested once
