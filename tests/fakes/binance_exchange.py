@@ -119,6 +119,8 @@ class FakeBinance:
         self._duplicate = 0
         self._reorder = 0
         self._rate_limited = 0
+        self._banned = 0
+        self.bans_answered = 0
         self._retry_after = 1
         self._weight: dict[int, int] = defaultdict(int)
         self._ignored_429 = 0
@@ -307,6 +309,12 @@ class FakeBinance:
         self._rate_limited += answers
         self._retry_after = retry_after
 
+    def ban(self, answers: int = 1, retry_after: int = 2) -> None:
+        """Answer 418 (an IP ban, Binance's answer to a client that ignored 429s) with
+        ``Retry-After`` = the ban's length, ``answers`` times."""
+        self._banned += answers
+        self._retry_after = retry_after
+
     def pause(self) -> None:
         self._paused.set()
 
@@ -321,6 +329,14 @@ class FakeBinance:
     def _weigh(self, request: Request, weight: int) -> Response | None:
         minute = int(time.time() // 60)
         self.rest_calls[request.url.path] += 1
+        if self._banned > 0:
+            self._banned -= 1
+            self.bans_answered += 1
+            return JSONResponse(
+                {"code": -1003, "msg": "Way too many requests; IP banned until later."},
+                status_code=418,
+                headers={"Retry-After": str(self._retry_after)},
+            )
         if self._rate_limited > 0:
             self._rate_limited -= 1
             self._ignored_429 += 1

@@ -69,6 +69,23 @@ def test_klines_over_two_days_in_pages_with_a_429(exchange: FakeBinance, tmp_pat
     assert again.lines == {} and again.pages == 0  # finished: nothing fetched
 
 
+def test_a_418_ban_waits_its_retry_after_and_the_backfill_completes(
+    exchange: FakeBinance, tmp_path: Path
+) -> None:
+    """418 is Binance's IP ban; its Retry-After is the ban's length: wait it, then go on."""
+    exchange.ban(answers=1, retry_after=2)
+    spec = BackfillSpec(
+        symbols=["BTCUSDT"], kind="klines", interval="1m", start=datetime(2024, 3, 1).date(),
+        end=datetime(2024, 3, 1).date(), out=tmp_path / "raw", rest_url=exchange.rest_url,
+    )  # fmt: skip
+    started = time.monotonic()
+    summary = run_sync(run_backfill(spec))
+    assert exchange.bans_answered == 1
+    assert summary.retries == 1 and summary.waited_seconds >= 2
+    assert time.monotonic() - started >= 2
+    assert summary.lines == {"btcusdt@kline_1m": 1440}
+
+
 def test_an_interrupted_kline_backfill_resumes_where_it_stopped(
     exchange: FakeBinance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
