@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +52,37 @@ class LiveServer:
     url: str
     lake_root: Path
     app: Any
+
+
+@contextmanager
+def serve_app(app: Any, root: Path) -> Iterator[LiveServer]:
+    """Run ``app`` with uvicorn in a thread on a free port of 127.0.0.1 for the block.
+
+    The socket is bound here and handed to uvicorn as is: no window in which another
+    process (the other xdist worker, another test's server) could take the port first.
+    """
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("uvicorn stopped before it started (see the log above)")
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start within 60 s")
+        time.sleep(0.05)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", root, app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        app.state.jobs.shutdown(wait=False)
 
 
 def wait_for_plot(page: Any, element_id: str) -> None:

@@ -10,10 +10,7 @@ A failing test leaves a screenshot in ``tests/e2e/artifacts/``.
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "unit" / "backtest"))
 
-from _e2e_fixtures import BASE_RUN, LiveServer, straddle_spec_data  # noqa: E402
+from _e2e_fixtures import BASE_RUN, LiveServer, serve_app, straddle_spec_data  # noqa: E402
 from _engine_fixtures import copy_lake, generated_lake_path  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -62,19 +59,9 @@ def _require_browser() -> None:
     pytest.skip(f"browser tests skipped: {missing}")
 
 
-def _listening_socket() -> socket.socket:
-    """A socket bound to a free port and handed to uvicorn as is: no window in which another
-    process (the other xdist worker, another test's server) could take the port first."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     _require_browser()
-    import uvicorn
-
     from ticklake.backtest.report import write_report
     from ticklake.backtest.runner import run_backtest
     from ticklake.backtest.spec import parse_spec
@@ -87,24 +74,9 @@ def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         lake, parse_spec(straddle_spec_data()), run_id=BASE_RUN, executor="serial"
     )
     write_report(result.run_dir)
-    sock = _listening_socket()
-    port = int(sock.getsockname()[1])
     app = create_app(root, bound_host="127.0.0.1", executor="serial")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn stopped before it started (see the log above)")
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start within 60 s")
-        time.sleep(0.05)
-    yield LiveServer(f"http://127.0.0.1:{port}", root, app)
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
-    app.state.jobs.shutdown(wait=False)
+    with serve_app(app, root) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

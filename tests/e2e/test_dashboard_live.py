@@ -6,9 +6,6 @@ sample), so the shared lake of the other browser tests is not touched. Oracle: p
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,7 +14,7 @@ from typing import Any
 import pandas as pd
 import polars as pl
 import pytest
-from _e2e_fixtures import wait_for_plot
+from _e2e_fixtures import serve_app, wait_for_plot
 
 import ticklake
 from ticklake.collect.health import Health
@@ -55,27 +52,13 @@ def minute_bars(frame: pl.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture
 def live_lake_server(tmp_path: Path, chromium: Any) -> Iterator[tuple[str, Any]]:
-    import uvicorn
-
     from ticklake.web.app import create_app
 
     lake = ticklake.init_lake(tmp_path / "lake")
     lake.write("binance_agg_trades", trades_frame(), schema="trades")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
     app = create_app(lake.root, bound_host="127.0.0.1", executor="serial")
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", lake
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
-    app.state.jobs.shutdown(wait=False)
+    with serve_app(app, lake.root) as server:
+        yield server.url, lake
 
 
 def chart(page: Any) -> dict[str, Any]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +15,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from _e2e_fixtures import SPOT, LiveServer, wait_for_plot
+from _e2e_fixtures import SPOT, LiveServer, serve_app, wait_for_plot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration" / "_scripts"))
 
@@ -114,34 +112,14 @@ def test_a_write_is_refused_on_a_read_only_server(page: Any, live_server: LiveSe
 @pytest.fixture(scope="module")
 def writable_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """A second server, over a small lake of its own, started with writes allowed."""
-    import socket
-
-    import uvicorn
-
     from ticklake.web.app import create_app
 
     root = tmp_path_factory.mktemp("e2e-sql-writes") / "lake"
     lake = ticklake.init_lake(root)
     lake.write("nifty", make_trades(days=2, rows_per_day=200, seed=9), schema="trades")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
     app = create_app(root, bound_host="127.0.0.1", executor="serial", allow_sql_writes=True)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("uvicorn stopped before it started (see the log above)")
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start within 60 s")
-        time.sleep(0.05)
-    yield LiveServer(f"http://127.0.0.1:{port}", root, app)
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
-    app.state.jobs.shutdown(wait=False)
+    with serve_app(app, root) as server:
+        yield server
 
 
 def test_with_writes_allowed_a_view_is_made_and_listed(
