@@ -60,6 +60,7 @@ from ticklake.errors import (
 from ticklake.lake import integrity, sql_warehouse
 from ticklake.lake.lake import Lake
 from ticklake.lake.layout import DATA_FILE, PartitionRef, parse_partition_dirname
+from ticklake.lake.sql_names import quote_ident, quote_literal, table_names
 
 SNAPSHOT_DIR = Path("cache") / "sql"
 
@@ -71,14 +72,6 @@ class QueryResult:
     frame: pl.DataFrame
     truncated: bool
     elapsed_seconds: float
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def view_statements(lake: Lake, *, relative: bool, root: Path | None = None) -> list[str]:
@@ -148,21 +141,16 @@ def connect(lake: Lake, *, root: Path | None = None) -> duckdb.DuckDBPyConnectio
 
 def referenced_datasets(lake: Lake, query: str) -> set[tuple[str, str]] | None:
     """The ``(layer, name)`` of every dataset view ``query`` names; None if unknown."""
-    con = duckdb.connect()
-    try:
-        names = con.get_table_names(query, qualified=True)
-    except duckdb.Error:
+    names = table_names(query)
+    if names is None:
         return None
-    finally:
-        con.close()
     infos = lake.datasets()
     qualified = {(i.layer, i.name) for i in infos}
     bare: dict[str, list[tuple[str, str]]] = {}
     for info in infos:
         bare.setdefault(info.name, []).append((info.layer, info.name))
     out: set[tuple[str, str]] = set()
-    for raw in names:
-        parts = re.split(r"\s+AS\s+", raw, flags=re.IGNORECASE)[0].replace('"', "").split(".")
+    for parts in names:
         schema, table = (parts[-2], parts[-1]) if len(parts) >= 2 else ("main", parts[-1])
         if (schema, table) in qualified:
             out.add((schema, table))

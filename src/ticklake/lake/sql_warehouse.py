@@ -34,20 +34,17 @@ from pathlib import Path
 import duckdb
 
 from ticklake.errors import LockTimeoutError, QueryError
+from ticklake.lake.sql_names import (
+    META_SCHEMA,
+    WAREHOUSE_FILE,
+    quote_ident,
+    quote_literal,
+    table_names,
+)
 
 #: As :mod:`ticklake.warehouse.db` names them.
-WAREHOUSE_FILE = "warehouse.duckdb"
-META_SCHEMA = "_ticklake"
 #: The catalog name of the attached warehouse inside the untrusted connection.
 ALIAS = "_warehouse"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def names_beyond_lake(query: str, datasets: set[tuple[str, str]], bare: set[str]) -> bool:
@@ -61,15 +58,10 @@ def names_beyond_lake(query: str, datasets: set[tuple[str, str]], bare: set[str]
         >>> names_beyond_lake("SELECT * FROM t JOIN mine.v USING (ts)", {("bronze", "t")}, {"t"})
         True
     """
-    con = duckdb.connect()
-    try:
-        names = con.get_table_names(query, qualified=True)
-    except duckdb.Error:
+    names = table_names(query)
+    if names is None:
         return True
-    finally:
-        con.close()
-    for raw in names:
-        parts = re.split(r"\s+AS\s+", raw, flags=re.IGNORECASE)[0].replace('"', "").split(".")
+    for parts in names:
         if len(parts) > 2:
             return True  # catalog.schema.table: only the attached warehouse has a catalog
         schema, table = (parts[-2], parts[-1]) if len(parts) == 2 else ("main", parts[-1])
@@ -91,7 +83,7 @@ def attach(con: duckdb.DuckDBPyConnection, lake_root: Path, wait_seconds: float)
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            con.execute(f"ATTACH {_literal(str(path))} AS {ALIAS} (READ_ONLY)")
+            con.execute(f"ATTACH {quote_literal(str(path))} AS {ALIAS} (READ_ONLY)")
             return True
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
@@ -136,11 +128,11 @@ def mirror(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
         [ALIAS, META_SCHEMA],
     ).fetchall()
     for schema in sorted({str(s) for s, _ in tables} | {str(s) for s, _, _ in views}):
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS memory.{_ident(schema)}")
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS memory.{quote_ident(schema)}")
     for schema, name in tables:
         if (schema, name) in skip:
             continue
-        target = f"{_ident(schema)}.{_ident(name)}"
+        target = f"{quote_ident(schema)}.{quote_ident(name)}"
         con.execute(f"CREATE VIEW memory.{target} AS SELECT * FROM {ALIAS}.{target}")
     pending = {
         f"{schema}.{name}": str(sql) for schema, name, sql in views if (schema, name) not in skip

@@ -39,7 +39,7 @@ from ticklake.errors import QueryError, SchemaMismatchError
 from ticklake.lake.advice import MODEL_DESCRIPTION_PREFIX
 from ticklake.lake.lake import Lake
 from ticklake.lake.manifest import SourceRef
-from ticklake.lake.sql import quote_ident, quote_literal
+from ticklake.lake.sql_names import quote_ident, quote_literal
 from ticklake.schemas.base import schema_from_frame
 from ticklake.warehouse.db import Warehouse
 from ticklake.warehouse.materialize import PinnedInputs, day_output, read_state, write_state

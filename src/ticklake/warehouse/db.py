@@ -29,11 +29,9 @@ import duckdb
 from ticklake.errors import LockTimeoutError, QueryError
 from ticklake.lake.lake import Lake
 from ticklake.lake.locking import file_lock
-from ticklake.lake.sql import quote_ident, quote_literal, view_statements
+from ticklake.lake.sql import view_statements
+from ticklake.lake.sql_names import META_SCHEMA, WAREHOUSE_FILE, quote_ident, quote_literal
 
-WAREHOUSE_FILE = "warehouse.duckdb"
-#: The warehouse's own bookkeeping (generated views, migrations, model state).
-META_SCHEMA = "_ticklake"
 _LOCK = Path("locks") / "warehouse.lock"
 
 

@@ -44,7 +44,7 @@ import pyarrow.parquet as pq
 from ticklake.errors import ConfigError, ExecutionError, QueryError, TicklakeError
 from ticklake.lake.lake import Lake
 from ticklake.lake.pgtypes import FORMAT_TYPE, copy_arrow_type, dsn_from_env, pg_type
-from ticklake.lake.sql import quote_ident, quote_literal
+from ticklake.lake.sql_names import quote_ident, quote_literal
 
 __all__ = ["ExportSummary", "export", "parse_target"]
 

@@ -33,7 +33,7 @@ import duckdb
 
 from ticklake.errors import ConfigError, QueryError
 from ticklake.lake.lake import Lake
-from ticklake.lake.sql import quote_ident
+from ticklake.lake.sql_names import quote_ident
 from ticklake.warehouse.db import META_SCHEMA, Warehouse
 from ticklake.warehouse.sqlfile import (
     SqlRunResult,

@@ -43,7 +43,8 @@ from sqlglot import exp
 
 from ticklake.errors import ConfigError, QueryError
 from ticklake.lake.lake import Lake
-from ticklake.lake.sql import quote_ident, quote_literal, referenced_datasets, snapshot
+from ticklake.lake.sql import referenced_datasets, snapshot
+from ticklake.lake.sql_names import quote_ident, quote_literal
 from ticklake.warehouse.db import Warehouse, WarehouseObject
 
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
