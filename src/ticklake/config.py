@@ -91,6 +91,16 @@ class WarehouseSettings(_Section):
     )
 
 
+class BacktestSettings(_Section):
+    """How backtest days are loaded."""
+
+    prune: bool = Field(
+        True,
+        description="read only the expiry, strikes and columns a strategy can touch on a "
+        "day (derived from the spec; the trades are identical with false)",
+    )
+
+
 class Settings(_Section):
     """All settings of a lake."""
 
@@ -99,6 +109,7 @@ class Settings(_Section):
     query: QuerySettings = QuerySettings()
     execution: ExecutionSettings = ExecutionSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
+    backtest: BacktestSettings = BacktestSettings()
 
 
 def valid_keys() -> list[str]:

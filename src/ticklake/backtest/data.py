@@ -50,6 +50,7 @@ from ticklake.backtest.option_chain import (
     choose_expiry,
     strike_reach_steps,
 )
+from ticklake.backtest.pruning import ChainIndex, SpotPathSummary, candidate_contracts
 from ticklake.backtest.spec import StrategySpec, parse_hhmm
 from ticklake.errors import DatasetNotFoundError
 from ticklake.lake import Lake
@@ -107,6 +108,7 @@ def load_day(
     *,
     market_fields: bool = False,
     reach_steps: int | None = None,
+    prune: bool | None = None,
 ) -> DayData | DaySkip:
     """Load and align one trading day, or say why it cannot be traded.
 
@@ -114,6 +116,9 @@ def load_day(
     legs read them); they are aligned with the same as-of rule and tolerance.
     ``reach_steps`` overrides :func:`strike_reach_steps` (a sweep loading one day for
     several variants passes the largest of theirs; loading more strikes changes nothing).
+    ``prune`` (default: the lake setting ``backtest.prune``) reads only the contracts
+    :func:`~ticklake.backtest.pruning.candidate_contracts` derives; False reads the
+    whole expiry (the trades are identical either way).
     """
     universe = spec.universe
     try:
@@ -144,18 +149,24 @@ def load_day(
 
     options = lake.scan(universe.options_dataset, start=day, end=day)
     expiries = options.select(pl.col("expiry").unique()).collect()["expiry"].drop_nulls().to_list()
-    expiry = choose_expiry(spec, day, expiries)
+    band = candidate_contracts(
+        spec,
+        day,
+        SpotPathSummary.from_grid(spot_paise, source),
+        ChainIndex(tuple(expiries), round(rules.strike_step * 100)),
+        market_fields=market_fields,
+        reach_steps=None if reach_steps is None else reach_steps - 1,
+        prune=lake.settings.backtest.prune if prune is None else prune,
+    )
+    expiry = band.expiry
     if expiry is None:
         return DaySkip(day, f"no {universe.expiry.replace('_', ' ')} expiry in the data")
     wanted = pl.col("expiry") == expiry
-    if source == "spot" and spot_paise.any():
+    strike_range = band.strike_range_rupees()
+    if strike_range is not None:
         # Only strikes a selector can reach from some spot of the day (Parquet row-group
         # statistics skip the rest: partitions are sorted by expiry, opt_type, strike).
-        step = rules.strike_step
-        reach = (strike_reach_steps(spec) if reach_steps is None else reach_steps) * step
-        known = spot_paise[spot_paise > 0] / 100.0
-        lo, hi = float(known.min()) - reach, float(known.max()) + reach
-        wanted &= pl.col("strike").is_between(lo, hi)
+        wanted &= pl.col("strike").is_between(*strike_range)
     frame = _option_rows(options.filter(wanted), market_fields)
     if frame.height == 0:
         return DaySkip(day, f"no option rows for expiry {expiry}")

@@ -272,13 +272,18 @@ def _summary(day: date, status: str, reason: str | None, **values: Any) -> dict[
 
 @ctrl_c_in_kernels
 def run_day(
-    lake: Lake, spec: StrategySpec, day: date, *, keep_pnl_path: bool = False
+    lake: Lake,
+    spec: StrategySpec,
+    day: date,
+    *,
+    keep_pnl_path: bool = False,
+    prune: bool | None = None,
 ) -> DayOutcome:
-    """Backtest one trading day."""
+    """Backtest one trading day (``prune``: see :func:`load_day`; None = the setting)."""
     if WEEKDAY_NAMES[day.weekday()] not in spec.time.weekdays:
         return _skipped(day, f"weekday {WEEKDAY_NAMES[day.weekday()]} not selected")
     plans = compile_spec_conditions(spec)
-    loaded = load_day(lake, spec, day, market_fields=plans.needs_contracts)
+    loaded = load_day(lake, spec, day, market_fields=plans.needs_contracts, prune=prune)
     if isinstance(loaded, DaySkip):
         return _skipped(day, loaded.reason)
     if not plans.any:

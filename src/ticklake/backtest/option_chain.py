@@ -53,13 +53,20 @@ def choose_expiry(spec: StrategySpec, day: date, available: list[date]) -> date 
 def strike_reach_steps(spec: StrategySpec) -> int:
     """Strike steps beyond the day's spot range that ``load_day`` keeps.
 
-    Enough for every selector: the ATM strike is within half a step of spot, ``delta``
-    and ``premium`` scan ATM ± ``strike_candidates`` steps and ``otm``/``itm`` move
-    ``steps`` from ATM, so ``max(strike_candidates, largest steps) + 1`` covers any
-    strike a leg can choose from spot(t) at any second of the day.
+    Derived from the selectors (see ``pruning``): the ATM strike is within half a step
+    of spot, ``otm``/``itm`` move ``steps`` from ATM and ``delta``/``premium`` scan ATM ±
+    ``strike_candidates`` steps, so the furthest leg's reach + 1 (the rounding of ATM)
+    covers any strike a leg can choose from spot(t) at any second of the day.
     """
-    steps = [getattr(leg.selector, "steps", 0) for leg in spec.legs]
-    return max(spec.universe.strike_candidates, *steps) + 1
+    reach = 0
+    for leg in spec.legs:
+        if leg.instrument is not None:
+            continue
+        if leg.selector.kind in ("delta", "premium"):
+            reach = max(reach, spec.universe.strike_candidates)
+        else:
+            reach = max(reach, int(getattr(leg.selector, "steps", 0)))
+    return reach + 1
 
 
 def _option_rows(options: pl.LazyFrame, market_fields: bool) -> pl.DataFrame:

@@ -279,7 +279,7 @@ def test_load_day_arrays_equal_the_previous_loader(
     lake = _random_lake(tmp_path / "lake", seed, time_sorted)
     spec = _random_spec()
     for market_fields in (False, True):
-        loaded = load_day(lake, spec, HAND_DAY, market_fields=market_fields)
+        loaded = load_day(lake, spec, HAND_DAY, market_fields=market_fields, reach_steps=3)
         assert isinstance(loaded, DayData)
         expected = _previous_load_day(lake, spec, HAND_DAY, market_fields, 3)
         assert loaded.expiry == expected.pop("expiry") == HAND_EXPIRY

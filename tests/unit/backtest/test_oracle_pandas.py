@@ -404,7 +404,7 @@ def test_oracle_alignment_matches_engine_arrays(generated_lake_root: Path, day: 
     from ticklake.lake import open_lake
 
     spec = parse_spec(merge(BASE, {"fills": {"max_quote_age_seconds": 1}}))
-    loaded = load_day(open_lake(generated_lake_root), spec, day)
+    loaded = load_day(open_lake(generated_lake_root), spec, day, prune=False)
     data = oracle_load(generated_lake_root, day, 5, 1)
     assert np.array_equal(loaded.spot_paise, data.spot)
     for c, (strike, call) in enumerate(zip(loaded.strikes_paise, loaded.is_call, strict=True)):
