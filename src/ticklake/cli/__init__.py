@@ -22,6 +22,7 @@ from ticklake.cli import (
     sql_cmds,
     stats_cmds,
     strategies_cmds,
+    warmup_cmd,
 )
 from ticklake.cli._common import console, handle_errors, setup_logging, state
 
@@ -66,6 +67,7 @@ strategies_cmds.register(app)
 collect_cmds.register(app)
 sql_cmds.register(app)
 export_cmds.register(app)
+warmup_cmd.register(app)
 
 
 @app.command("demo")

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -25,8 +25,10 @@ from rich.progress import (
 )
 from typer.exceptions import TyperException
 
-from ticklake.api import LakeSession, open_lake
 from ticklake.errors import InterruptedRunError, TicklakeError
+
+if TYPE_CHECKING:
+    from ticklake.api import LakeSession
 
 # Pipes and CI logs get a wide fixed width instead of Rich's 80-column fallback.
 console = Console(width=None if sys.stdout.isatty() else 160)
@@ -112,6 +114,10 @@ def handle_errors(func: F) -> F:
 
 def get_lake(path: Path | None) -> LakeSession:
     """The lake a command works on, through the facade every command uses."""
+    # Imported here, not at the top: the facade loads Polars and pyarrow, which
+    # `ticklake --help` and the commands that never open a lake do not need.
+    from ticklake.api import open_lake
+
     return open_lake(path)
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ticklake.cli._common import LakeOption, console, get_lake, handle_errors, progress_bar
 from ticklake.errors import ConfigError
-from ticklake.lake import Lake
+
+if TYPE_CHECKING:
+    from ticklake.lake import Lake
 
 bars_app = typer.Typer(help="Build bars from ticks and roll them up.", no_args_is_help=True)
 

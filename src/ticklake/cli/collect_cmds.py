@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from ticklake.cli._common import console, handle_errors
-from ticklake.collect.rest import run_sync
 from ticklake.errors import ConfigError
 
 collect_app = typer.Typer(
@@ -35,6 +33,13 @@ fetch_app = typer.Typer(
 )
 
 
+def run_sync(coroutine: Any) -> Any:
+    """:func:`ticklake.collect.rest.run_sync`, imported on use (it loads httpx)."""
+    from ticklake.collect.rest import run_sync as run
+
+    return run(coroutine)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(collect_app, name="collect")
     app.add_typer(backfill_app, name="backfill")
@@ -48,6 +53,8 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def _config(config_file: Path | None, flags: dict[str, Any]) -> Any:
+    from pydantic import ValidationError
+
     from ticklake.collect.binance import CollectorConfig
 
     data: dict[str, Any] = {}
@@ -203,6 +210,8 @@ def backfill_cmd(
 ) -> None:
     """Fetch klines or aggTrades for a range (resumable; re-runs fetch only what is new)."""
     from datetime import date, datetime
+
+    from pydantic import ValidationError
 
     from ticklake.collect.backfill import BackfillSpec, run_backfill
 

@@ -7,13 +7,11 @@ import sys
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import polars as pl
 import typer
 from rich.table import Table
 
-from ticklake.api import init_lake
 from ticklake.cli._common import (
     LakeOption,
     console,
@@ -23,8 +21,9 @@ from ticklake.cli._common import (
     human_bytes,
     progress_bar,
 )
-from ticklake.lake.lake import default_lake_path
-from ticklake.lake.layout import QUARANTINE_DIR
+
+if TYPE_CHECKING:
+    import polars as pl
 
 lake_app = typer.Typer(help="Inspect and maintain the lake's files.", no_args_is_help=True)
 
@@ -48,6 +47,9 @@ def init_cmd(
     path: Annotated[Path | None, typer.Argument(help="Directory for the new lake.")] = None,
 ) -> None:
     """Create a lake: a directory with ticklake.toml and the bronze/silver/gold layers."""
+    from ticklake.api import init_lake
+    from ticklake.lake.lake import default_lake_path
+
     target = path or default_lake_path()
     lake = init_lake(target)
     console.print(f"created lake at [bold]{lake.root}[/] (settings: {lake.root / 'ticklake.toml'})")
@@ -104,6 +106,8 @@ def status_cmd(lake_path: LakeOption = None) -> None:
     console.print(table)
     for error in broken:
         console.print(f"[red]error[/]: {error.message}", soft_wrap=True)
+    from ticklake.lake.layout import QUARANTINE_DIR
+
     quarantine = lake.root / QUARANTINE_DIR
     if quarantine.is_dir():
         from ticklake.quality.quarantine import quarantined_days
@@ -140,6 +144,8 @@ def _print_frame(frame: pl.DataFrame, fmt: OutputFormat, output: Path | None) ->
     elif fmt is OutputFormat.json:
         text = json.dumps(frame.to_dicts(), default=str, indent=1)
     else:
+        import polars as pl
+
         with pl.Config(tbl_rows=50, tbl_cols=20, fmt_str_lengths=40, tbl_width_chars=200):
             text = str(frame)
     if output is not None:

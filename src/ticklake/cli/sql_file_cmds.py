@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ticklake.cli._common import LakeOption, console, err_console, get_lake, handle_errors
 from ticklake.errors import ConfigError
-from ticklake.warehouse.sqlfile import SqlRunResult
+
+if TYPE_CHECKING:
+    from ticklake.warehouse.sqlfile import SqlRunResult
 
 ProjectOption = Annotated[
     Path | None,
