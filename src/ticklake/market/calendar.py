@@ -27,6 +27,8 @@ Examples:
 from __future__ import annotations
 
 import calendar as _stdlib_calendar
+import contextlib
+import os
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -56,11 +58,42 @@ def _exchange_calendar() -> Any:
     return exchange_calendars.get_calendar(CALENDAR_CODE)
 
 
+def _sessions_cache_file() -> Path | None:
+    """Where the session list of this exchange_calendars version is kept, if anywhere.
+
+    Building the calendar costs ≈ 1.5 s of CPU (pandas and the holiday rules) in every
+    process; its session list only changes with the package's version, so it is kept
+    under ``$XDG_CACHE_HOME/ticklake`` (``~/.cache/ticklake``), keyed by that version.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        stamp = version("exchange-calendars")
+    except PackageNotFoundError:
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ticklake" / f"sessions-{CALENDAR_CODE}-{stamp}.txt"
+
+
 @lru_cache(maxsize=1)
 def _session_set() -> tuple[frozenset[date], date, date]:
+    path = _sessions_cache_file()
+    if path is not None:
+        try:
+            days = [date.fromisoformat(line) for line in path.read_text().split()]
+            if days:
+                return frozenset(days), days[0], days[-1]
+        except (OSError, ValueError):
+            pass  # absent or unreadable: build it from the calendar below
     cal = _exchange_calendar()
-    days = frozenset(d.date() for d in cal.sessions)
-    return days, cal.first_session.date(), cal.last_session.date()
+    listed = sorted(d.date() for d in cal.sessions)
+    if path is not None:
+        with contextlib.suppress(OSError):  # a read-only home only costs the 1.5 s again
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text("\n".join(d.isoformat() for d in listed) + "\n")
+            os.replace(tmp, path)
+    return frozenset(listed), cal.first_session.date(), cal.last_session.date()
 
 
 def _check_range(day: date) -> None:
