@@ -90,7 +90,8 @@ def replay_top_levels(
     """Replay one instrument's events; return the book after each event.
 
     ``init_*`` have shape (2, levels) / (2,) (side 0 bid, 1 ask); ``snap_*`` shape
-    (n, 2, levels) with key -1 for an empty level (ignored unless ``has_snapshots``).
+    (2, depth, n) with key -1 for an empty level, ``depth`` the snapshots' levels (at
+    most ``levels`` are read; all ignored unless ``has_snapshots``).
     ``levels`` is the tracked depth (the message file's window); the first
     ``out_levels`` of it are returned: prices and sizes of shape (2, out_levels, n) (NaN
     where a level is empty or unknown), the number of known output levels per side
@@ -107,6 +108,7 @@ def replay_top_levels(
     out_size = np.full((2, out_levels, n), np.nan)
     out_known = np.zeros((n, 2), dtype=np.int64)
     refilled = np.zeros(n, dtype=np.bool_)
+    snap_levels = min(levels, snap_key.shape[1])
     for i in range(n):
         a = action[i]
         s = side[i]
@@ -147,16 +149,16 @@ def replay_top_levels(
             if not complete[s] and has_snapshots:
                 # take only the levels beyond the known ones from the snapshot row
                 refilled[i] = True
-                for j in range(count[s], levels):
-                    sk = snap_key[i, s, j]
+                for j in range(count[s], snap_levels):
+                    sk = snap_key[s, j, i]
                     if sk < 0:
                         break
                     if count[s] > 0 and not _better(s, keys[s, count[s] - 1], sk):
                         continue
                     c2 = count[s]
                     keys[s, c2] = sk
-                    prices[s, c2] = snap_price[i, s, j]
-                    sizes[s, c2] = snap_size[i, s, j]
+                    prices[s, c2] = snap_price[s, j, i]
+                    sizes[s, c2] = snap_size[s, j, i]
                     count[s] = c2 + 1
                 complete[s] = True
         for s2 in range(2):
@@ -170,27 +172,47 @@ def replay_top_levels(
 # --- kernel inputs from frames ------------------------------------------------------
 
 
-def price_keys(values: pl.Series, price_digits: int) -> I64:
+@numba.njit(cache=True)
+def _scaled_keys(values: F64, scale: float) -> I64:
+    # rint = numpy's round(): half to even; NaN (null / empty level) -> -1
+    keys = np.empty(values.shape[0], dtype=np.int64)
+    for i in range(values.shape[0]):
+        v = values[i]
+        keys[i] = -1 if np.isnan(v) else np.int64(np.rint(v * scale))
+    return keys
+
+
+def price_keys(values: pl.Series | F64, price_digits: int) -> I64:
     """Integer price keys (price x 10**digits, rounded); -1 where the price is null."""
-    scaled = (values.fill_null(np.nan).to_numpy() * 10**price_digits).round()
-    return np.where(np.isnan(scaled), -1, scaled).astype(np.int64)
+    array = values.to_numpy() if isinstance(values, pl.Series) else values  # null -> NaN
+    flat = np.ascontiguousarray(array, dtype=np.float64).reshape(-1)
+    return np.asarray(_scaled_keys(flat, float(10**price_digits))).reshape(np.shape(array))
 
 
 def book_arrays(row: pl.DataFrame, levels: int, price_digits: int) -> tuple[I64, F64, F64]:
-    """(rows, 2, levels) keys (-1 empty), prices and sizes of l2 rows."""
+    """(2, depth, rows) keys (-1 empty), prices and sizes of l2 rows, contiguous per level.
+
+    ``depth`` is the frame's number of levels, at most ``levels`` (a missing column is an
+    empty level); side 0 is bid, 1 ask, the layout of :func:`replay_top_levels`'s output.
+    """
     n = row.height
-    keys = np.full((n, 2, levels), -1, dtype=np.int64)
-    prices = np.full((n, 2, levels), np.nan)
-    sizes = np.full((n, 2, levels), np.nan)
+    columns = set(row.columns)
+    depth = max(
+        (i + 1 for side in SIDE_CODES for i in range(levels) if f"{side}_price_{i}" in columns),
+        default=0,
+    )
+    prices = np.empty((2, depth, n))
+    sizes = np.empty((2, depth, n))
     for s, side in enumerate(SIDE_CODES):
-        for i in range(levels):
+        for i in range(depth):
             price_col, size_col = f"{side}_price_{i}", f"{side}_size_{i}"
-            if price_col not in row.columns:
-                continue
-            keys[:, s, i] = price_keys(row[price_col], price_digits)
-            prices[:, s, i] = row[price_col].fill_null(np.nan).to_numpy()
-            sizes[:, s, i] = row[size_col].fill_null(np.nan).to_numpy()
-    return keys, prices, sizes
+            if price_col in columns:
+                # Float64 nulls become NaN in to_numpy; cast only if not Float64 already
+                prices[s, i] = row[price_col].cast(pl.Float64).to_numpy()
+                sizes[s, i] = row[size_col].cast(pl.Float64).to_numpy()
+            else:
+                prices[s, i] = sizes[s, i] = np.nan
+    return price_keys(prices, price_digits), prices, sizes
 
 
 def initial_state(
@@ -207,11 +229,11 @@ def initial_state(
     k, p, s = book_arrays(initial.head(1), levels, price_digits)
     given = sum(1 for c in initial.columns if c.startswith("bid_price_"))
     for side in range(2):
-        present = [i for i in range(levels) if k[0, side, i] >= 0]
+        present = [i for i in range(k.shape[1]) if k[side, i, 0] >= 0]
         count[side] = len(present)
         # a side shorter than the snapshot's depth is exhausted; a full one may go deeper
         complete[side] = len(present) < given or len(present) >= levels
-        keys[side, : len(present)] = k[0, side, present]
-        prices[side, : len(present)] = p[0, side, present]
-        sizes[side, : len(present)] = s[0, side, present]
+        keys[side, : len(present)] = k[side, present, 0]
+        prices[side, : len(present)] = p[side, present, 0]
+        sizes[side, : len(present)] = s[side, present, 0]
     return keys, prices, sizes, count, complete

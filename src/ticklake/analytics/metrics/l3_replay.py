@@ -66,15 +66,27 @@ def _events(frame: pl.DataFrame, price_digits: int) -> dict[str, np.ndarray]:
             "'modify' events need the order's previous price and size, which l3 rows do "
             "not carry. Translate modifies into cancel + add before replaying."
         )
+    price = frame["price"].cast(pl.Float64).to_numpy()  # null -> NaN
     return {
         "action": frame["action"].replace_strict(ACTION_CODES, return_dtype=pl.Int64).to_numpy(),
         "side": frame["side"]
         .replace_strict(SIDE_CODES, default=-1, return_dtype=pl.Int64)
         .to_numpy(),
-        "price_key": price_keys(frame["price"], price_digits),
-        "price": frame["price"].fill_null(np.nan).to_numpy(),
+        "price_key": price_keys(price, price_digits),
+        "price": price,
         "size": frame["size"].fill_null(0.0).to_numpy(),
     }
+
+
+def _aligned(ordered: pl.DataFrame, snapshots: pl.DataFrame) -> bool:
+    """Whether ``snapshots`` already has ``ordered``'s rows, in order, by (instrument, seq)."""
+    if snapshots.height != ordered.height or ordered["seq"].null_count():
+        return False
+    try:
+        same_seq = np.array_equal(ordered["seq"].to_numpy(), snapshots["seq"].to_numpy())
+        return same_seq and ordered["instrument"].equals(snapshots["instrument"])
+    except (TypeError, pl.exceptions.PolarsError):  # other dtypes: let the join decide
+        return False
 
 
 def reconstruct_book(
@@ -121,19 +133,26 @@ def reconstruct_book(
             "events of a level-N file only describe the top N levels"
         )
     ordered = frame.sort("instrument", "ts", "seq", maintain_order=True)
+    # snapshots row for row like the events (LOBSTER's book file): slice, skip the join
+    in_order = snapshots is not None and _aligned(ordered, snapshots)
     parts = []
+    offset = 0
     for (instrument,), events in ordered.group_by("instrument", maintain_order=True):
         init = initial.filter(pl.col("instrument") == instrument) if initial is not None else None
         arrays = _events(events, price_digits)
         state = initial_state(init, tracked, price_digits)
         if snapshots is not None:
-            aligned = events.select("instrument", "seq").join(
-                snapshots, on=["instrument", "seq"], how="left", maintain_order="left"
-            )
+            if in_order:  # groups are contiguous slices of the sorted frame
+                aligned = snapshots.slice(offset, events.height)
+            else:
+                aligned = events.select("instrument", "seq").join(
+                    snapshots, on=["instrument", "seq"], how="left", maintain_order="left"
+                )
             snap_key, snap_price, snap_size = book_arrays(aligned, tracked, price_digits)
         else:  # never read: has_snapshots is False
-            snap_key = np.full((1, 2, tracked), -1, dtype=np.int64)
-            snap_price = snap_size = np.full((1, 2, tracked), np.nan)
+            snap_key = np.full((2, 0, 1), -1, dtype=np.int64)
+            snap_price = snap_size = np.full((2, 0, 1), np.nan)
+        offset += events.height
         out_price, out_size, out_known, refilled = _REPLAY(
             arrays["action"],
             arrays["side"],
