@@ -46,6 +46,7 @@ from ticklake.lake.lake import default_lake_path
 if TYPE_CHECKING:
     from ticklake.analytics.pipeline import PipelineSpec
     from ticklake.analytics.run import PipelineRun
+    from ticklake.backtest.estimate import Estimate
     from ticklake.backtest.publish import PublishResult
     from ticklake.backtest.runner import RunResult
     from ticklake.backtest.spec import StrategySpec
@@ -253,6 +254,24 @@ class LakeSession(Lake):
         else:
             strategy = load_spec(spec, overrides=overrides)
         return run_backtest(self, strategy, **options)
+
+    def estimate(
+        self, spec: StrategySpec | Path | str | dict[str, Any], **options: Any
+    ) -> Estimate:
+        """Predict a backtest's wall time from a few timed days (nothing is written).
+
+        Options are those of :func:`ticklake.backtest.estimate.estimate_run`.
+        """
+        from ticklake.backtest.estimate import estimate_run
+        from ticklake.backtest.spec import StrategySpec, load_spec, parse_spec
+
+        if isinstance(spec, dict):
+            strategy = parse_spec(spec)
+        elif isinstance(spec, StrategySpec):
+            strategy = spec
+        else:
+            strategy = load_spec(spec)
+        return estimate_run(self, strategy, **options)
 
     def sweep(self, sweep: SweepSpec | Path | str | dict[str, Any], **options: Any) -> SweepResult:
         """Run a parameter sweep (a sweep spec, a YAML path or its dict).

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ticklake.cli import backtest_estimate_cmd
 from ticklake.cli._common import LakeOption, console, get_lake, handle_errors, progress_bars
 
 backtest_app = typer.Typer(help="Run and inspect options backtests.", no_args_is_help=True)
@@ -16,6 +17,7 @@ backtest_app = typer.Typer(help="Run and inspect options backtests.", no_args_is
 
 def register(app: typer.Typer) -> None:
     app.add_typer(backtest_app, name="backtest")
+    backtest_estimate_cmd.register(backtest_app)
 
 
 def _run_with_progress(call: Any, total: int) -> Any:
