@@ -45,9 +45,11 @@ def init_cmd(
     lake_path: LakeOption = None,
 ) -> None:
     """Create the SQL project folder (views/, models/, migrations/), with examples."""
+    from ticklake.warehouse.build import default_project_dir
+
     lake = get_lake(lake_path)
     copied = lake.sql_init(examples, project)
-    console.print(f"SQL project: {lake.sql_project(project).directory}")
+    console.print(f"SQL project: {project or default_project_dir(lake)}")
     for path in copied:
         console.print(f"  {path}")
     if examples:
@@ -63,9 +65,10 @@ def plan_cmd(
 ) -> None:
     """Print the models' DAG (from their SQL) and what is stale, and why."""
     lake = get_lake(lake_path)
-    plans = lake.sql_plan(project, start=_day(start, "--start"), end=_day(end, "--end"))
+    sql_project = lake.sql_project(project)
+    plans = sql_project.plan(start=_day(start, "--start"), end=_day(end, "--end"))
     if not plans:
-        folder = lake.sql_project(project).directory / "models"
+        folder = sql_project.directory / "models"
         console.print(f"no models in {folder} (add one SELECT per .sql file)")
         return
     by_name = {p.spec.name: p for p in plans}

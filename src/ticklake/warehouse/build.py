@@ -128,8 +128,9 @@ class Project:
 
     def _shas(self, datasets: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict[date, str]]:
         out: dict[tuple[str, str], dict[date, str]] = {}
+        known = {(i.layer, i.name) for i in self.lake.datasets()}
         for layer, name in datasets:
-            if (layer, name) not in {(i.layer, i.name) for i in self.lake.datasets()}:
+            if (layer, name) not in known:
                 out[(layer, name)] = {}  # a dataset model not built yet
                 continue
             out[(layer, name)] = {
