@@ -1,17 +1,23 @@
-"""The engine against a hand-written Polars query giving the same trades, per full day.
+"""The engine against hand-written Polars and DuckDB queries giving the same trades, per day.
 
-Not part of the test suite. The strategy: sell the ATM straddle (nearest expiry) at the
-first second of 09:20-09:25 where both legs can be sold, buy both back from 15:20 on,
-crossing the spread. The hand query reads only what that strategy needs (the spot, the
-ATM strikes of the entry window, the held contracts after 15:20); the engine is timed
-with pruning on (``backtest.prune = true``, the default) and off. The hand query's fills
-must equal the engine's (ts, symbol, side, price in paise) before any time counts.
+Not part of the test suite. Three strategies, each a short position on the nearest
+expiry entered at the first second of 09:20-09:25 where every leg can be sold, crossing
+the spread (the rules the peers implement are in ``_hand_peers.py``):
+
+- ``straddle``: ATM call and put, bought back from 15:20;
+- ``strangle_stop``: 2-strike OTM call and put with a combined money stop (₹``--stop``),
+  checked every second on the marks; bought back at the stop or from 15:20;
+- ``delta``: the call and put nearest |delta| 0.3 among ATM ± 20 strikes (the engine's
+  default ``strike_candidates``); bought back from 15:20.
+
+The engine is timed with pruning on (``backtest.prune = true``, the default) and off; the
+peers read only what each strategy needs. Both peers' fills must equal the engine's
+(ts, symbol, side, price in paise, reason) before any time counts. Times are best of
+``--repeat`` per day; the summary row is the sum over the days.
 
     python benchmarks/bench_backtest_vs_hand.py                 # 2 full days, 20 strikes
     python benchmarks/bench_backtest_vs_hand.py --days 10 --strikes-each-side 20
     python benchmarks/bench_backtest_vs_hand.py --lake PATH     # an existing lake
-
-Prints one markdown table (ratios from one run, best of ``--repeat``).
 """
 
 from __future__ import annotations
@@ -19,31 +25,38 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
+import duckdb
 import polars as pl
+from _hand_peers import Day, duckdb_day, polars_delta, polars_straddle, polars_strangle_stop
 
 from ticklake.backtest.engine import run_day
 from ticklake.backtest.spec import StrategySpec, parse_spec
 from ticklake.lake import Lake, open_lake
+from ticklake.market.rules import market_rules
 
 HERE = Path(__file__).resolve().parent
 FIRST_DAY = date(2024, 1, 1)
 OPTIONS = "banknifty_options"
 SPOT = "banknifty_spot"
-IST = ZoneInfo("Asia/Kolkata")
-SESSION_SECONDS = 22_500
-TOLERANCE_SECONDS = 5  # as_of_tolerance_seconds = max_quote_age_seconds = 5 (defaults)
-STEP_PAISE = 100 * 100  # BANKNIFTY strike step
+STRATEGIES = ("straddle", "strangle_stop", "delta")
+DELTA_TARGET = 0.3
 
 
-def straddle_spec(day: date) -> StrategySpec:
+def strategy_spec(name: str, day: date, stop_rupees: float) -> StrategySpec:
+    selector: dict[str, Any] = {"kind": "atm"}
+    exits: dict[str, Any] = {}
+    if name == "strangle_stop":
+        selector = {"kind": "otm", "steps": 2}
+        exits = {"stop_loss": {"money": stop_rupees}}
+    elif name == "delta":
+        selector = {"kind": "delta", "target": DELTA_TARGET}
     return parse_spec(
         {
-            "name": "bench_vs_hand_straddle",
+            "name": f"bench_vs_hand_{name}",
             "universe": {
                 "underlying": "BANKNIFTY",
                 "options_dataset": OPTIONS,
@@ -56,111 +69,12 @@ def straddle_spec(day: date) -> StrategySpec:
                 "exit_time": "15:20",
             },
             "legs": [
-                {"name": "ce", "opt_type": "CE", "side": "sell"},
-                {"name": "pe", "opt_type": "PE", "side": "sell"},
+                {"name": "ce", "opt_type": "CE", "side": "sell", "selector": selector},
+                {"name": "pe", "opt_type": "PE", "side": "sell", "selector": selector},
             ],
+            "exits": exits,
         }
     )
-
-
-# ------------------------------------------------------------------------ the hand query
-
-
-def _grid(day: date, start: str, end: str) -> pl.DataFrame:
-    """Seconds ``[start, end)`` of the day (IST wall clock), as UTC ns timestamps."""
-
-    def at(clock: str) -> datetime:
-        hour, minute = (int(x) for x in clock.split(":"))
-        return datetime.combine(day, datetime.min.time(), IST) + timedelta(
-            hours=hour, minutes=minute
-        )
-
-    return pl.DataFrame(
-        {
-            "ts": pl.datetime_range(
-                at(start), at(end), "1s", closed="left", time_unit="ns", eager=True
-            ).dt.convert_time_zone("UTC")
-        }
-    )
-
-
-def _paise(column: str) -> pl.Expr:
-    paise = (pl.col(column).cast(pl.Float64) * 100).round(0)
-    return pl.when(paise > 0).then(paise).otherwise(0).fill_null(0).fill_nan(0).cast(pl.Int64)
-
-
-def _book(left: pl.DataFrame, quotes: pl.DataFrame) -> pl.DataFrame:
-    """As-of join of ``left`` (ts, opt_type, strike) to the quotes, with age and paise."""
-    joined = left.sort("ts").join_asof(
-        quotes.sort("ts"),
-        on="ts",
-        by=["opt_type", "strike"],
-        strategy="backward",
-        tolerance=timedelta(seconds=TOLERANCE_SECONDS),
-    )
-    age = (pl.col("ts") - pl.col("quote_ts")).dt.total_seconds()
-    return joined.with_columns(
-        _paise("bid_price_0").alias("bid"), _paise("ask_price_0").alias("ask"), age.alias("age")
-    )
-
-
-def hand_day(lake: Lake, day: date) -> pl.DataFrame:
-    """The straddle's fills by hand: ts, symbol, side, price_paise, reason."""
-    options_file = lake.partition_files(OPTIONS, start=day, end=day)
-    spot_file = lake.partition_files(SPOT, start=day, end=day)
-    chain = pl.scan_parquet(options_file)
-    expiries = chain.select(pl.col("expiry").unique()).collect()["expiry"].to_list()
-    expiry = min(e for e in expiries if e >= day)
-    spot = pl.scan_parquet(spot_file).select("ts", "price").collect().sort("ts")
-    window = _grid(day, "09:20", "09:25").join_asof(
-        spot, on="ts", strategy="backward", tolerance=timedelta(seconds=TOLERANCE_SECONDS)
-    )
-    spot_paise = _paise("price")
-    window = window.with_columns(
-        ((spot_paise + STEP_PAISE // 2) // STEP_PAISE * STEP_PAISE).alias("atm")
-    ).filter(pl.col("price").is_not_null())
-    strikes = (window["atm"].unique() / 100).to_list()
-
-    def quotes(strike_filter: pl.Expr) -> pl.DataFrame:
-        return (
-            chain.filter((pl.col("expiry") == expiry) & strike_filter)
-            .select("ts", "opt_type", "strike", "symbol", "bid_price_0", "ask_price_0")
-            .with_columns(pl.col("ts").alias("quote_ts"))
-            .collect()
-        )
-
-    sides = pl.DataFrame({"opt_type": ["CE", "PE"]})
-    left = window.select("ts", (pl.col("atm") / 100).alias("strike")).join(sides, how="cross")
-    entry = _book(left, quotes(pl.col("strike").is_in(strikes)))
-    sellable = (pl.col("bid") > 0) & (pl.col("age") <= TOLERANCE_SECONDS)
-    ready = entry.group_by("ts").agg(sellable.all().alias("ok"), pl.len().alias("n"))
-    first = ready.filter(pl.col("ok") & (pl.col("n") == 2))["ts"].min()
-    if first is None:
-        return pl.DataFrame()
-    opened = entry.filter(pl.col("ts") == first)
-    held = opened.select("opt_type", "strike")
-    exits = _grid(day, "15:20", "15:30").join(held, how="cross")
-    closing = _book(exits, quotes(pl.col("strike").is_in(held["strike"].to_list())))
-    buyable = (pl.col("ask") > 0) & (pl.col("age") <= TOLERANCE_SECONDS)
-    closed = closing.filter(buyable).sort("ts").group_by("opt_type").first()
-    return pl.concat(
-        [
-            opened.select(
-                "ts",
-                "symbol",
-                pl.lit("sell").alias("side"),
-                pl.col("bid").alias("price_paise"),
-                pl.lit("entry").alias("reason"),
-            ),
-            closed.select(
-                "ts",
-                "symbol",
-                pl.lit("buy").alias("side"),
-                pl.col("ask").alias("price_paise"),
-                pl.lit("exit_time").alias("reason"),
-            ),
-        ]
-    ).sort("ts", "symbol")
 
 
 # ------------------------------------------------------------------------ timing
@@ -185,30 +99,68 @@ def fills(frame: pl.DataFrame) -> pl.DataFrame:
     ).sort("ts", "symbol")
 
 
-def measure_day(lake: Lake, day: date, repeat: int) -> dict[str, Any]:
-    spec = straddle_spec(day)
+def hand_polars(lake: Lake, name: str, day: date, stop_rupees: float) -> pl.DataFrame:
+    d = Day(
+        lake.partition_files(OPTIONS, start=day, end=day),
+        lake.partition_files(SPOT, start=day, end=day),
+        day,
+    )
+    if name == "straddle":
+        return polars_straddle(d)
+    if name == "strangle_stop":
+        return polars_strangle_stop(d, market_rules("BANKNIFTY", day).lot_size, stop_rupees)
+    return polars_delta(d, DELTA_TARGET)
+
+
+def hand_duckdb(lake: Lake, name: str, day: date, stop_rupees: float) -> pl.DataFrame:
+    options = [str(f) for f in lake.partition_files(OPTIONS, start=day, end=day)]
+    spot = [str(f) for f in lake.partition_files(SPOT, start=day, end=day)]
+    con = duckdb.connect()
+    try:
+        expiry = con.execute(
+            "SELECT min(expiry) FROM read_parquet($f) WHERE expiry >= $d", {"f": options, "d": day}
+        ).fetchone()[0]
+        stop = None
+        if name == "strangle_stop":
+            stop = (market_rules("BANKNIFTY", day).lot_size, stop_rupees)
+        return duckdb_day(con, options, spot, day, expiry, offset_steps=2 if stop else 0, stop=stop)
+    finally:
+        con.close()
+
+
+def measure_day(
+    lake: Lake, name: str, day: date, repeat: int, stop_rupees: float
+) -> dict[str, Any]:
+    spec = strategy_spec(name, day, stop_rupees)
+    peers: dict[str, Callable[[], pl.DataFrame]] = {
+        "polars": lambda: hand_polars(lake, name, day, stop_rupees)
+    }
+    if name != "delta":
+        peers["duckdb"] = lambda: hand_duckdb(lake, name, day, stop_rupees)
     run_day(lake, spec, day, prune=True)  # warm the kernels and the page cache
     run_day(lake, spec, day, prune=False)
-    hand_day(lake, day)
     pruned_s, pruned = best_of(repeat, lambda: run_day(lake, spec, day, prune=True))
     whole_s, whole = best_of(repeat, lambda: run_day(lake, spec, day, prune=False))
-    hand_s, hand = best_of(repeat, lambda: hand_day(lake, day))
     if not (fills(pruned.trades).equals(fills(whole.trades)) and pruned.summary == whole.summary):
-        raise SystemExit(f"{day}: the engine's trades differ with and without pruning")
-    if hand.is_empty() or not fills(hand).equals(fills(pruned.trades)):
-        raise SystemExit(
-            f"{day}: the hand query's fills differ from the engine's:\n{fills(hand)}\n"
-            f"{fills(pruned.trades)}"
-        )
-    rows = lake.scan(OPTIONS, start=day, end=day).select(pl.len()).collect().item()
-    return {
+        raise SystemExit(f"{name} {day}: the engine's trades differ with and without pruning")
+    row: dict[str, Any] = {
+        "strategy": name,
         "day": str(day),
-        "rows": rows,
         "fills": pruned.trades.height,
         "pruned": pruned_s,
         "whole": whole_s,
-        "hand": hand_s,
+        "reasons": sorted(set(pruned.trades["reason"].to_list())),
     }
+    for peer, action in peers.items():
+        action()
+        seconds, hand = best_of(repeat, action)
+        if hand.is_empty() or not fills(hand).equals(fills(pruned.trades)):
+            raise SystemExit(
+                f"{name} {day}: the {peer} peer's fills differ from the engine's:\n"
+                f"{fills(hand)}\n{fills(pruned.trades)}"
+            )
+        row[peer] = seconds
+    return row
 
 
 def main() -> None:
@@ -217,6 +169,8 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--strikes-each-side", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--stop", type=float, default=1500.0, help="strangle stop, rupees")
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--out", type=Path, default=HERE / "out")
     args = parser.parse_args()
     if args.lake is None:
@@ -234,19 +188,31 @@ def main() -> None:
         root = args.lake
     lake = open_lake(root)
     days = sorted(p.date for p in lake.partitions(OPTIONS))[: args.days]
-    print(f"row groups of {lake.settings.lake.row_group_rows:,} rows")
+    print(f"{len(days)} days, row groups of {lake.settings.lake.row_group_rows:,} rows")
     print(
-        "| day | option rows | fills | engine pruned s | engine whole chain s | hand Polars s "
-        "| pruned / hand | whole / hand |"
+        "| strategy | day | fills | exits | engine pruned s | engine whole s | Polars s "
+        "| DuckDB s | pruned / Polars | pruned / DuckDB | whole / Polars |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for day in days:
-        r = measure_day(lake, day, args.repeat)
-        print(
-            f"| {r['day']} | {r['rows']:,} | {r['fills']} | {r['pruned']:.3f} | {r['whole']:.3f} "
-            f"| {r['hand']:.3f} | {r['pruned'] / r['hand']:.1f}× | {r['whole'] / r['hand']:.1f}× |",
-            flush=True,
-        )
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name in args.strategies.split(","):
+        total: dict[str, float] = {"pruned": 0.0, "whole": 0.0, "polars": 0.0, "duckdb": 0.0}
+        for day in days:
+            r = measure_day(lake, name, day, args.repeat, args.stop)
+            for key in total:
+                total[key] += r.get(key, 0.0)
+            print(_row(name, r["day"], r["fills"], ",".join(r["reasons"]), r), flush=True)
+        print(_row(name, f"**{len(days)} days**", "", "", total), flush=True)
+
+
+def _row(name: str, day: str, n_fills: Any, reasons: str, r: dict[str, float]) -> str:
+    duck = r.get("duckdb") or 0.0
+    duck_s = f"{duck:.3f}" if duck else "—"
+    duck_ratio = f"{r['pruned'] / duck:.1f}×" if duck else "—"
+    return (
+        f"| {name} | {day} | {n_fills} | {reasons} | {r['pruned']:.3f} | {r['whole']:.3f} "
+        f"| {r['polars']:.3f} | {duck_s} | {r['pruned'] / r['polars']:.1f}× | {duck_ratio} "
+        f"| {r['whole'] / r['polars']:.1f}× |"
+    )
 
 
 if __name__ == "__main__":

@@ -110,6 +110,42 @@ def test_quote_exactly_max_quote_age_old_is_tradeable_one_second_more_is_stale(
     assert _attempts(outcome) == expected
 
 
+@pytest.mark.parametrize(
+    ("last_row", "entry_at", "age", "attempt"),
+    [
+        # Exactly 5 s old at 09:16:00: a candidate the premium selector may choose.
+        ("09:15:55", "09:16:00", 5, None),
+        # 6 s old: stale, so no candidate is left for the selector until 09:16:10.
+        ("09:15:54", "09:16:10", 0, "no_candidate"),
+    ],
+)
+def test_a_selector_takes_a_quote_exactly_max_quote_age_old_as_a_candidate(
+    tmp_path: Path, last_row: str, entry_at: str, age: int, attempt: str | None
+) -> None:
+    """Selectors that compare mids (premium, delta) check both sides' age themselves
+    (``_tradeable_reason``), a separate path from the orders' ``_side_reason``."""
+    chain = _chain()
+    after = second_of(last_row) + 1
+    chain.drop_rows(48000, "CE", f"09:15:{after:02d}", "09:16:10")
+    lake = _lake(tmp_path / "lake", chain)
+    spec = hand_spec(
+        fills={"as_of_tolerance_seconds": 30, "max_quote_age_seconds": 5},
+        legs=[
+            {
+                "name": "ce",
+                "opt_type": "CE",
+                "side": "sell",
+                "selector": {"kind": "premium", "target": 200},
+            },
+            {"name": "pe", "opt_type": "PE", "side": "sell"},
+        ],
+    )
+    outcome = run_day(lake, spec, HAND_DAY)
+    assert _entry(outcome) == (ist(entry_at), age)
+    expected = [] if attempt is None else [(ist("09:16:00"), "ce", attempt)]
+    assert _attempts(outcome) == expected
+
+
 # ----------------------------------------------------------- as_of_tolerance_seconds
 @pytest.mark.parametrize(
     ("shift_ns", "entry_at", "attempt"),
