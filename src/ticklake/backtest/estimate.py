@@ -159,6 +159,33 @@ def pick_samples(days: Sequence[date], rows: Sequence[int], count: int) -> list[
     return list(dict.fromkeys(picks))
 
 
+def plan_day_rows(
+    lake: Lake, specs: Sequence[StrategySpec], days: Sequence[date], *, check_cache: bool = True
+) -> tuple[list[int], list[bool], list[date]]:
+    """Each day's option rows (manifests), whether the engine loads it, and the cached days.
+
+    A day loads when it has rows and a spec selects its weekday; with ``check_cache``
+    (one spec), a day whose result is in the run cache (same key) does not.
+    """
+    wanted = set(days)
+    dataset = specs[0].universe.options_dataset
+    manifests = {p.date: p.rows for p in lake.partitions(dataset) if p.date in wanted}
+    weekdays = {w for spec in specs for w in spec.time.weekdays}
+    rows = [manifests.get(d, 0) for d in days]
+    cache_root = lake.root / CACHE_DIR
+    cached: list[date] = []
+    runnable: list[bool] = []
+    for d, r in zip(days, rows, strict=True):
+        selected = r > 0 and WEEKDAY_NAMES[d.weekday()] in weekdays
+        if selected and check_cache:
+            key = cache_key(specs[0], d, _input_hashes(lake, specs[0], d))
+            if (cache_root / key[:2] / key / "summary.json").is_file():
+                cached.append(d)
+                selected = False
+        runnable.append(selected)
+    return rows, runnable, cached
+
+
 def _time_day(lake: Lake, spec: StrategySpec, day: date) -> tuple[float, float]:
     """Wall and CPU seconds of a day's work in a runner task, without writing anything."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -220,28 +247,16 @@ def estimate_run(
     """
     if sample_days < 1:
         raise ConfigError(f"sample_days must be at least 1, got {sample_days}")
-    dataset = spec.universe.options_dataset
     days = plan_days(spec)
-    manifests = {p.date: p.rows for p in lake.partitions(dataset) if days and p.date in days}
-    rows = [manifests.get(d, 0) for d in days]
+    rows, runnable, cached = plan_day_rows(lake, [spec], days)
     if not any(rows):
+        dataset = spec.universe.options_dataset
         raise ConfigError(
             f"no data days: {dataset!r} has no partition with rows between "
             f"{spec.time.start} and {spec.time.end} ({len(days)} trading days planned); "
             "ingest those days or change time.start/time.end (`ticklake lake ls` lists them)",
             dataset=dataset,
         )
-    cache_root = lake.root / CACHE_DIR
-    cached: list[date] = []
-    runnable: list[bool] = []
-    for d, r in zip(days, rows, strict=True):
-        selected = r > 0 and WEEKDAY_NAMES[d.weekday()] in spec.time.weekdays
-        if selected:
-            key = cache_key(spec, d, _input_hashes(lake, spec, d))
-            if (cache_root / key[:2] / key / "summary.json").is_file():
-                cached.append(d)
-                selected = False
-        runnable.append(selected)
     candidates = [i for i, run in enumerate(runnable) if run]
     if not candidates:  # every data day is cached or on an unselected weekday
         return _estimate(spec, days, rows, runnable, cached, [], 0.0, 0.0, 0.0, executors, lake)
@@ -307,5 +322,6 @@ __all__ = [
     "fit_day_cost",
     "measure_worker_startup",
     "pick_samples",
+    "plan_day_rows",
     "predict_wall",
 ]

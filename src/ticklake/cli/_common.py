@@ -6,6 +6,7 @@ import functools
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,11 +19,13 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 from typer.exceptions import TyperException
 
 from ticklake.errors import InterruptedRunError, TicklakeError
@@ -132,10 +135,22 @@ class ProgressTask:
         self._progress.update(self._task, advance=n, note=note)
 
     def update(
-        self, *, completed: int | None = None, total: int | None = None, note: str | None = None
+        self,
+        *,
+        completed: int | None = None,
+        total: int | None = None,
+        note: str | None = None,
+        eta_seconds: float | None = None,
     ) -> None:
-        """Set what is known; ``None`` leaves that part as it was."""
+        """Set what is known; ``None`` leaves that part as it was.
+
+        ``eta_seconds`` is the job's own prediction of its remaining time (a backtest's
+        day-cost model, :mod:`ticklake.backtest.eta`); the bar counts it down until the
+        next update, instead of Rich's rate-based guess.
+        """
         fields: dict[str, Any] = {} if note is None else {"note": note}
+        if eta_seconds is not None:
+            fields.update(eta_seconds=eta_seconds, eta_at=time.monotonic())
         self._progress.update(self._task, completed=completed, total=total, **fields)
 
 
@@ -152,11 +167,40 @@ class ProgressBars:
         )
 
 
+def human_duration(seconds: float) -> str:
+    """``1 h 2 m``, ``1 m 20 s``, ``7 s`` (whole seconds, rounded up).
+
+    Examples:
+        >>> human_duration(80), human_duration(6.2), human_duration(3725), human_duration(0)
+        ('1 m 20 s', '7 s', '1 h 2 m', '0 s')
+    """
+    whole = int(-(-max(0.0, seconds) // 1))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes} m"
+    if minutes:
+        return f"{minutes} m {secs} s"
+    return f"{secs} s"
+
+
+class ModelEtaColumn(TimeRemainingColumn):
+    """The job's own ETA (``eta_seconds`` field) counted down; else Rich's estimate."""
+
+    def render(self, task: Task) -> Text:
+        eta = task.fields.get("eta_seconds")
+        if eta is None:
+            return super().render(task)
+        left = 0.0 if task.finished else eta - (time.monotonic() - task.fields["eta_at"])
+        return Text(f"ETA {human_duration(left)}", style="progress.remaining")
+
+
 @contextmanager
 def progress_bars(*, enabled: bool = True, on: Console | None = None) -> Iterator[ProgressBars]:
     """The one Rich progress display of the CLI, on stderr so stdout stays clean for pipes.
 
-    Each bar shows description, bar, done/total, elapsed, ETA and a note. The display is
+    Each bar shows description, bar, done/total, elapsed, ETA (the job's own model when it
+    gives ``eta_seconds``, see :class:`ModelEtaColumn`) and a note. The display is
     off when ``enabled`` is false or the console (``on``, default stderr) is not a terminal.
     """
     target = err_console if on is None else on
@@ -165,7 +209,7 @@ def progress_bars(*, enabled: bool = True, on: Console | None = None) -> Iterato
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        ModelEtaColumn(),
         TextColumn("{task.fields[note]}"),
         console=target,
         disable=not (enabled and target.is_terminal),

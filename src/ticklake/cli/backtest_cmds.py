@@ -20,15 +20,23 @@ def register(app: typer.Typer) -> None:
     backtest_estimate_cmd.register(backtest_app)
 
 
-def _run_with_progress(call: Any, total: int) -> Any:
+def _run_with_progress(call: Any, total: int, eta: Any = None) -> Any:
+    """Run ``call(progress)`` under the day bar; ``eta`` (a RunEta) gives the bar its ETA.
+
+    Build ``eta`` just before: its clock starts when it is made.
+    """
     with progress_bars() as bars:
         bar = bars.add("backtest", total, note="days · 0 fills · P&L ₹0.00")
+        if eta is not None:
+            bar.update(eta_seconds=eta.fields()["eta_seconds"])
 
         def on_progress(state: dict[str, Any]) -> None:
             pnl = state["net_pnl_paise"] / 100
+            fields = eta.observe(state) if eta is not None else {}
             bar.update(
                 completed=state["days_done"],
                 note=f"days · {state['fills']} fills · P&L ₹{pnl:,.2f}",
+                eta_seconds=fields.get("eta_seconds"),
             )
 
         return call(on_progress)
@@ -87,6 +95,7 @@ def run_cmd(
     A file with a ``sweep:`` section runs every variant of its grid (the grid size is
     printed first); each day task loads the day once for all variants.
     """
+    from ticklake.backtest.eta import run_eta
     from ticklake.backtest.runner import plan_days
     from ticklake.backtest.spec import load_spec
     from ticklake.backtest.sweep import load_sweep
@@ -104,7 +113,8 @@ def run_cmd(
         return
     spec = load_spec(strategy, overrides=overrides)
     lake = get_lake(lake_path)
-    total = len(plan_days(spec))
+    days = [d.isoformat() for d in plan_days(spec)]
+    eta = run_eta(lake, [spec], days, executor=executor, workers=workers, use_cache=not no_cache)
     result = _run_with_progress(
         lambda progress: lake.backtest(
             spec,
@@ -114,7 +124,8 @@ def run_cmd(
             progress=progress,
             pnl_per_second=pnl_per_second,
         ),
-        total,
+        len(days),
+        eta,
     )
     _finish(result)
     if report:
@@ -131,6 +142,7 @@ def _run_sweep(
     lake_path: Any,
     report: bool,
 ) -> None:
+    from ticklake.backtest.eta import run_eta
     from ticklake.backtest.runner import plan_days
     from ticklake.backtest.sweep import expand, sweep_from_data
 
@@ -149,7 +161,11 @@ def _run_sweep(
         highlight=False,
     )
     lake = get_lake(lake_path)
-    total = len(plan_days(variants[0].spec))
+    specs = [v.spec for v in variants]
+    days = sorted({d.isoformat() for spec in specs for d in plan_days(spec)})  # as run_sweep
+    eta = run_eta(
+        lake, specs, days, executor=executor, workers=workers, use_cache=use_cache, kind="sweep"
+    )
     result = _run_with_progress(
         lambda progress: lake.sweep(
             sweep,
@@ -159,7 +175,8 @@ def _run_sweep(
             rank_by=rank_by,
             progress=progress,
         ),
-        total,
+        len(days),
+        eta,
     )
     _finish(result)
     if report:
@@ -198,13 +215,17 @@ def resume_cmd(
     lake_path: LakeOption = None,
 ) -> None:
     """Finish an interrupted run without redoing completed days."""
+    from ticklake.backtest.eta import resume_eta
     from ticklake.backtest.runner import load_ledger, resolve_run
 
     lake = get_lake(lake_path)
-    ledger = load_ledger(resolve_run(lake, run))
+    run_dir = resolve_run(lake, run)
+    ledger = load_ledger(run_dir)
+    eta = resume_eta(lake, run_dir, executor=executor, workers=workers)
     result = _run_with_progress(
         lambda progress: lake.resume(run, executor=executor, workers=workers, progress=progress),
         len(ledger["days"]),
+        eta,
     )
     _finish(result)
     _write_report(result.run_dir)

@@ -8,6 +8,9 @@ server lists past jobs; jobs that were queued or running when it stopped are mar
 ``interrupted`` and can be resumed (a backtest through
 :func:`ticklake.backtest.runner.resume_backtest`, keeping its finished days).
 
+A backtest, sweep or resume job's progress also carries ``eta_seconds``,
+``elapsed_seconds`` and ``eta_model`` (:mod:`ticklake.backtest.eta`, as the CLI's bar).
+
 Cancelling sets an event that the library's ``progress`` callback checks: it raises
 :class:`~ticklake.errors.InterruptedRunError` after the day (or batch) in flight, so
 the run's ledger says ``interrupted`` and it can be resumed later. A validation has no
@@ -358,20 +361,34 @@ def _prepare_backtest(
     return prepared, f"backtest {spec.name}", new_run_id(spec.name)
 
 
-def _run_backtest(manager: JobManager, job: Job, progress: ProgressFn) -> dict[str, Any]:
+def _start_eta(manager: JobManager, job: Job, progress: ProgressFn, specs: list[Any]) -> ProgressFn:
+    """Send the first state, with the prior's ETA; return ``progress`` adding the ETA fields."""
+    from ticklake.backtest.eta import run_eta
     from ticklake.backtest.runner import plan_days
+
+    days = sorted({d.isoformat() for spec in specs for d in plan_days(spec)})  # as run_sweep
+    executor, workers = manager.executor_for(job.params)
+    kind = "sweep" if job.kind == "sweep" else "backtest"
+    use_cache = job.params.get("use_cache", True)
+    eta = run_eta(manager.lake, specs, days, executor=executor, workers=workers,
+                  use_cache=use_cache, kind=kind)  # fmt: skip
+    start = {"days_done": 0, "days_total": len(days), "fills": 0, "net_pnl_paise": 0}
+    progress({**start, **eta.fields()})
+    return eta.wrap(progress)
+
+
+def _run_backtest(manager: JobManager, job: Job, progress: ProgressFn) -> dict[str, Any]:
     from ticklake.backtest.spec import parse_spec
 
     spec = parse_spec(job.params["spec"])
     executor, workers = manager.executor_for(job.params)
-    progress({"days_done": 0, "days_total": len(plan_days(spec)), "fills": 0, "net_pnl_paise": 0})
     result = manager.lake.backtest(
         spec,
         executor=executor,
         workers=workers,
         run_id=job.run_id,
         use_cache=job.params.get("use_cache", True),
-        progress=progress,
+        progress=_start_eta(manager, job, progress, [spec]),
     )
     return {"run_id": result.run_id, "status": result.status, "totals": result.ledger["totals"]}
 
@@ -388,12 +405,15 @@ def _prepare_resume(manager: JobManager, params: dict[str, Any]) -> tuple[dict[s
 
 
 def _run_resume(manager: JobManager, job: Job, progress: ProgressFn) -> dict[str, Any]:
+    from ticklake.backtest.eta import resume_eta
     from ticklake.backtest.runner import RUNS_DIR
 
     executor, workers = manager.executor_for(job.params)
     run_dir = manager.lake.root / RUNS_DIR / job.params["run_id"]
+    eta = resume_eta(manager.lake, run_dir, executor=executor, workers=workers)
+    progress(eta.fields())
     result = manager.lake.resume(
-        str(run_dir), executor=executor, workers=workers, progress=progress
+        str(run_dir), executor=executor, workers=workers, progress=eta.wrap(progress)
     )
     return {"run_id": result.run_id, "status": result.status, "totals": result.ledger.get("totals")}
 
@@ -437,13 +457,11 @@ def _prepare_sweep(manager: JobManager, params: dict[str, Any]) -> tuple[dict[st
 
 
 def _run_sweep(manager: JobManager, job: Job, progress: ProgressFn) -> dict[str, Any]:
-    from ticklake.backtest.runner import plan_days
     from ticklake.backtest.sweep import expand
 
     sweep = sweep_from_request(job.params)
     executor, workers = manager.executor_for(job.params)
-    total = len(plan_days(expand(sweep)[0].spec))
-    progress({"days_done": 0, "days_total": total, "fills": 0, "net_pnl_paise": 0})
+    progress = _start_eta(manager, job, progress, [v.spec for v in expand(sweep)])
     result = manager.lake.sweep(
         sweep,
         executor=executor,

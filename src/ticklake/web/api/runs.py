@@ -33,6 +33,11 @@ CsvZone = Annotated[
     Literal["exchange", "UTC"],
     Query(description="instants in CSV: the run's exchange zone (ISO with offset) or UTC"),
 ]
+# report.html is one self-contained file (plotly.js and the figures inlined).
+REPORT_CSP = (
+    "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; img-src data: blob:; font-src data:; frame-ancestors 'none'"
+)
 
 
 def _ledger(run_dir: Path) -> dict[str, Any]:
@@ -352,7 +357,17 @@ def run_file(
         ".html": "text/html; charset=utf-8",
         ".parquet": "application/octet-stream",
     }.get(source.suffix, "application/octet-stream")
-    # Reports are downloaded, not rendered inside our origin.
+    if source.suffix == ".html":
+        # A report opens in the browser (inline), sandboxed: an opaque origin that may run
+        # its own inline scripts (Plotly, inlined) but never reads the dashboard's cookies
+        # or calls its API, and loads nothing from anywhere.
+        return FileResponse(
+            source,
+            media_type=media,
+            filename=source.name,
+            content_disposition_type="inline",
+            headers={"Content-Security-Policy": REPORT_CSP},
+        )
     return FileResponse(source, media_type=media, filename=source.name)
 
 

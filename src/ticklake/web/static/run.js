@@ -14,9 +14,39 @@ document.addEventListener("DOMContentLoaded", () => {
   const table = { name: "trades", offset: 0, limit: 50, sort: null, descending: false, filters: [], columns: [], timezone: null };
 
   // ------------------------------------------------------------------ progress
+  // The job's own ETA (eta_seconds: the day-cost model of ticklake.backtest.eta, refitted as
+  // days finish), counted down each second between two progress events.
+  const eta = { seconds: null, elapsed: 0, at: 0, model: null, timer: null };
+  const duration = (seconds) => {
+    const whole = Math.ceil(Math.max(0, seconds));
+    const h = Math.floor(whole / 3600), m = Math.floor((whole % 3600) / 60), s = whole % 60;
+    return h ? `${h} h ${m} m` : m ? `${m} m ${s} s` : `${s} s`;
+  };
+  function drawEta(state) {
+    const box = $("progress-eta");
+    if (state.status === "done" && state.started_at && state.finished_at) {
+      box.textContent = `done in ${duration((Date.parse(state.finished_at) - Date.parse(state.started_at)) / 1000)}`;
+      return;
+    }
+    if (state.status !== "running" || eta.seconds === null) { box.textContent = ""; return; }
+    const since = (performance.now() - eta.at) / 1000;
+    box.textContent = `ETA ${duration(eta.seconds - since)} · elapsed ${duration(eta.elapsed + since)}`;
+    box.title = eta.model ? `day cost ${eta.model.fixed_seconds} s + ${(eta.model.per_row_seconds * 1e6).toFixed(3)} s per M rows; ${eta.model.source}` : "";
+  }
+  function trackEta(state) {
+    const p = state.progress || {};
+    eta.seconds = typeof p.eta_seconds === "number" ? p.eta_seconds : null;
+    eta.elapsed = p.elapsed_seconds || 0;
+    eta.model = p.eta_model || null;
+    eta.at = performance.now();
+    clearInterval(eta.timer);
+    eta.timer = state.status === "running" && eta.seconds !== null ? setInterval(() => drawEta(state), 1000) : null;
+    drawEta(state);
+  }
   function showProgress(state) {
     const p = state.progress || {};
     $("progress-box").hidden = false;
+    trackEta(state);
     const total = p.days_total || 0;
     const done = p.days_done || 0;
     $("progress-bar").style.width = total ? `${(100 * done) / total}%` : "0%";
