@@ -8,6 +8,10 @@ Two phases, each a set of pure tasks run through an executor:
    ``<lake>/_staging/<ingest_id>/``. A file that fails (corrupt, truncated, wrong
    columns) is reported with its error and its parts are discarded: nothing of it is
    committed, and it is not recorded, so fixing it and re-running ingests it.
+   A batch spanning several days (per-contract files covering a week) is cut into
+   per-day slices written to disk at once, so memory holds one batch, not the days;
+   with the serial executor only a single-day batch's rows stay in memory, for one
+   day (the earliest).
 2. **commit** (one task per trading day, in parallel): read that day's parts from every
    file, collapse identical duplicates, move conflicting rows for one key to the
    quarantine (the first file in input order wins), and merge into the day's partition

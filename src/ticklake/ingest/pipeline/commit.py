@@ -6,6 +6,8 @@ quarantine, the one from the earlier input file kept (:func:`_resolve_conflicts`
 
 from __future__ import annotations
 
+import contextlib
+import os
 from dataclasses import dataclass
 
 import polars as pl
@@ -88,6 +90,9 @@ def commit_day(task: DayTask) -> DayResult:
     result = lake.write(
         request.dataset, kept, layer=request.layer, sources=task.sources, input_is_unique=True
     )
+    for part in task.parts:  # committed: free the day's staging (disk) as we go
+        with contextlib.suppress(OSError):
+            os.remove(part)
     before = sum(p.rows_before for p in result.partitions)
     after = sum(p.rows_after for p in result.partitions)
     return DayResult(
