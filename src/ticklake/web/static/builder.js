@@ -14,6 +14,21 @@ document.addEventListener("DOMContentLoaded", async () => {
     ["leg_stop_loss", "leg stop-loss"], ["leg_target", "leg target"],
     ["stop_loss", "position stop-loss"], ["target", "position target"], ["trailing_stop", "trailing stop"],
   ];
+  // A sweep binds a field to an axis with a placeholder, `"${distance}"`: such a field keeps
+  // the placeholder (never Number("${distance}") = NaN, sent as null) and says which axis.
+  const PLACEHOLDER = /^\$\{([A-Za-z_]\w*)\}$/;
+  const axisOf = (value) => { const match = PLACEHOLDER.exec(String(value ?? "").trim()); return match ? match[1] : null; };
+  const numberOrAxis = (value) => (axisOf(value) ? String(value).trim() : Number(value));
+  const axisBadge = (value) => (axisOf(value) ? el("span", { class: "chip on axis-bound", "data-axis": axisOf(value), title: `bound to sweep axis ${axisOf(value)}: each variant puts one of its values here` }, `⇄ ${axisOf(value)}`) : "");
+  // A number input that may hold a placeholder: a text box then, showing it, with its axis.
+  function setNumber(id, value) {
+    const input = $(id);
+    const bound = axisOf(value);
+    input.type = bound ? "text" : "number";
+    input.dataset.axis = bound || "";
+    input.title = bound ? `bound to sweep axis ${bound}` : "";
+    input.value = value ?? "";
+  }
   let metrics = [];
   try { metrics = (await api("GET", "/metrics?kind=series")).metrics; } catch (error) { toast(error.message, true); }
   const metricByName = Object.fromEntries(metrics.map((m) => [m.name, m]));
@@ -58,16 +73,24 @@ document.addEventListener("DOMContentLoaded", async () => {
   function renderLegs() {
     const body = $("legs").querySelector("tbody");
     body.replaceChildren(...legs.map((leg, index) => {
-      const set = (key) => (event) => { leg[key] = event.target.type === "number" ? Number(event.target.value) : event.target.value; if (key === "kind" || key === "opt_type") renderLegs(); changed(); };
+      const set = (key) => (event) => {
+        const raw = event.target.value;
+        leg[key] = event.target.dataset.numeric ? (axisOf(raw) ? raw.trim() : Number(raw)) : raw;
+        if (key === "kind" || key === "opt_type") renderLegs();
+        changed();
+      };
       const param = SELECTORS[leg.kind];
       return el("tr", { "data-leg": index },
         el("td", {}, el("input", { value: leg.name, size: 6, oninput: set("name"), "data-field": "name" })),
         el("td", {}, select(["CE", "PE", ["INSTRUMENT", leg.instrument && leg.instrument !== "underlying" ? "instrument" : "underlying"]],
           leg.opt_type, set("opt_type"), { "data-field": "type", title: "CE/PE option, or a plain instrument (the underlying dataset, or the instrument of a loaded spec)" })),
         el("td", {}, select(["sell", "buy"], leg.side, set("side"))),
-        el("td", {}, el("input", { type: "number", min: 1, value: leg.lots, oninput: set("lots"), class: "short" })),
+        el("td", {}, el("input", { type: axisOf(leg.lots) ? "text" : "number", min: 1, value: leg.lots, oninput: set("lots"), class: "short", "data-numeric": "lots", "data-field": "lots" }), axisBadge(leg.lots)),
         el("td", {}, leg.opt_type === "INSTRUMENT" ? "—" : select(Object.keys(SELECTORS), leg.kind, set("kind"))),
-        el("td", {}, param && leg.opt_type !== "INSTRUMENT" ? el("input", { type: "number", step: "any", value: leg.param ?? (param === "steps" ? 1 : 0.3), oninput: set("param"), class: "short", title: param }) : ""),
+        el("td", {}, param && leg.opt_type !== "INSTRUMENT" ? [
+          // Text, not type=number: it may hold a sweep placeholder such as ${distance}.
+          el("input", { type: "text", inputmode: "decimal", value: leg.param ?? (param === "steps" ? 1 : 0.3), oninput: set("param"), class: "short", title: `${param}: a number or a sweep axis as \${name}`, "data-numeric": "param", "data-field": "param" }),
+          axisBadge(leg.param)] : ""),
         el("td", {}, el("button", { type: "button", class: "remove", onclick: () => { legs.splice(index, 1); renderLegs(); changed(); } }, "×")));
     }));
     document.querySelectorAll(".rule-builder").forEach((node) => node._render && node._render());
@@ -240,7 +263,8 @@ document.addEventListener("DOMContentLoaded", async () => {
       const current = thresholdState[key] || { kind: "off", value: "" };
       return el("label", {}, label + " ",
         select([["off", "off"], ["points", "points"], ["pct", "% of premium"], ["money", "₹"]], current.kind, (event) => { thresholdState[key] = { ...current, kind: event.target.value }; renderThresholds(); changed(); }),
-        current.kind === "off" ? "" : el("input", { type: "number", step: "any", min: 0, class: "short", value: current.value, oninput: (event) => { thresholdState[key] = { ...current, value: event.target.value }; changed(); } }));
+        current.kind === "off" ? "" : el("input", { type: "text", inputmode: "decimal", class: "short", value: current.value, "data-threshold": key, title: "a number or a sweep axis as ${name}", oninput: (event) => { thresholdState[key] = { ...current, value: event.target.value }; changed(); } }),
+        current.kind === "off" ? "" : axisBadge(current.value));
     }));
   }
 
@@ -268,8 +292,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("sweep-constraints").addEventListener("input", () => changed());
 
   // ---------------------------------------------------------------- the spec
-  const num = (id) => Number($(id).value);
-  const optionalNumber = (id) => ($(id).value === "" ? undefined : Number($(id).value));
+  const num = (id) => numberOrAxis($(id).value);
+  const optionalNumber = (id) => ($(id).value === "" ? undefined : numberOrAxis($(id).value));
   function buildSpec() {
     const spec = {
       name: $("f-name").value.trim(),
@@ -288,10 +312,10 @@ document.addEventListener("DOMContentLoaded", async () => {
         session_end: $("f-session-end").value.slice(0, 5),
       },
       legs: legs.map((leg) => {
-        if (leg.opt_type === "INSTRUMENT") return { name: leg.name, instrument: leg.instrument || "underlying", side: leg.side, lots: Number(leg.lots) };
+        if (leg.opt_type === "INSTRUMENT") return { name: leg.name, instrument: leg.instrument || "underlying", side: leg.side, lots: numberOrAxis(leg.lots) };
         const selector = { kind: leg.kind };
-        if (SELECTORS[leg.kind]) selector[SELECTORS[leg.kind]] = Number(leg.param ?? (SELECTORS[leg.kind] === "steps" ? 1 : 0.3));
-        return { name: leg.name, opt_type: leg.opt_type, side: leg.side, lots: Number(leg.lots), selector };
+        if (SELECTORS[leg.kind]) selector[SELECTORS[leg.kind]] = numberOrAxis(leg.param ?? (SELECTORS[leg.kind] === "steps" ? 1 : 0.3));
+        return { name: leg.name, opt_type: leg.opt_type, side: leg.side, lots: numberOrAxis(leg.lots), selector };
       }),
       max_entries_per_day: num("f-max-entries"),
       fills: {
@@ -314,7 +338,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     const exits = {};
     for (const [key] of THRESHOLDS) {
       const t = thresholdState[key];
-      if (t && t.kind !== "off" && t.value !== "") exits[key] = { [t.kind]: Number(t.value) };
+      if (t && t.kind !== "off" && t.value !== "") exits[key] = { [t.kind]: numberOrAxis(t.value) };
     }
     const exitRule = ruleJson("exit");
     if (exitRule !== null) exits.when = exitRule;
@@ -349,22 +373,22 @@ document.addEventListener("DOMContentLoaded", async () => {
       if (leg.instrument) return { name: leg.name, opt_type: "INSTRUMENT", instrument: leg.instrument, side: leg.side, lots: leg.lots || 1, kind: "atm" };
       return { name: leg.name, opt_type: leg.opt_type, side: leg.side, lots: leg.lots || 1, kind: s.kind, param: s.steps ?? s.target };
     });
-    $("f-max-entries").value = spec.max_entries_per_day || 1;
+    setNumber("f-max-entries", spec.max_entries_per_day || 1);
     const r = spec.rebalance || { kind: "none" };
     $("f-rebalance").value = r.kind;
-    if (r.minutes) $("f-rebalance-minutes").value = r.minutes;
-    if (r.points) $("f-rebalance-points").value = r.points;
+    if (r.minutes) setNumber("f-rebalance-minutes", r.minutes);
+    if (r.points) setNumber("f-rebalance-points", r.points);
     $("f-fill-mode").value = f.mode || "cross";
-    $("f-base-ticks").value = f.base_ticks ?? 0;
-    $("f-spread-alpha").value = f.spread_alpha ?? 0;
-    $("f-volatility-beta").value = f.volatility_beta ?? 0;
-    $("f-asof").value = f.as_of_tolerance_seconds ?? 5;
-    $("f-max-age").value = f.max_quote_age_seconds ?? 5;
+    setNumber("f-base-ticks", f.base_ticks ?? 0);
+    setNumber("f-spread-alpha", f.spread_alpha ?? 0);
+    setNumber("f-volatility-beta", f.volatility_beta ?? 0);
+    setNumber("f-asof", f.as_of_tolerance_seconds ?? 5);
+    setNumber("f-max-age", f.max_quote_age_seconds ?? 5);
     $("f-cost-table").value = c.table || "nse_fo";
-    $("f-per-order").value = c.per_order ?? "";
-    $("f-per-lot").value = c.per_lot ?? "";
+    setNumber("f-per-order", c.per_order ?? "");
+    setNumber("f-per-lot", c.per_lot ?? "");
     $("f-costs-enabled").checked = c.enabled !== false;
-    $("f-samples").value = (spec.sampling || {}).first_n_trades ?? 100;
+    setNumber("f-samples", (spec.sampling || {}).first_n_trades ?? 100);
     const exits = spec.exits || {};
     for (const [key] of THRESHOLDS) {
       const t2 = exits[key];
@@ -408,11 +432,13 @@ document.addEventListener("DOMContentLoaded", async () => {
     const spec = buildSpec();
     const mine = validateTurn();
     try {
-      const result = await api("POST", "/strategies/validate", { spec: withoutSweep(spec) });
+      // A spec with sweep axes is validated as the sweep (its placeholders need the axes).
+      const result = await api("POST", "/strategies/validate", { spec: spec.sweep ? spec : withoutSweep(spec) });
       if (!mine()) return false;
       const lines = Object.entries(result.conditions).filter(([, v]) => v).map(([k, v]) => `${k}: ${v}`);
       $("conditions-text").textContent = lines.join("\n") || "(no conditions)";
-      message(`valid · ${result.days_planned} trading day(s) planned · spec hash ${result.spec_hash}`, "ok");
+      const grid = result.sweep ? ` · sweep of ${result.sweep.grid_size} variant(s), first variant's` : "";
+      message(`valid · ${result.days_planned} trading day(s) planned${grid} · spec hash ${result.spec_hash}`, "ok");
       return true;
     } catch (error) {
       if (!mine()) return false;
@@ -439,10 +465,11 @@ document.addEventListener("DOMContentLoaded", async () => {
     }
   });
   $("run-sweep").addEventListener("click", async () => {
+    $("run-sweep").disabled = true;
     try {
       const job = await api("POST", "/jobs/sweep", { spec: buildSpec() });
       location.href = `/runs/${encodeURIComponent(job.run_id)}?job=${encodeURIComponent(job.job_id)}`;
-    } catch (error) { message(error.message, "error"); toast(error.message, true); }
+    } catch (error) { message(error.message, "error"); toast(error.message, true); $("run-sweep").disabled = false; }
   });
   $("save-yaml").addEventListener("click", async () => {
     try {
