@@ -253,33 +253,37 @@ def polars_delta(d: Day, target: float) -> pl.DataFrame:
 
 
 # ----------------------------------------------------------------------------- DuckDB
-_DUCKDB_ENTRY = """
-CREATE OR REPLACE TEMP TABLE opened AS
-WITH chain AS (
-    SELECT ts::TIMESTAMPTZ AS ts, opt_type, strike, symbol,
-           coalesce(greatest(round(bid_price_0 * 100), 0), 0)::BIGINT AS bid,
-           coalesce(greatest(round(ask_price_0 * 100), 0), 0)::BIGINT AS ask
-    FROM read_parquet($options) WHERE expiry = $expiry
-),
-seconds AS (
-    SELECT unnest(generate_series($session_start, $session_end - INTERVAL 1 SECOND,
+# Staged in temp tables: DuckDB plans an ASOF join inside a long CTE chain badly (tens
+# of seconds a day); each step on a materialised small table takes milliseconds.
+_DUCKDB_WANTED = """
+CREATE OR REPLACE TEMP TABLE wanted AS
+WITH seconds AS (
+    SELECT unnest(generate_series($entry_start, $entry_end - INTERVAL 1 SECOND,
                                   INTERVAL 1 SECOND)) AS ts
 ),
 spot AS (SELECT ts::TIMESTAMPTZ AS ts, price FROM read_parquet($spot)),
 window_spot AS (
     SELECT s.ts, (round(p.price * 100)::BIGINT + {half}) // {step} * {step} AS atm
     FROM seconds s ASOF JOIN spot p ON s.ts >= p.ts
-    WHERE s.ts >= $entry_start AND s.ts < $entry_end AND s.ts - p.ts <= INTERVAL {tol} SECOND
-),
-wanted AS (
-    SELECT w.ts, l.opt_type, (w.atm + l.sign * {offset} * {step}) / 100.0 AS strike
-    FROM window_spot w CROSS JOIN (VALUES ('CE', 1), ('PE', -1)) l(opt_type, sign)
-),
-entry_chain AS (
-    SELECT * FROM chain c
-    WHERE (c.opt_type, c.strike) IN (SELECT DISTINCT (opt_type, strike) FROM wanted)
-),
-entry_book AS (
+    WHERE s.ts - p.ts <= INTERVAL {tol} SECOND
+)
+SELECT w.ts, l.opt_type, (w.atm + l.sign * {offset} * {step}) / 100.0 AS strike
+FROM window_spot w CROSS JOIN (VALUES ('CE', 1), ('PE', -1)) l(opt_type, sign)
+"""
+
+_DUCKDB_ENTRY_CHAIN = """
+CREATE OR REPLACE TEMP TABLE entry_chain AS
+SELECT ts::TIMESTAMPTZ AS ts, opt_type, strike, symbol,
+       coalesce(greatest(round(bid_price_0 * 100), 0), 0)::BIGINT AS bid,
+       coalesce(greatest(round(ask_price_0 * 100), 0), 0)::BIGINT AS ask
+FROM read_parquet($options)
+WHERE expiry = $expiry AND ts::TIMESTAMPTZ < $entry_end
+  AND (opt_type, strike) IN (SELECT DISTINCT (opt_type, strike) FROM wanted)
+"""
+
+_DUCKDB_ENTRY = """
+CREATE OR REPLACE TEMP TABLE opened AS
+WITH entry_book AS (
     SELECT w.ts, w.opt_type, w.strike, c.symbol, c.bid, c.ask, w.ts - c.ts AS age
     FROM wanted w ASOF LEFT JOIN entry_chain c
       ON w.opt_type = c.opt_type AND w.strike = c.strike AND w.ts >= c.ts
@@ -287,12 +291,10 @@ entry_book AS (
 entry_ts AS (
     SELECT min(ts) AS ts FROM (
         SELECT ts FROM entry_book GROUP BY ts
-        HAVING count(*) = 2 AND bool_and(bid > 0 AND age <= INTERVAL {tol} SECOND))
-),
-opened AS (
-    SELECT b.* FROM entry_book b JOIN entry_ts e ON b.ts = e.ts
+        HAVING count(*) = 2 AND bool_and(coalesce(bid > 0 AND age <= INTERVAL {tol} SECOND,
+                                                  false)))
 )
-SELECT * FROM opened
+SELECT b.* FROM entry_book b JOIN entry_ts e ON b.ts = e.ts
 """
 
 _DUCKDB_HELD = """
@@ -303,24 +305,27 @@ FROM read_parquet($options) c
 WHERE expiry = $expiry AND (opt_type, strike) IN (SELECT (opt_type, strike) FROM opened)
 """
 
-_DUCKDB_PATH = """
+_DUCKDB_HELD_SECONDS = """
+CREATE OR REPLACE TEMP TABLE held_seconds AS
 WITH seconds AS (
     SELECT unnest(generate_series($session_start, $session_end - INTERVAL 1 SECOND,
                                   INTERVAL 1 SECOND)) AS ts
-),
-held_seconds AS (
-    SELECT s.ts, o.opt_type, o.strike, o.bid AS entry
-    FROM seconds s CROSS JOIN opened o WHERE s.ts >= o.ts
-),
-held_path AS (
+)
+SELECT s.ts, o.opt_type, o.strike, o.bid AS entry
+FROM seconds s CROSS JOIN opened o WHERE s.ts >= o.ts
+"""
+
+_DUCKDB_TRADEABLE = """
+CREATE OR REPLACE TEMP TABLE tradeable AS
+WITH held_path AS (
     SELECT h.ts, h.opt_type, h.strike, h.entry, c.symbol, c.ask, h.ts - c.ts AS age
     FROM held_seconds h ASOF LEFT JOIN held_chain c
       ON h.opt_type = c.opt_type AND h.strike = c.strike AND h.ts >= c.ts
-),
-tradeable AS (
-    SELECT *, ask > 0 AND age <= INTERVAL {tol} SECOND AS buyable FROM held_path
 )
+SELECT *, coalesce(ask > 0 AND age <= INTERVAL {tol} SECOND, false) AS buyable FROM held_path
 """
+
+_DUCKDB_PATH = "WITH unused AS (SELECT 1)"
 
 _DUCKDB_CLOSE = """
 , closes AS (
@@ -370,8 +375,8 @@ def duckdb_day(
     stop: tuple[int, float] | None = None,
 ) -> pl.DataFrame:
     """The straddle (``stop`` None) or the strangle with a combined money stop
-    (``stop = (quantity, rupees)``): two staging tables (the entry, the held contracts'
-    quotes), then one query."""
+    (``stop = (quantity, rupees)``): staging tables (the entry window's wanted contracts,
+    their quotes, the entry, the held contracts' quotes), then one query."""
     fmt = {
         "half": STEP_PAISE // 2,
         "step": STEP_PAISE,
@@ -392,12 +397,18 @@ def duckdb_day(
     def run(sql: str) -> duckdb.DuckDBPyConnection:
         return con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
 
+    run(_DUCKDB_WANTED.format(**fmt))
+    run(_DUCKDB_ENTRY_CHAIN)
     run(_DUCKDB_ENTRY.format(**fmt))
     run(_DUCKDB_HELD)
-    sql = _DUCKDB_PATH.format(**fmt)
+    run(_DUCKDB_HELD_SECONDS)
+    run(_DUCKDB_TRADEABLE.format(**fmt))
+    sql = _DUCKDB_PATH
     if stop is None:
         sql += _STRADDLE_START
     else:
         sql += _STOP_START.format(quantity=stop[0], stop_paise=round(stop[1] * 100))
     sql += _DUCKDB_CLOSE
-    return pl.from_arrow(run(sql).to_arrow_table())
+    return pl.from_arrow(
+        con.sql(sql, params={k: v for k, v in params.items() if f"${k}" in sql}).to_arrow_table()
+    )
