@@ -99,6 +99,17 @@ class BacktestSettings(_Section):
         description="read only the expiry, strikes and columns a strategy can touch on a "
         "day (derived from the spec; the trades are identical with false)",
     )
+    day_cache: bool = Field(
+        False,
+        description="hot day cache: keep each day's aligned expiry (bid, ask, age, spot) as "
+        "memory-mapped Arrow files under <lake>/cache/days/, so later runs skip Parquet "
+        "(the first run reads the whole expiry; the trades are identical with false)",
+    )
+    day_cache_max_gib: float = Field(
+        4.0,
+        gt=0,
+        description="size bound of the hot day cache; least recently used days are evicted",
+    )
 
 
 class Settings(_Section):

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import polars as pl
 
+from ticklake.backtest.day_cache import AlignedChain, CachedDay, DayCache, DayKey
 from ticklake.backtest.day_inputs import (
     _sorted_rows,
     partition_hash,
@@ -132,8 +133,8 @@ def load_day(
     grid = session_grid(day, spec)
     tolerance_ns = spec.fills.as_of_tolerance_seconds * NS
 
-    spot_paise = np.zeros(grid.size, dtype=np.int64)
-    source = "parity"
+    cache = DayCache.of(lake)
+    spot_hash = None
     if universe.underlying_dataset:
         try:
             spot_hash = partition_hash(lake, universe.underlying_dataset, day)
@@ -141,14 +142,35 @@ def load_day(
             spot_hash = None
         if spot_hash is not None:
             hashes[f"{universe.underlying_dataset}/{day}"] = spot_hash
+    key = DayKey.of(spec, day, grid, options_hash, spot_hash) if cache is not None else None
+    cached_day = cache.day(key) if cache is not None and key is not None else None
+    # Opened only when the chain is read (a scan checks the file's sha256 on its first
+    # read in this process, which a day served from the cache does not need).
+    scans: list[pl.LazyFrame] = []
+
+    def options() -> pl.LazyFrame:
+        if not scans:
+            scans.append(lake.scan(universe.options_dataset, start=day, end=day))
+        return scans[0]
+
+    if cached_day is not None:
+        spot_paise, source = cached_day.spot_paise, cached_day.source
+        expiries = list(cached_day.expiries)
+    else:
+        spot_paise = np.zeros(grid.size, dtype=np.int64)
+        source = "parity"
+        if spot_hash is not None and universe.underlying_dataset:
             spot = _sorted_rows(lake, universe.underlying_dataset, day, ["ts", "price"])
             ts = spot["ts"].dt.epoch("ns").to_numpy()
             idx, _ = _asof_indices(ts, grid, tolerance_ns)
             spot_paise = _paise_on_grid(spot, "price", idx)
             source = "spot"
+        expiries = (
+            options().select(pl.col("expiry").unique()).collect()["expiry"].drop_nulls().to_list()
+        )
+        if cache is not None and key is not None:
+            cache.put_day(key, CachedDay(spot_paise, source, tuple(expiries)))
 
-    options = lake.scan(universe.options_dataset, start=day, end=day)
-    expiries = options.select(pl.col("expiry").unique()).collect()["expiry"].drop_nulls().to_list()
     band = candidate_contracts(
         spec,
         day,
@@ -161,61 +183,39 @@ def load_day(
     expiry = band.expiry
     if expiry is None:
         return DaySkip(day, f"no {universe.expiry.replace('_', ' ')} expiry in the data")
-    wanted = pl.col("expiry") == expiry
     strike_range = band.strike_range_rupees()
-    if strike_range is not None:
-        # Only strikes a selector can reach from some spot of the day (Parquet row-group
-        # statistics skip the rest: partitions are sorted by expiry, opt_type, strike).
-        wanted &= pl.col("strike").is_between(*strike_range)
-    frame = _option_rows(options.filter(wanted), market_fields)
-    if frame.height == 0:
+    chain = None
+    if cache is not None and key is not None:
+        chain = cache.chain(key, expiry, market_fields, strike_range)
+        if chain is None:
+            # A miss reads the band like an uncached run and keeps it: a later strategy
+            # whose band lies inside this one hits (a wider one reads and keeps its own).
+            chain = _aligned_chain(
+                options(), expiry, strike_range, market_fields, grid, tolerance_ns
+            )
+            if chain.count:
+                cache.put_chain(key, expiry, market_fields, chain, strike_range)
+    else:
+        chain = _aligned_chain(options(), expiry, strike_range, market_fields, grid, tolerance_ns)
+    if chain.count == 0:
         return DaySkip(day, f"no option rows for expiry {expiry}")
-
-    kind = frame["kind"].to_numpy()
-    row_strike = frame["strike"].to_numpy()
-    row_ts = frame["ts"].to_numpy()
-    if (kind == OTHER_KIND).any() or not _contract_order(kind, row_strike, row_ts):
-        # Stored partitions are sorted (underlying, expiry, opt_type, strike, ts), so this
-        # only runs for a lake written in another order (or odd option types); a stable
-        # sort keeps rows with equal keys in stored order.
-        frame = frame.sort(["opt_type", "strike", "ts"], maintain_order=True).with_columns(
-            pl.col("opt_type").rank("dense").cast(pl.Int64).alias("kind")
-        )
-        kind = frame["kind"].to_numpy()
-        row_strike = frame["strike"].to_numpy()
-        row_ts = frame["ts"].to_numpy()
-    boundary = np.flatnonzero((kind[1:] != kind[:-1]) | (row_strike[1:] != row_strike[:-1]))
-    first_rows = np.concatenate([[0], boundary + 1]).astype(np.int64)
-    starts = np.append(first_rows, np.int64(frame.height))
-    count = first_rows.size
+    count = chain.count
+    strikes = np.rint(chain.strikes * 100).astype(np.int64)
+    is_call = chain.is_call
 
     plain = _instrument_rows(lake, spec, day, grid, tolerance_ns)
-    rows_total = count + len(plain)
-    bid = np.zeros((rows_total, grid.size), dtype=np.int64)
-    ask = np.zeros((rows_total, grid.size), dtype=np.int64)
-    age = np.full((rows_total, grid.size), MISSING, dtype=np.int64)
-    shape = (rows_total, grid.size) if market_fields else (0, 0)
-    last = np.zeros(shape, dtype=np.int64)
-    volume = np.full(shape, np.nan)
-    no_rows = np.zeros(0, dtype=np.float64)
-    _align_contracts(
-        starts,
-        row_ts,
-        frame["bid_price_0"].to_numpy(),
-        frame["ask_price_0"].to_numpy(),
-        frame["last_price"].to_numpy() if market_fields else no_rows,
-        frame["volume"].to_numpy() if market_fields else no_rows,
-        grid,
-        tolerance_ns,
-        bid,
-        ask,
-        age,
-        last,
-        volume,
-    )
-    contracts = frame.select("opt_type", "strike", "symbol")[first_rows]
-    strikes = np.rint(contracts["strike"].to_numpy() * 100).astype(np.int64)
-    is_call = (contracts["opt_type"] == "CE").to_numpy()
+    bid, ask, age = chain.bid, chain.ask, chain.age
+    empty = np.zeros((0, 0), dtype=np.int64)
+    last = chain.last if market_fields and chain.last is not None else empty
+    volume = chain.volume if market_fields and chain.volume is not None else np.full((0, 0), np.nan)
+    if plain:
+        extra = (len(plain), grid.size)
+        bid = np.concatenate([bid, np.zeros(extra, dtype=np.int64)])
+        ask = np.concatenate([ask, np.zeros(extra, dtype=np.int64)])
+        age = np.concatenate([age, np.full(extra, MISSING, dtype=np.int64)])
+        if market_fields:
+            last = np.concatenate([last, np.zeros(extra, dtype=np.int64)])
+            volume = np.concatenate([volume, np.full(extra, np.nan)])
 
     max_age = spec.fills.max_quote_age_seconds
     if source == "spot":
@@ -228,7 +228,7 @@ def load_day(
     else:
         spot_paise = _parity_spot(strikes, is_call, bid[:count], ask[:count], age[:count], max_age)
 
-    symbols = contracts["symbol"].to_list()
+    symbols = list(chain.symbols)
     leg_contract = [-1] * len(spec.legs)
     contract_expiry: dict[int, date | None] = {}
     for offset, row in enumerate(plain):
@@ -269,6 +269,76 @@ def load_day(
         option_count=count if plain else -1,
         leg_contract=tuple(leg_contract),
         contract_expiry=contract_expiry,
+    )
+
+
+def _aligned_chain(
+    options: pl.LazyFrame,
+    expiry: date,
+    strike_range: tuple[float, float] | None,
+    market_fields: bool,
+    grid: np.ndarray,
+    tolerance_ns: int,
+) -> AlignedChain:
+    """Read one expiry's contracts (those in ``strike_range``; None: all) and align them."""
+    wanted = pl.col("expiry") == expiry
+    if strike_range is not None:
+        # Only strikes a selector can reach from some spot of the day (Parquet row-group
+        # statistics skip the rest: partitions are sorted by expiry, opt_type, strike).
+        wanted &= pl.col("strike").is_between(*strike_range)
+    frame = _option_rows(options.filter(wanted), market_fields)
+    kind = frame["kind"].to_numpy()
+    row_strike = frame["strike"].to_numpy()
+    row_ts = frame["ts"].to_numpy()
+    if (kind == OTHER_KIND).any() or not _contract_order(kind, row_strike, row_ts):
+        # Stored partitions are sorted (underlying, expiry, opt_type, strike, ts), so this
+        # only runs for a lake written in another order (or odd option types); a stable
+        # sort keeps rows with equal keys in stored order.
+        frame = frame.sort(["opt_type", "strike", "ts"], maintain_order=True).with_columns(
+            pl.col("opt_type").rank("dense").cast(pl.Int64).alias("kind")
+        )
+        kind = frame["kind"].to_numpy()
+        row_strike = frame["strike"].to_numpy()
+        row_ts = frame["ts"].to_numpy()
+    if frame.height == 0:
+        first_rows = np.zeros(0, dtype=np.int64)
+    else:
+        boundary = np.flatnonzero((kind[1:] != kind[:-1]) | (row_strike[1:] != row_strike[:-1]))
+        first_rows = np.concatenate([[0], boundary + 1]).astype(np.int64)
+    starts = np.append(first_rows, np.int64(frame.height))
+    count = first_rows.size
+    bid = np.zeros((count, grid.size), dtype=np.int64)
+    ask = np.zeros((count, grid.size), dtype=np.int64)
+    age = np.full((count, grid.size), MISSING, dtype=np.int64)
+    shape = (count, grid.size) if market_fields else (0, 0)
+    last = np.zeros(shape, dtype=np.int64)
+    volume = np.full(shape, np.nan)
+    no_rows = np.zeros(0, dtype=np.float64)
+    _align_contracts(
+        starts,
+        row_ts,
+        frame["bid_price_0"].to_numpy(),
+        frame["ask_price_0"].to_numpy(),
+        frame["last_price"].to_numpy() if market_fields else no_rows,
+        frame["volume"].to_numpy() if market_fields else no_rows,
+        grid,
+        tolerance_ns,
+        bid,
+        ask,
+        age,
+        last,
+        volume,
+    )
+    contracts = frame.select("opt_type", "strike", "symbol")[first_rows]
+    return AlignedChain(
+        contracts["strike"].cast(pl.Float64).to_numpy(),
+        contracts["opt_type"].to_list(),
+        contracts["symbol"].to_list(),
+        bid,
+        ask,
+        age,
+        last if market_fields else None,
+        volume if market_fields else None,
     )
 
 
