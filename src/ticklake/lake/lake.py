@@ -413,7 +413,7 @@ class Lake:
                 ref,
                 merged,
                 manifest_for,
-                row_group_rows=settings.row_group_rows,
+                row_group_rows=dschema.row_group_rows or settings.row_group_rows,
                 zstd_level=settings.compression_level,
                 schema=dschema.arrow_schema(),
             )

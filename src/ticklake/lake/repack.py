@@ -38,6 +38,7 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable, Sequence
@@ -278,14 +279,16 @@ def repack(
     ``sort`` defaults to the dataset's declared sort; a different one becomes the
     declared sort (later merges keep it) and then every partition is rewritten, so
     ``start``/``end`` (trading days, inclusive) are refused with it. ``row_group_rows``
-    defaults to ``lake.row_group_rows``. ``probe`` is the query timed before and after
+    defaults to the dataset's own (``DatasetSchema.row_group_rows``, 65,536 for option
+    snapshots), else ``lake.row_group_rows``. ``probe`` is the query timed before and after
     on each partition (default: :func:`default_probe`). ``progress(done, total,
     partition)`` is called after each partition.
     """
     info = lake.dataset_info(dataset, layer)
     current = info.dataset_schema
     target = current if sort is None else _with_sort(info, tuple(sort))
-    rows_per_group = lake.settings.lake.row_group_rows if row_group_rows is None else row_group_rows
+    default_rows = current.row_group_rows or lake.settings.lake.row_group_rows
+    rows_per_group = default_rows if row_group_rows is None else row_group_rows
     if rows_per_group < MIN_ROW_GROUP_ROWS:
         raise ConfigError(
             f"row_group_rows must be at least {MIN_ROW_GROUP_ROWS:,}, got {rows_per_group:,}; "
@@ -301,6 +304,15 @@ def repack(
                 "dataset's schema); drop --start/--end.",
                 dataset=qualified,
             )
+        info = _write_descriptor(lake, info, target)
+    if (
+        row_group_rows is not None
+        and row_group_rows != current.row_group_rows
+        and not (start or end)
+    ):
+        # A whole-dataset repack to another group size makes it the dataset's own, so
+        # later writes (ingest, merges) keep cutting the files that way.
+        target = dataclasses.replace(target, row_group_rows=row_group_rows)
         info = _write_descriptor(lake, info, target)
     first, last = _as_day(start), _as_day(end)
     parts = [

@@ -105,6 +105,9 @@ class DatasetSchema:
     sort: tuple[str, ...]
     ts_column: str = "ts"
     description: str = ""
+    #: Rows per Parquet row group for this dataset; None = the lake's ``row_group_rows``.
+    #: Not part of the fingerprint: it changes how a file is cut, not what it holds.
+    row_group_rows: int | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -158,6 +161,7 @@ class DatasetSchema:
             "sort": list(self.sort),
             "ts_column": self.ts_column,
             "description": self.description,
+            **({"row_group_rows": self.row_group_rows} if self.row_group_rows else {}),
         }
 
     @classmethod
@@ -169,6 +173,7 @@ class DatasetSchema:
             sort=tuple(data["sort"]),
             ts_column=data.get("ts_column", "ts"),
             description=data.get("description", ""),
+            row_group_rows=data.get("row_group_rows"),
         )
 
     def fingerprint(self) -> str:
@@ -190,6 +195,7 @@ class DatasetSchema:
             sort=sort,
             ts_column=self.ts_column,
             description=self.description,
+            row_group_rows=self.row_group_rows,
         )
 
     def conform(self, frame: pl.DataFrame, *, source: str = "frame") -> pl.DataFrame:

@@ -333,3 +333,74 @@ def test_datetime_bounds_pick_trading_days(lake: Lake, trades_frame: pl.DataFram
     days = [p.date for p in lake.partitions("trades")]
     report = repack(lake, "trades", start=datetime(2024, 1, 3), end=days[-1])
     assert [p.day for p in report.partitions] == days[1:]
+
+
+# ------------------------------------------------------ per-dataset row group size
+def test_option_snapshots_are_cut_in_65536_row_groups_and_others_keep_the_lake_setting(
+    tmp_path: Path, trades_frame: pl.DataFrame
+) -> None:
+    from ticklake.schemas.canonical import OPTION_ROW_GROUP_ROWS
+
+    # Two contracts of one more 1-second row than a group holds (an IST day from its
+    # midnight): the cut lands exactly at the size.
+    lake = ticklake.init_lake(tmp_path / "lake")
+    seconds = OPTION_ROW_GROUP_ROWS + 1  # one more row than a group holds, per contract
+    start = datetime(2024, 1, 7, 18, 30)  # 2024-01-08 00:00 IST
+    frame = pl.DataFrame(
+        {
+            "ts": pl.datetime_range(
+                start,
+                start + pl.duration(seconds=seconds - 1),
+                "1s",
+                eager=True,
+                time_zone="UTC",
+            ),
+        }
+    )
+    rows = []
+    for strike in (47_000.0, 47_100.0):
+        rows.append(
+            frame.with_columns(
+                symbol=pl.lit(f"BANKNIFTY24JAN{int(strike)}CE"),
+                underlying=pl.lit("BANKNIFTY"),
+                expiry=pl.lit(date(2024, 1, 10)),
+                strike=pl.lit(strike),
+                opt_type=pl.lit("CE"),
+                last_price=pl.lit(100.0),
+            )
+        )
+    options = pl.concat(rows)
+    lake.write("chain", options, schema="option_snapshots", timezone="Asia/Kolkata")
+    (part,) = lake.partitions("chain")
+    meta = pq.read_metadata(part.path)
+    assert meta.num_rows == 2 * seconds
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert max(sizes) == OPTION_ROW_GROUP_ROWS  # exactly at the size, never above
+    assert meta.num_row_groups == math.ceil(2 * seconds / OPTION_ROW_GROUP_ROWS)
+    schema = lake.dataset_info("chain").dataset_schema
+    assert schema.row_group_rows == OPTION_ROW_GROUP_ROWS
+    # Trades have no size of their own: the lake's (262,144) applies; 1 group here.
+    lake.write("trades", trades_frame, schema="trades", timezone="Asia/Kolkata")
+    assert lake.dataset_info("trades").dataset_schema.row_group_rows is None
+    # The size is not part of the fingerprint (it changes how files are cut).
+    import dataclasses
+
+    assert dataclasses.replace(schema, row_group_rows=None).fingerprint() == schema.fingerprint()
+
+
+def test_a_whole_repack_to_another_size_makes_it_the_datasets_own(option_lake: Lake) -> None:
+    path = _only_partition(option_lake, "options")
+    before = option_lake.dataset_info("options").dataset_schema.row_group_rows
+    # A day range repacks those days only and keeps the dataset's size.
+    day = option_lake.partitions("options")[0].date
+    repack(option_lake, "options", row_group_rows=2048, start=day, end=day)
+    assert option_lake.dataset_info("options").dataset_schema.row_group_rows == before
+    repack(option_lake, "options", row_group_rows=2048)
+    assert _descriptor(option_lake, "options")["schema"]["row_group_rows"] == 2048
+    # A later merge keeps cutting 2,048-row groups.
+    frame = option_lake.scan("options").collect()
+    changed = frame.with_columns(pl.col("last_price") + 1)
+    option_lake.write("options", changed)
+    meta = pq.read_metadata(path)
+    assert max(meta.row_group(i).num_rows for i in range(meta.num_row_groups)) == 2048
+    assert option_lake.verify().ok
