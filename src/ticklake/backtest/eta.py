@@ -22,8 +22,12 @@ rows; expiry days are the big ones):
   scheduling, start-up added where a worker is replaced); the ETA is when the last
   lane finishes.
 
-Left out, as in the estimate: the run's final concatenation of its files, and load on
-the machine that changes during the run (the fit follows it only as days complete).
+* **Tail.** What a run does after its last day (closing the workers, the run's final
+  files) is a constant per executor, :data:`~ticklake.backtest.estimate.TAIL_SECONDS`,
+  as in the estimate.
+
+Left out: load on the machine that changes during the run (the fit follows it only as
+days complete).
 :class:`RunEta` puts the model on a clock and turns the library's ``progress`` states
 into ``eta_seconds`` / ``elapsed_seconds`` / ``eta_model`` fields; :func:`run_eta`
 builds one for a run from the lake's manifests and its last recorded run (the prior).
@@ -41,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from ticklake.backtest.engine import WEEKDAY_NAMES
-from ticklake.backtest.estimate import day_cost, fit_day_cost, plan_day_rows
+from ticklake.backtest.estimate import TAIL_SECONDS, day_cost, fit_day_cost, plan_day_rows
 from ticklake.backtest.run_ledger import RUNS_DIR
 from ticklake.backtest.spec import StrategySpec, parse_spec
 from ticklake.errors import ConfigError
@@ -49,6 +53,7 @@ from ticklake.lake import Lake
 
 #: Seconds of a day task that loads nothing (no data, weekday not selected, cached).
 SKIP_SECONDS = 0.02
+
 #: Completions after which the model refits on every tenth day only (a fit is O(days)).
 REFIT_EVERY_DAY_UNTIL = 100
 #: How many recent runs :func:`prior_from_runs` opens before it settles for the default.
@@ -95,12 +100,16 @@ class EtaModel:
     """Remaining wall time of a run of day tasks (see the module docstring).
 
     Examples:
-        >>> model = EtaModel([1_000_000, 3_000_000], prior=DayCostPrior(0.5, 1e-6, 0.0, "x"))
-        >>> model.remaining_seconds(0.0)
-        5.0
-        >>> model.done(0, 1.0)
-        >>> round(model.remaining_seconds(1.0), 6)  # fitted: 1 s per M rows, through 0
-        3.0
+        >>> rows = [1_000_000, 3_000_000, 2_000_000]
+        >>> model = EtaModel(rows, prior=DayCostPrior(0.5, 1e-6, 0.0, "x"))
+        >>> model.remaining_seconds(0.0)  # the prior: 1.5 + 3.5 + 2.5
+        7.5
+        >>> model.done(0, 1.0)  # the lane's first day (a fresh worker's) is not fitted
+        >>> round(model.remaining_seconds(1.0), 6)
+        6.0
+        >>> model.done(1, 3.0)  # 3 M rows in 2 s: fitted through 0, 2/3 s per M rows
+        >>> round(model.remaining_seconds(3.0), 6)
+        1.333333
     """
 
     def __init__(
@@ -112,6 +121,7 @@ class EtaModel:
         runnable: Sequence[bool] | None = None,
         tasks_per_worker: int | None = None,
         now: float = 0.0,
+        tail_seconds: float = 0.0,
     ) -> None:
         if lanes < 1:
             raise ConfigError(f"an ETA needs at least one lane, got {lanes}")
@@ -122,6 +132,8 @@ class EtaModel:
         self.lanes = lanes
         self.prior = prior
         self.tasks_per_worker = tasks_per_worker
+        self.tail_seconds = tail_seconds
+        self._last_done_at = now
         self._start: list[float | None] = [None] * len(self.rows)
         self._duration: list[float | None] = [None] * len(self.rows)
         self._lane = [-1] * len(self.rows)
@@ -163,6 +175,7 @@ class EtaModel:
             return  # not dispatched by this model (or told twice): nothing to learn
         self._duration[index] = max(0.0, now - start)
         self.done_count += 1
+        self._last_done_at = max(self._last_done_at, now)
         lane = self._lane[index]
         if self._running.get(lane) == index:
             del self._running[lane]
@@ -208,6 +221,16 @@ class EtaModel:
         return steady + (fit.startup_seconds if fresh else 0.0)
 
     def remaining_seconds(self, now: float) -> float:
+        """Predicted wall seconds from ``now`` until the run ends.
+
+        Until the last day finishes, plus ``tail_seconds`` (what a run does after it);
+        once every day is done, what is left of the tail.
+        """
+        if self.done_count >= len(self.rows):
+            return max(0.0, self.tail_seconds - (now - self._last_done_at))
+        return self._days_seconds(now) + self.tail_seconds
+
+    def _days_seconds(self, now: float) -> float:
         """Predicted wall seconds from ``now`` until the last day finishes."""
         lanes: list[tuple[float, int]] = []
         for lane in range(self.lanes):
@@ -346,6 +369,7 @@ def run_eta(
         prior=prior_from_runs(lake, kind=kind, variants=len(specs)),
         runnable=runnable,
         tasks_per_worker=None if name == "serial" else settings.day_tasks_per_worker,
+        tail_seconds=TAIL_SECONDS["serial" if name == "serial" else "pool"],
     )
     return RunEta(days, model, clock=clock)
 

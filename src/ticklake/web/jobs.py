@@ -213,12 +213,16 @@ class JobManager:
         payload = None
         if error is not None:
             payload = {"type": type(error).__name__, "message": str(error)}
+        changes: dict[str, Any] = {}
+        if isinstance(job.progress, dict) and "eta_seconds" in job.progress:
+            changes["progress"] = {**job.progress, "eta_seconds": 0.0}  # nothing is left
         self._update(
             job,
             status=status,
             finished_at=utc_now_iso(),
             result=json_safe(result or {}),
             error=payload,
+            **changes,
         )
 
     def cancel(self, job_id: str) -> Job:

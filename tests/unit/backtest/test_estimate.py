@@ -20,6 +20,7 @@ from _engine_fixtures import (
 from typer.testing import CliRunner
 
 from ticklake.backtest.estimate import (
+    TAIL_SECONDS,
     estimate_run,
     fit_day_cost,
     pick_samples,
@@ -101,15 +102,17 @@ def test_samples_spread_by_rows() -> None:
 def test_wall_model_per_executor() -> None:
     costs = [1.0] * 10
     serial = predict_wall(costs, "serial", 1, startup=5.0, tasks_per_worker=100)
-    assert serial.wall_seconds == 10.0 and serial.startup_seconds == 0.0
+    serial_tail, pool_tail = TAIL_SECONDS["serial"], TAIL_SECONDS["pool"]
+    assert serial.wall_seconds == pytest.approx(10.0 + serial_tail)
+    assert serial.startup_seconds == 0.0
     two = predict_wall(costs, "process", 2, startup=2.0, tasks_per_worker=100)
-    assert two.wall_seconds == pytest.approx(5.0 + 2.0)
+    assert two.wall_seconds == pytest.approx(5.0 + 2.0 + pool_tail)
     # A fresh worker per 3 days: 4 workers started over 2 lanes, 2 start-ups per lane.
     fresh = predict_wall(costs, "process", 2, startup=2.0, tasks_per_worker=3)
-    assert fresh.wall_seconds == pytest.approx(5.0 + 4.0)
+    assert fresh.wall_seconds == pytest.approx(5.0 + 4.0 + pool_tail)
     # One long day bounds the parallel wall from below.
     long = predict_wall([9.0, 1.0], "process", 2, startup=0.0, tasks_per_worker=100)
-    assert long.wall_seconds == 9.0
+    assert long.wall_seconds == pytest.approx(9.0 + pool_tail)
     with pytest.raises(ConfigError, match="unknown executor"):
         predict_wall(costs, "threads", 2, startup=0.0, tasks_per_worker=100)
 
@@ -122,11 +125,12 @@ def test_estimate_writes_nothing(lake: Lake) -> None:
     assert len(result.samples) == 3 and all(s.wall_seconds > 0 for s in result.samples)
     assert {s.day for s in result.samples} == set(GENERATED_DAYS)
     serial = result.prediction("serial", 1)
-    assert serial.wall_seconds == pytest.approx(sum(result.day_seconds()))
+    days = sum(result.day_seconds())
+    assert serial.wall_seconds == pytest.approx(days + TAIL_SECONDS["serial"])
     process = result.prediction("process", 2)
     assert process.startup_seconds == 1.5
     assert process.wall_seconds == pytest.approx(
-        max(serial.wall_seconds / 2, max(result.day_seconds())) + 1.5
+        max(days / 2, max(result.day_seconds())) + 1.5 + TAIL_SECONDS["pool"]
     )
 
 
