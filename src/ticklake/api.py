@@ -46,6 +46,7 @@ from ticklake.lake.lake import default_lake_path
 if TYPE_CHECKING:
     from ticklake.analytics.pipeline import PipelineSpec
     from ticklake.analytics.run import PipelineRun
+    from ticklake.backtest.day_cache import CacheStatus
     from ticklake.backtest.estimate import Estimate
     from ticklake.backtest.publish import PublishResult
     from ticklake.backtest.runner import RunResult
@@ -272,6 +273,20 @@ class LakeSession(Lake):
         else:
             strategy = load_spec(spec)
         return estimate_run(self, strategy, **options)
+
+    def day_cache(self, *, clear: bool = False) -> CacheStatus:
+        """The hot day cache's entries, size and bound (``clear`` deletes every entry first).
+
+        Works whether ``backtest.day_cache`` is on or off (an off cache may still hold
+        the entries of earlier runs).
+        """
+        from ticklake.backtest.day_cache import DayCache
+
+        cache = DayCache.of(self, enabled=True)
+        assert cache is not None
+        if clear:
+            cache.clear()
+        return cache.status()
 
     def sweep(self, sweep: SweepSpec | Path | str | dict[str, Any], **options: Any) -> SweepResult:
         """Run a parameter sweep (a sweep spec, a YAML path or its dict).

@@ -318,6 +318,24 @@ def runs_cmd(lake_path: LakeOption = None) -> None:
     console.print(table)
 
 
+@backtest_app.command("day-cache")
+@handle_errors
+def day_cache_cmd(
+    clear: Annotated[bool, typer.Option("--clear", help="delete every entry first")] = False,
+    lake_path: LakeOption = None,
+) -> None:
+    """Show the hot day cache (``backtest.day_cache``): entries, size, bound; --clear empties it."""
+    lake = get_lake(lake_path)
+    status = lake.day_cache(clear=clear)
+    state = "on" if lake.settings.backtest.day_cache else "off (backtest.day_cache = false)"
+    console.print(
+        f"hot day cache {status.root}: {state}; {status.entries} entries, "
+        f"{status.bytes / 2**20:,.1f} MiB of {status.max_bytes / 2**30:,.1f} GiB"
+        + (" (cleared)" if clear else ""),
+        highlight=False,
+    )
+
+
 @backtest_app.command("schema")
 @handle_errors
 def schema_cmd() -> None:

@@ -328,3 +328,21 @@ def test_market_fields_entries(lake_root: Path, monkeypatch: pytest.MonkeyPatch)
     assert with_market.volume is not None
     assert np.array_equal(with_market.volume, want.volume, equal_nan=True)
     assert np.array_equal(quotes.bid, want.bid)
+
+
+def test_the_cli_shows_and_clears_the_cache(lake_root: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ticklake.cli import app
+
+    _day(_cached(lake_root), DAYS[0])
+    entries = _entries(lake_root)
+    size = sum(p.stat().st_size for p in entries)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["backtest", "day-cache", "--lake", str(lake_root)])
+    assert shown.exit_code == 0, shown.output
+    assert f"{len(entries)} entries" in shown.output and "off" in shown.output
+    assert f"{size / 2**20:,.1f} MiB" in shown.output
+    cleared = runner.invoke(app, ["backtest", "day-cache", "--clear", "--lake", str(lake_root)])
+    assert cleared.exit_code == 0 and "0 entries" in cleared.output
+    assert _entries(lake_root) == []
