@@ -143,8 +143,11 @@ def write_parquet(
     row_group_rows: int,
     zstd_level: int,
     schema: pa.Schema | None = None,
+    fast_digest: list[str] | None = None,
 ) -> str:
     """Write ticklake Parquet (ZSTD, statistics, page checksums; no fsync); return its sha256.
+
+    ``fast_digest``, a list, receives the file's xxh3-128 (the read check's digest).
 
     Columns with few distinct values are dictionary-encoded (decided on a sample).
 
@@ -165,28 +168,36 @@ def write_parquet(
                     writer.write_table(piece, row_group_size=row_group_rows)
         finally:
             digest = sink.hexdigest()
+            if fast_digest is not None:
+                fast_digest.append(sink.fast_hexdigest())
     return digest
 
 
 class _HashingFile:
-    """A write-only file that feeds every byte written to sha256 on a helper thread.
+    """A write-only file that feeds every byte written to sha256 and xxh3-128 on a helper
+    thread.
 
     hashlib releases the GIL on large updates, so hashing overlaps the Parquet
     encoder (which also runs without the GIL) instead of re-reading the file after.
     """
 
     def __init__(self, fh: Any) -> None:
+        import xxhash
+
         self._fh = fh
         self._digest = hashlib.sha256()
+        self._fast = xxhash.xxh3_128()
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._hash, name="ticklake-sha256", daemon=True)
         self._thread.start()
         self._pos = 0
         self.closed = False
+        self._done = False
 
     def _hash(self) -> None:
         while (chunk := self._queue.get()) is not None:
             self._digest.update(chunk)
+            self._fast.update(chunk)
 
     def write(self, data: Any) -> int:
         chunk = bytes(data)  # the caller may reuse its buffer once write returns
@@ -210,10 +221,19 @@ class _HashingFile:
     def close(self) -> None:
         self.closed = True
 
+    def _finish(self) -> None:
+        if not self._done:
+            self._queue.put(None)
+            self._thread.join()
+            self._done = True
+
     def hexdigest(self) -> str:
-        self._queue.put(None)
-        self._thread.join()
+        self._finish()
         return self._digest.hexdigest()
+
+    def fast_hexdigest(self) -> str:
+        self._finish()
+        return str(self._fast.hexdigest())
 
 
 def _arrow_slices(
@@ -263,8 +283,14 @@ def commit_partition(
     replaced = False
     try:
         _step(step)
+        fast: list[str] = []
         sha: str | None = write_parquet(
-            table, tmp, row_group_rows=row_group_rows, zstd_level=zstd_level, schema=schema
+            table,
+            tmp,
+            row_group_rows=row_group_rows,
+            zstd_level=zstd_level,
+            schema=schema,
+            fast_digest=fast,
         )
         step = "fsync_temp"
         _step(step)
@@ -272,6 +298,8 @@ def commit_partition(
         step = "pending"
         # A writer that does not report its hash (a test double) gets the file hashed.
         manifest = manifest_for(tmp.stat().st_size, sha or sha256_file(tmp))
+        if sha and fast:
+            manifest = manifest.model_copy(update={"file_xxh3_128": fast[0]})
         _step(step)
         write_text_atomic(ref.pending_manifest_path, manifest.to_json())
         step = "replace_data"

@@ -9,6 +9,13 @@ a commit in flight, else the dataset's partition record. It also checks that the
 manifest names this partition (layer, dataset, date), so a renamed directory or
 another day's files copied in are refused too.
 
+The first check of a file is fast when its commit records an xxh3-128 digest (every
+commit since 2026-12-08): the file's xxh3-128 (≈ 6 GB/s here, 4× sha256 with its read)
+must equal a commit's, with its size. Anything else (no such digest, no match, a
+commit racing the check) takes the sha256 path below, which decides. xxh3 is not
+cryptographic: it detects bit rot and accidental edits, not a forger, and the sha256
+stays in the manifest for ``ticklake lake verify``.
+
 A verified file is remembered per process by (path, device, inode, size, mtime): a
 commit replaces the inode and an outside edit changes the mtime, so either is hashed
 again. Damage that changes neither (the device flipping a bit under a file already
@@ -38,6 +45,7 @@ from ticklake.lake.manifest import Manifest
 from ticklake.lake.records import matches, try_read_record
 
 _CHUNK = 1 << 20
+_FAST_CHUNK = 1 << 22
 _verified: set[tuple[str, int, int, int, int]] = set()
 _verified_lock = threading.Lock()
 
@@ -65,6 +73,38 @@ def hash_file(path: Path) -> tuple[str, os.stat_result]:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest(), st
+
+
+def fast_hash_file(path: Path) -> tuple[str, os.stat_result]:
+    """The xxh3-128 of the file ``path`` names now, and that file's stat (one open)."""
+    import xxhash
+
+    digest = xxhash.xxh3_128()
+    with path.open("rb", buffering=0) as fh:
+        st = os.fstat(fh.fileno())
+        while chunk := fh.read(_FAST_CHUNK):
+            digest.update(chunk)
+    return str(digest.hexdigest()), st
+
+
+def _fast_commit(ref: PartitionRef, target: Path) -> tuple[Manifest, os.stat_result] | None:
+    """The commit whose xxh3-128 and size the file has, else None (the sha256 path decides)."""
+    candidates = [
+        c
+        for c in (
+            _read_manifest(ref.manifest_path),
+            _read_manifest(ref.pending_manifest_path),
+            try_read_record(ref),
+        )
+        if c is not None and c.file_xxh3_128
+    ]
+    if not candidates:
+        return None
+    digest, st = fast_hash_file(target)
+    for candidate in candidates:
+        if candidate.file_xxh3_128 == digest and candidate.file_bytes == st.st_size:
+            return candidate, st
+    return None
 
 
 def _read_manifest(path: Path) -> Manifest | None:
@@ -125,6 +165,14 @@ def check_partition(
             return
     except FileNotFoundError:
         return  # the partition went away since it was listed: nothing is read from it
+    fast = _fast_commit(ref, target)
+    if fast is not None:
+        committed, fast_st = fast
+        if not matches(committed, ref):
+            raise _misplaced(ref, committed)
+        with _verified_lock:
+            _verified.add(_key(ref.data_path, fast_st))
+        return
     sha, st = hash_file(target)
     manifest = committed_for(ref, sha)
     if manifest is None and not locked:

@@ -70,6 +70,9 @@ class Manifest(_Model):
     file_bytes: int
     file_sha256: str
     lineage: Lineage
+    #: xxh3-128 of the data file (hex): the fast check of a read (``lake.integrity``);
+    #: None in manifests written before it, which are checked by sha256.
+    file_xxh3_128: str | None = None
     written_at: str = Field(default_factory=utc_now_iso)
 
     def to_json(self) -> str:

@@ -342,13 +342,18 @@ def test_the_check_is_cached_per_file_version(lake: Lake, monkeypatch: pytest.Mo
     filled(lake)
     integrity.forget_verified()
     hashed: list[str] = []
-    real = integrity.hash_file
+    real, real_fast = integrity.hash_file, integrity.fast_hash_file
 
     def counting(path: Path):  # type: ignore[no-untyped-def]
         hashed.append(path.parent.name)
         return real(path)
 
+    def counting_fast(path: Path):  # type: ignore[no-untyped-def]
+        hashed.append(path.parent.name)
+        return real_fast(path)
+
     monkeypatch.setattr(integrity, "hash_file", counting)
+    monkeypatch.setattr(integrity, "fast_hash_file", counting_fast)
     lake.read("nifty")
     lake.read("nifty")
     lake.sql("SELECT count(*) FROM bronze.nifty")
@@ -356,6 +361,70 @@ def test_the_check_is_cached_per_file_version(lake: Lake, monkeypatch: pytest.Mo
     lake.write("nifty", make_trades(days=1, rows_per_day=5, seed=8, first_day=date(2024, 1, 3)))
     lake.read("nifty")
     assert sorted(hashed).count("date=2024-01-03") == 2  # the new file is hashed once
+
+
+def test_a_commit_records_the_files_xxh3_and_a_read_checks_it_without_sha256(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import xxhash
+
+    filled(lake)
+    for part in lake.partitions("nifty"):
+        manifest = part.manifest
+        assert manifest is not None
+        data = part.path.read_bytes()
+        # Independent: the digests of the bytes on disk, by the libraries directly.
+        assert manifest.file_sha256 == hashlib.sha256(data).hexdigest()
+        assert manifest.file_xxh3_128 == xxhash.xxh3_128(data).hexdigest()
+    integrity.forget_verified()
+
+    def no_sha(path: Path):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"sha256 of {path} on the fast path")
+
+    monkeypatch.setattr(integrity, "hash_file", no_sha)
+    assert lake.read("nifty").height == 1200
+
+
+def test_the_fast_check_defers_to_sha256_for_old_manifests_and_damage(
+    lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    filled(lake)
+    old, damaged = lake.partitions("nifty")[0], lake.partitions("nifty")[1]
+    # A manifest written before the xxh3 digest existed: checked by sha256, and read.
+    manifest_path = old.path.with_name("_manifest.json")
+    body = json.loads(manifest_path.read_text())
+    body.pop("file_xxh3_128")
+    manifest_path.write_text(json.dumps(body))
+    record = integrity.try_read_record(
+        integrity.PartitionRef(lake.root, "bronze", "nifty", old.date)
+    )
+    assert record is not None
+    record_path = integrity.PartitionRef(lake.root, "bronze", "nifty", old.date).record_path
+    record_body = json.loads(record_path.read_text())
+    record_body.pop("file_xxh3_128", None)
+    record_path.write_text(json.dumps(record_body))
+    integrity.forget_verified()
+    shas: list[str] = []
+    real = integrity.hash_file
+
+    def counting(path: Path):  # type: ignore[no-untyped-def]
+        shas.append(path.parent.name)
+        return real(path)
+
+    monkeypatch.setattr(integrity, "hash_file", counting)
+    assert lake.read("nifty", start=old.date, end=old.date).height == 400
+    assert shas == [old.path.parent.name]
+    # A wrong xxh3 in an intact file's manifest is not an error: sha256 decides.
+    path = damaged.path.with_name("_manifest.json")
+    body = json.loads(path.read_text())
+    body["file_xxh3_128"] = "0" * 32
+    path.write_text(json.dumps(body))
+    assert lake.read("nifty", start=damaged.date, end=damaged.date).height == 400
+    # A flipped bit fails the fast check, and sha256 then refuses it.
+    integrity.forget_verified()
+    silent_flip(damaged.path)
+    with pytest.raises(CorruptPartitionError, match="its sha256"):
+        lake.read("nifty", start=damaged.date, end=damaged.date)
 
 
 # ------------------------------------------------------------ rebuild advice
