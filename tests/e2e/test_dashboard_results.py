@@ -61,3 +61,185 @@ def test_sweep_template_runs_as_a_sweep_from_the_builder(
     assert sorted(variants["distance"]) == [1, 2, 3, 4]
     page.wait_for_selector('#results-table[data-table="variants"] tbody tr')
     assert page.js_errors == []
+
+
+def _other_run(live_server: LiveServer, run_id: str, **changes: Any) -> str:
+    """A one-day straddle run beside the base run (made once per session)."""
+    from _e2e_fixtures import straddle_spec_data
+    from _engine_fixtures import GENERATED_DAYS
+
+    from ticklake.backtest.runner import run_backtest
+    from ticklake.backtest.spec import parse_spec
+    from ticklake.lake import open_lake
+
+    if not (live_server.lake_root / "runs" / run_id / "stats.json").is_file():
+        day = GENERATED_DAYS[0].isoformat()
+        data = straddle_spec_data(
+            time={"start": day, "end": day, "entry_windows": ["09:20-09:25"], "exit_time": "14:00"},
+            **changes,
+        )
+        run_backtest(open_lake(live_server.lake_root), parse_spec(data), run_id=run_id)
+    return run_id
+
+
+MONEY_OPS = {"gt": "__gt__", "le": "__le__", "eq": "__eq__"}
+
+
+@pytest.mark.parametrize("op", ["gt", "le", "eq"])
+def test_money_filter_is_in_the_unit_the_column_shows(
+    page: Any, live_server: LiveServer, op: str
+) -> None:
+    from _e2e_fixtures import BASE_RUN
+
+    trades = pd.read_parquet(live_server.lake_root / "runs" / BASE_RUN / "trades.parquet")
+    prices = trades["price_paise"]
+    threshold = int(prices.median()) if op != "eq" else int(prices.mode()[0])
+    rupees = f"{threshold // 100}.{threshold % 100:02d}"
+    expected = trades[getattr(prices, MONEY_OPS[op])(threshold)]
+    assert 0 < len(expected) < len(trades)  # the filter means something on this run
+    page.goto(f"{live_server.url}/runs/{BASE_RUN}")
+    page.wait_for_selector('#results-table[data-table="trades"] tbody tr')
+    # One unit per column, named in its header.
+    expect(page.locator('#results-table th[data-column="price_paise"]')).to_have_text("price (₹)")
+    page.select_option("#filter-column", "price_paise")
+    page.select_option("#filter-op", op)
+    page.fill("#filter-value", rupees)
+    page.click("#filter-form button[type=submit]")
+    expect(page.locator("#active-filters .chip")).to_have_count(1)
+    assert "₹" in page.inner_text("#active-filters .chip")
+    expect(page.locator("#page-info")).to_contain_text(f"of {len(expected):,} (filtered")
+    column = list(trades.columns).index("price_paise")
+    shown = page.locator("#results-table tbody tr").evaluate_all(
+        "(rows, i) => rows.map((r) => r.children[i].textContent)", column
+    )
+    assert [float(t.replace(",", "")) for t in shown] == pytest.approx(
+        (expected["price_paise"] / 100).head(50).tolist()
+    )
+    assert page.js_errors == []
+
+
+def test_report_opens_inline_in_a_new_tab(page: Any, live_server: LiveServer) -> None:
+    from _e2e_fixtures import BASE_RUN
+
+    page.goto(f"{live_server.url}/runs/{BASE_RUN}")
+    link = page.locator('#downloads a[data-report="html"]')
+    expect(link).to_have_attribute("target", "_blank")
+    downloads: list[Any] = []
+    page.on("download", lambda download: downloads.append(download))
+    with page.expect_popup() as popup_info:
+        link.click()
+    report = popup_info.value
+    report.wait_for_load_state()
+    assert report.url.endswith(f"/runs/{BASE_RUN}/files/report.html")
+    expect(report.locator("h1")).to_have_text("e2e_straddle")
+    expect(report.locator("tr[data-statistic='sharpe_ratio']")).to_have_class("small-sample")
+    assert downloads == [] and page.url.endswith(f"/runs/{BASE_RUN}")
+    assert page.js_errors == []
+
+
+def test_statistics_cards_warn_on_a_small_sample_with_a_bootstrap_interval(
+    page: Any, live_server: LiveServer
+) -> None:
+    from _e2e_fixtures import BASE_RUN
+
+    from ticklake.backtest.stats import read_run_results
+    from ticklake.backtest.stats_sample import sample_check
+
+    results = read_run_results(live_server.lake_root / "runs" / BASE_RUN)
+    stats = results.statistics()
+    check = sample_check(
+        results.daily, days_traded=stats.days_traded, round_trips=stats.round_trips
+    )
+    assert check.days < 20 and check.sharpe_interval is not None
+    page.goto(f"{live_server.url}/runs/{BASE_RUN}")
+    card = page.locator('#stat-cards .card[data-statistic="sharpe_ratio"]')
+    expect(card).to_have_class("card small-sample")
+    assert f"only {check.days} days" in (card.get_attribute("title") or "")
+    expect(card.locator(".warn")).to_contain_text("too few to trust")
+    low, high = check.sharpe_interval
+    expect(card.locator(".ci")).to_have_text(f"95% CI {low:.2f} … {high:.2f}")
+    expect(card.locator(".value")).to_have_text(f"{stats.sharpe_ratio:.3f}")
+    assert page.js_errors == []
+
+
+def test_compare_fits_a_1280_pixel_screen(chromium: Any, live_server: LiveServer) -> None:
+    from _e2e_fixtures import BASE_RUN
+
+    other = _other_run(
+        live_server,
+        "straddle-wide-legs",
+        legs=[
+            {"name": "ce_with_a_long_leg_name", "opt_type": "CE", "side": "sell", "lots": 2},
+            {"name": "pe_with_a_long_leg_name", "opt_type": "PE", "side": "sell", "lots": 2},
+        ],
+        description=(
+            "A short straddle on the first day only, two lots a leg, exit at two in the "
+            "afternoon: written out at length the way a new user describes a strategy, so "
+            "that the spec difference holds one long value and the page must wrap it."
+        ),
+    )
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(f"{live_server.url}/compare?a={BASE_RUN}&b={other}")
+        page.wait_for_selector("#compare-spec tbody tr")
+        page.wait_for_selector("#compare-stats tbody tr")
+        assert page.evaluate("document.scrollingElement.scrollWidth") <= 1280
+        # A ratio at the report's precision, a small sample greyed with its reason.
+        sharpe = page.locator("#compare-stats tbody tr", has_text="Sharpe ratio").first
+        cell = sharpe.locator("td").nth(2)
+        assert "small-sample" in (cell.get_attribute("class") or "")
+        assert "fewer than 20" in (cell.get_attribute("title") or "")
+        value = cell.inner_text().replace("⚠", "").strip()
+        assert value == "—" or len(value.split(".")[-1]) == 3
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_verdicts_show_whole_on_a_1280_pixel_screen(chromium: Any, live_server: LiveServer) -> None:
+    from _engine_fixtures import SPOT
+
+    from ticklake.lake import open_lake
+    from ticklake.quality import validate_dataset
+    from ticklake.quality.report import QUALITY_REPORTS_DIR
+
+    report = validate_dataset(open_lake(live_server.lake_root), SPOT, executor="serial")
+    report_id = f"{report.layer}.{report.dataset}-{report.run_id}"
+    folder = live_server.lake_root / QUALITY_REPORTS_DIR
+    report.write(folder / f"{report_id}.md", folder / f"{report_id}.json")
+    context = chromium.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(f"{live_server.url}/quality?report={report_id}")
+        verdicts = page.locator(".verdict")
+        expect(verdicts.first).to_be_visible()
+        # Each verdict is whole: not cut inside itself, nor by the column it sits in.
+        clipped = verdicts.evaluate_all(
+            """nodes => nodes.filter((node) => {
+              const box = node.getBoundingClientRect();
+              const column = node.closest("section").getBoundingClientRect();
+              return node.scrollWidth > node.clientWidth + 1 || box.right > column.right + 1;
+            }).map((node) => node.textContent)"""
+        )
+        assert clipped == []
+        assert page.inner_text("[data-testid=verdict]") == report.verdict
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_an_empty_pipeline_says_what_to_do(page: Any, live_server: LiveServer) -> None:
+    from ticklake.web.api.jobs import EMPTY_PIPELINE
+
+    page.goto(f"{live_server.url}/analytics")
+    page.click("#pipeline-form button[type=submit]")
+    expect(page.locator("#pipeline-status")).to_have_text(EMPTY_PIPELINE)
+    page.fill("#pipeline-yaml", "name: nothing\npasses: []\n")
+    page.click("#pipeline-form button[type=submit]")
+    expect(page.locator("#pipeline-status")).to_have_text(EMPTY_PIPELINE)
+    assert page.js_errors == []

@@ -30,6 +30,14 @@ from ticklake.backtest.stats import (
     format_statistic,
     read_run_results,
 )
+from ticklake.backtest.stats_sample import (
+    BOOTSTRAP_RESAMPLES,
+    CONFIDENCE,
+    MIN_DAYS,
+    MIN_ROUND_TRIPS,
+    SampleCheck,
+    sample_check,
+)
 
 EQUITY_TITLE = "Equity curve: cumulative net P&L (₹)"
 DRAWDOWN_TITLE = "Drawdown from the running peak (₹)"
@@ -206,7 +214,12 @@ def render_report(results: RunResults, *, bucket_minutes: int = 15) -> str:
         _header(results, statistics, name),
         marked,
         "<h2>Statistics</h2>",
-        _statistics_table(statistics),
+        _statistics_table(
+            statistics,
+            sample_check(
+                daily, days_traded=statistics.days_traded, round_trips=statistics.round_trips
+            ),
+        ),
         charts,
         _samples_section(results, statistics),
         _skipped_section(daily, statistics),
@@ -274,7 +287,11 @@ def _header(results: RunResults, statistics: Statistics, name: str) -> str:
     )
 
 
-def _statistics_table(statistics: Statistics) -> str:
+def _statistics_table(statistics: Statistics, check: SampleCheck) -> str:
+    intervals = {
+        "sharpe_ratio": ("ratio", check.sharpe_interval),
+        "average_daily_net_pnl_rupees": ("rupees", check.mean_daily_interval_rupees),
+    }
     rows = []
     for item in STATISTIC_FIELDS:
         value = getattr(statistics, item.name)
@@ -283,15 +300,29 @@ def _statistics_table(statistics: Statistics) -> str:
             text = "start of run" if item.name.endswith("peak_date") else "not recovered"
         else:
             text = format_statistic(item.kind, value)
+        extra = ""
+        if item.name in intervals:
+            kind, interval = intervals[item.name]
+            extra = (
+                f"{CONFIDENCE:.0%} CI {format_statistic(kind, interval[0])} … "
+                f"{format_statistic(kind, interval[1])}"
+                if interval
+                else ""
+            )
+        why = check.small.get(item.name)
+        attrs = f"class='small-sample' title='{html.escape(why, quote=True)}' " if why else ""
+        extra = f"⚠ {why}" + (f"; {extra}" if extra else "") if why else extra
         rows.append(
-            f"<tr data-statistic='{item.name}'><th>{html.escape(item.label)}</th>"
-            f"<td>{html.escape(text)}</td></tr>"
+            f"<tr {attrs}data-statistic='{item.name}'><th>{html.escape(item.label)}</th>"
+            f"<td>{html.escape(text)}</td><td class='aside'>{html.escape(extra)}</td></tr>"
         )
     note = (
         "Daily statistics use traded and no-trade days (no-trade = ₹0); skipped days are "
         "excluded. Sharpe: sample std (ddof 1); Sortino: downside deviation over all days; "
         f"both × √252. Exposure over {statistics.session_seconds:,} session seconds per "
-        "traded day."
+        f"traded day. Greyed (⚠): fewer than {MIN_DAYS} days or {MIN_ROUND_TRIPS} round "
+        f"trips behind the number, too few to mean anything. CI: {CONFIDENCE:.0%} bootstrap "
+        f"interval over {BOOTSTRAP_RESAMPLES:,} seeded resamples of the daily P&L."
     )
     return f"<table class='stats'>{''.join(rows)}</table><p class='note'>{html.escape(note)}</p>"
 
@@ -362,6 +393,8 @@ def _cell(value: Any) -> str:
 _CSS = """
 table { font-size: .9em; }
 table.stats td, table.samples td { text-align: right; font-variant-numeric: tabular-nums; }
+table.stats td.aside { text-align: left; color: #6b7280; font-size: .9em; }
+table.stats tr.small-sample th, table.stats tr.small-sample td { color: #9ca3af; }
 """
 
 

@@ -5,6 +5,7 @@ import json
 import math
 import statistics as pystats
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -318,3 +319,68 @@ def test_session_seconds_from_spec_and_formatting() -> None:
     assert format_statistic("percent", 0.1234) == "12.34%"
     assert format_statistic("date", dt.date(2024, 1, 2)) == "2024-01-02"
     assert format_statistic("ratio", -math.inf) == "-∞"
+
+
+# ------------------------------------------------- issue #19: small samples and bootstrap
+def _plain_bootstrap(values: list[int], resamples: int, seed: int) -> tuple[Any, Any]:
+    """The same seed scheme, computed one resample at a time with plain numpy."""
+    data = np.array(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(data), size=(resamples, len(data)))
+    sharpes, means = [], []
+    for row in index:
+        sample = data[row]
+        mean = sum(sample) / len(sample)
+        means.append(mean / 100)
+        deviation = math.sqrt(sum((x - mean) ** 2 for x in sample) / (len(sample) - 1))
+        if deviation > 0:
+            sharpes.append(mean / deviation * math.sqrt(252))
+    return (
+        (np.percentile(sharpes, 2.5), np.percentile(sharpes, 97.5)),
+        (np.percentile(means, 2.5), np.percentile(means, 97.5)),
+    )
+
+
+def test_bootstrap_intervals_match_a_plain_numpy_computation() -> None:
+    from ticklake.backtest.stats_sample import BOOTSTRAP_SEED, bootstrap_intervals
+
+    values = [9_500, 0, -2_500, 14_000, -7_000, 3_000, 0, 1_200, -400, 8_800, -6_100, 2_000]
+    sharpe, mean = bootstrap_intervals(values)
+    expected_sharpe, expected_mean = _plain_bootstrap(values, 1_000, BOOTSTRAP_SEED)
+    assert sharpe == pytest.approx(expected_sharpe, rel=1e-9)
+    assert mean == pytest.approx(expected_mean, rel=1e-9)
+    assert sharpe[0] < (sharpe_ratio_of(values)) < sharpe[1]
+    assert bootstrap_intervals(values) == (sharpe, mean)  # deterministic
+    assert bootstrap_intervals([500]) == (None, None)
+    assert bootstrap_intervals([500, 500, 500])[0] is None  # no deviation in any resample
+
+
+def sharpe_ratio_of(values: list[int]) -> float:
+    series = pd.Series(values, dtype=float)
+    return float(series.mean() / series.std(ddof=1) * math.sqrt(252))
+
+
+@pytest.mark.parametrize(("days", "flagged"), [(19, True), (20, False)])
+def test_small_sample_rule_at_the_day_boundary(days: int, flagged: bool) -> None:
+    from ticklake.backtest.stats_sample import sample_check
+
+    daily = pl.DataFrame(
+        [_day(d, "traded", 1_000 if d % 2 else -500) for d in range(1, days + 1)]
+        + [_day(days + 1, "skipped")]
+    )
+    stats = compute_statistics(daily, pl.DataFrame())
+    check = sample_check(daily, days_traded=stats.days_traded, round_trips=stats.round_trips)
+    assert check.days == days
+    for name in ("sharpe_ratio", "sortino_ratio", "win_rate_traded_days", "profit_factor"):
+        assert (name in check.small) is flagged, name
+    assert check.to_dict()["min_days"] == 20
+
+
+@pytest.mark.parametrize(("round_trips", "flagged"), [(29, True), (30, False)])
+def test_small_sample_rule_at_the_round_trip_boundary(round_trips: int, flagged: bool) -> None:
+    from ticklake.backtest.stats_sample import small_sample_warnings
+
+    small = small_sample_warnings(40, 40, round_trips)
+    assert ("win_rate_round_trips" in small) is flagged
+    assert ("average_round_trip_net_pnl_rupees" in small) is flagged
+    assert "sharpe_ratio" not in small

@@ -81,8 +81,27 @@ def submit_sweep(jobs: JobsDep, body: SweepRequest) -> dict[str, Any]:
     return _submitted(jobs, "sweep", body)
 
 
+EMPTY_PIPELINE = (
+    "Nothing to run: paste a pipeline YAML with at least one pass under 'passes:' "
+    "(or click an example), then press Run pipeline."
+)
+
+
+def _check_not_empty(body: PipelineRequest) -> None:
+    """An empty box, an empty document or no passes: say what to do, in one line."""
+    from ticklake.errors import ConfigError
+    from ticklake.web.yaml_input import load_yaml
+
+    data: Any = body.pipeline
+    if data is None and body.pipeline_yaml is not None and body.pipeline_yaml.strip():
+        data = load_yaml(body.pipeline_yaml, "the pipeline")
+    if data is None or (isinstance(data, dict) and not data.get("passes")):
+        raise ConfigError(EMPTY_PIPELINE)
+
+
 @router.post("/jobs/pipeline", status_code=202, summary="Queue an analytics pipeline")
 def submit_pipeline(jobs: JobsDep, body: PipelineRequest) -> dict[str, Any]:
+    _check_not_empty(body)
     return _submitted(jobs, "pipeline", body)
 
 

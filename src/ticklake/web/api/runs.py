@@ -40,6 +40,11 @@ REPORT_CSP = (
 )
 
 
+def _stats_json(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "stats.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def _ledger(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "run.json").read_text())
 
@@ -91,8 +96,10 @@ def compare(
     b: Annotated[str, Query(max_length=128)],
 ) -> dict[str, Any]:
     from ticklake.backtest.compare import ABSENT, compare_runs
+    from ticklake.backtest.stats import format_statistic
 
-    comparison = compare_runs(run_directory(lake, a), run_directory(lake, b))
+    dir_a, dir_b = run_directory(lake, a), run_directory(lake, b)
+    comparison = compare_runs(dir_a, dir_b)
 
     def show(value: Any) -> Any:
         return "(absent)" if value is ABSENT else json_safe(value)
@@ -110,9 +117,14 @@ def compare(
                 "a": json_safe(s.value_a),
                 "b": json_safe(s.value_b),
                 "difference": json_safe(s.difference),
+                "a_text": format_statistic(s.kind, s.value_a),
+                "b_text": format_statistic(s.kind, s.value_b),
+                "difference_text": format_statistic(s.kind, s.difference),
             }
             for s in comparison.statistics
         ],
+        "sample_a": _sample(dir_a, _stats_json(dir_a)),
+        "sample_b": _sample(dir_b, _stats_json(dir_b)),
         "spec_differences": [
             {"path": d.path, "a": show(d.value_a), "b": show(d.value_b)}
             for d in comparison.spec_differences
@@ -126,10 +138,13 @@ def run_detail(lake: LakeDep, run_id: str) -> dict[str, Any]:
     ledger = _ledger(run_dir)
     stats_path = run_dir / "stats.json"
     spec_path = run_dir / "spec.json"
+    statistics = json.loads(stats_path.read_text()) if stats_path.is_file() else None
     return {
         **run_summary(run_dir),
         **run_zone(run_dir),
-        "statistics": json.loads(stats_path.read_text()) if stats_path.is_file() else None,
+        "statistics": statistics,
+        "statistics_text": _statistics_text(statistics),
+        "sample": _sample(run_dir, statistics),
         "spec": json.loads(spec_path.read_text()) if spec_path.is_file() else None,
         "samples": ledger.get("samples"),
         "days": ledger.get("days"),
@@ -139,6 +154,40 @@ def run_detail(lake: LakeDep, run_id: str) -> dict[str, Any]:
             p.name for p in run_dir.iterdir() if p.is_file() and not p.name.startswith(".")
         ),
     }
+
+
+def _statistics_text(statistics: dict[str, Any] | None) -> dict[str, str] | None:
+    """Each statistic as the report shows it (``format_statistic``: one precision rule)."""
+    from ticklake.backtest.stats import STATISTIC_FIELDS, format_statistic
+
+    if statistics is None:
+        return None
+    out = {}
+    for item in STATISTIC_FIELDS:
+        value = statistics.get(item.name)
+        if value in ("inf", "-inf"):  # stats.json spells an infinite ratio as text
+            value = float(value)
+        out[item.name] = format_statistic(item.kind, value)
+    return out
+
+
+def _sample(run_dir: Path, statistics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The small-sample rule and bootstrap intervals (:mod:`ticklake.backtest.stats_sample`)
+    of a finished single run; ``None`` for a sweep or an unfinished run."""
+    from ticklake.backtest.stats_sample import sample_check
+
+    daily_path = run_dir / "daily.parquet"
+    if statistics is None or not daily_path.is_file():
+        return None
+    daily = read_table(daily_path)
+    if "variant" in daily.columns:
+        return None
+    check = sample_check(
+        daily,
+        days_traded=int(statistics.get("days_traded") or 0),
+        round_trips=int(statistics.get("round_trips") or 0),
+    )
+    return json_safe(check.to_dict())
 
 
 @router.get("/runs/{run_id}/tables/{table}", summary="A run's table, paged/sorted/filtered")

@@ -42,6 +42,6 @@ document.addEventListener("DOMContentLoaded", () => {
       };
       source.addEventListener("progress", update);
       source.addEventListener("end", (message) => { update(message); source.close(); });
-    } catch (error) { TL.toast(error.message, true); }
+    } catch (error) { $("pipeline-status").textContent = error.message; TL.toast(error.message, true); }
   });
 });

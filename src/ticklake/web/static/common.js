@@ -44,6 +44,21 @@ const TL = (() => {
     return node;
   }
 
+  // Money is stored as integer paise (`*_paise` columns) and shown in rupees: one unit per
+  // column, named in its header ("price (₹)"), and the run page's filters take rupees too.
+  const isMoney = (name) => typeof name === "string" && name.endsWith("_paise");
+  const columnLabel = (name) => (isMoney(name) ? `${name.slice(0, -6)} (₹)` : name);
+
+  // "300", "-1,250.5", "₹300.25" (rupees) as integer paise text ("30000"); at most two
+  // decimals — a paisa is the smallest unit. Throws an Error saying what to type otherwise.
+  function rupeesToPaise(text) {
+    const clean = String(text).replace(/[₹,\s]/g, "").replace("−", "-");
+    const match = /^(-?)(\d+)(?:\.(\d{1,2}))?$/.exec(clean);
+    if (!match) throw new Error(`"${text}" is not an amount in rupees: type e.g. 300 or 300.50 (at most two decimals)`);
+    const paise = BigInt(match[2]) * 100n + BigInt((match[3] || "").padEnd(2, "0"));
+    return (match[1] && paise !== 0n ? "-" : "") + paise.toString();
+  }
+
   function format(value, column) {
     if (value === null || value === undefined) return "";
     if (column && column.endsWith("_paise") && typeof value === "number") {
@@ -125,8 +140,9 @@ const TL = (() => {
     const zone = opts.zone && opts.zone.timezone_abbreviation ? opts.zone : null;
     const head = el("tr", {}, columns.map((c) => {
       const local = c.local && zone;
-      const label = (c.label || c.name) + (local ? ` (${zone.timezone_abbreviation})` : "");
-      const th = el("th", { "data-column": c.name, title: local ? `exchange time, ${zone.timezone_label}` : c.type || "" }, label);
+      const label = (c.label || columnLabel(c.name)) + (local ? ` (${zone.timezone_abbreviation})` : "");
+      const title = local ? `exchange time, ${zone.timezone_label}` : isMoney(c.name) && !c.label ? `rupees (stored as integer paise in ${c.name})` : c.type || "";
+      const th = el("th", { "data-column": c.name, title }, label);
       if (opts.sort === c.name) th.append(opts.descending ? " ▼" : " ▲");
       if (opts.onHeader) { th.classList.add("sortable"); th.addEventListener("click", () => opts.onHeader(c.name)); }
       return th;
@@ -180,5 +196,5 @@ const TL = (() => {
     return () => { const ticket = ++newest; return () => ticket === newest; };
   }
 
-  return { api, el, fillTable, format, toast, cookie, latest, localTime, columnsOf, zoneOffset, timeOfDayAxis };
+  return { api, el, fillTable, format, toast, cookie, latest, localTime, columnsOf, zoneOffset, timeOfDayAxis, isMoney, columnLabel, rupeesToPaise };
 })();

@@ -4,14 +4,14 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  const { api, el, fillTable, format, toast, latest, localTime, columnsOf, zoneOffset } = TL;
+  const { api, el, fillTable, format, toast, latest, localTime, columnsOf, zoneOffset, isMoney, columnLabel, rupeesToPaise } = TL;
   const $ = (id) => document.getElementById(id);
   const root = $("run");
   const runId = root.dataset.run;
   let jobId = root.dataset.job;
   const rupees = (paise) => (paise === null || paise === undefined ? "-"
     : (paise < 0 ? "−₹" : "₹") + (Math.abs(paise) / 100).toLocaleString("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 }));
-  const table = { name: "trades", offset: 0, limit: 50, sort: null, descending: false, filters: [], columns: [], timezone: null };
+  const table = { name: "trades", offset: 0, limit: 50, sort: null, descending: false, filters: [], labels: {}, columns: [], timezone: null };
 
   // ------------------------------------------------------------------ progress
   // The job's own ETA (eta_seconds: the day-cost model of ticklake.backtest.eta, refitted as
@@ -112,22 +112,42 @@ document.addEventListener("DOMContentLoaded", () => {
       $("variant-note").textContent = `sweep of ${run.variants} variants; cards and charts show variant ${s.variant} (rank 1) — click a variant number to see another`;
     }
     const percent = (v) => (v === null || v === undefined ? "-" : (100 * v).toFixed(1) + "%");
+    // Ratios and averages as the report prints them (the server's format_statistic); a
+    // number resting on too few days or round trips is greyed with the reason (see
+    // ticklake.backtest.stats_sample), Sharpe and the average day with a bootstrap CI.
+    const text = isSweep ? {} : run.statistics_text || {};
+    const sample = isSweep ? null : run.sample;
+    const ci = (name) => {
+      const interval = sample && sample.bootstrap[name];
+      if (!interval) return null;
+      const show = name === "sharpe_ratio" ? (v) => v.toFixed(2) : (v) => rupees(Math.round(v * 100));
+      return `${Math.round(sample.bootstrap.confidence * 100)}% CI ${show(interval[0])} … ${show(interval[1])}`;
+    };
     const cards = [
       ["net P&L", rupees(s.total_net_pnl_paise)], ["costs", rupees(s.total_costs_paise)],
       ["days traded", `${s.days_traded ?? "-"} / ${s.days_planned ?? run.days_total}`], ["fills", s.fills ?? "-"],
-      ["win rate (days)", percent(s.win_rate_traded_days)],
-      ["Sharpe", s.sharpe_ratio === null || s.sharpe_ratio === undefined ? "-" : Number(s.sharpe_ratio).toFixed(2)],
+      ["win rate (days)", percent(s.win_rate_traded_days), "win_rate_traded_days"],
+      ["Sharpe", text.sharpe_ratio ?? (s.sharpe_ratio === null || s.sharpe_ratio === undefined ? "-" : Number(s.sharpe_ratio).toFixed(2)), "sharpe_ratio"],
+      ["average day", text.average_daily_net_pnl_rupees ?? "-", "average_daily_net_pnl_rupees"],
       ["max drawdown", rupees(s.max_drawdown_paise)],
       ["samples", run.samples ? `first ${run.samples.kept} of ${run.samples.of} fills` : "-"],
     ];
-    $("stat-cards").replaceChildren(...cards.map(([label, value]) => el("div", { class: "card" }, el("div", { class: "label" }, label), el("div", { class: "value" }, value))));
+    $("stat-cards").replaceChildren(...cards.filter(([, , name]) => !isSweep || name !== "average_daily_net_pnl_rupees").map(([label, value, name]) => {
+      const why = sample && name ? sample.small_sample[name] : null;
+      const interval = name ? ci(name) : null;
+      return el("div", { class: "card" + (why ? " small-sample" : ""), "data-statistic": name, title: why ? `${why} (at least ${sample.min_days} days and ${sample.min_round_trips} round trips are needed)` : null },
+        el("div", { class: "label" }, label), el("div", { class: "value" }, value),
+        interval ? el("div", { class: "ci" }, interval) : null,
+        why ? el("div", { class: "warn" }, `⚠ ${why.split(":")[0]}: too few to trust`) : null);
+    }));
     const downloads = [];
     for (const name of ["variants", "trades", "daily", "attempts", "samples"]) {
       if (!run.files.includes(`${name}.parquet`)) continue;
       downloads.push(el("a", { href: `/api/v1/runs/${encodeURIComponent(runId)}/download/${name}?format=csv`, "data-download": `${name}-csv` }, `${name}.csv`));
       downloads.push(el("a", { href: `/api/v1/runs/${encodeURIComponent(runId)}/download/${name}?format=parquet`, "data-download": `${name}-parquet` }, `${name}.parquet`));
     }
-    if (run.files.includes("report.html")) downloads.push(el("a", { href: `/api/v1/runs/${encodeURIComponent(runId)}/files/report.html` }, "report.html"));
+    // The report opens in a new tab (served inline as text/html), it is not a download.
+    if (run.files.includes("report.html")) downloads.push(el("a", { href: `/api/v1/runs/${encodeURIComponent(runId)}/files/report.html`, target: "_blank", rel: "noopener", "data-report": "html" }, "report.html ↗"));
     $("downloads").replaceChildren(...downloads);
     $("table-tabs").querySelectorAll("[data-table]").forEach((button) => {
       const name = button.dataset.table;
@@ -198,8 +218,9 @@ document.addEventListener("DOMContentLoaded", () => {
     $("page-next").disabled = last >= page.total;
     const columnSelect = $("filter-column");
     const chosen = columnSelect.value;
-    columnSelect.replaceChildren(...page.columns.map((c) => el("option", { value: c.name }, c.name)));
+    columnSelect.replaceChildren(...page.columns.map((c) => el("option", { value: c.name }, columnLabel(c.name))));
     if (chosen && page.columns.some((c) => c.name === chosen)) columnSelect.value = chosen;
+    unitHint();
     if (withFacets) renderFacets(page.facets);
     renderFilters();
   }
@@ -209,11 +230,12 @@ document.addEventListener("DOMContentLoaded", () => {
       values.map((v) => el("button", { type: "button", class: "chip", "data-facet": `${column}=${v.value}`, onclick: () => addFilter(`${column}:eq:${v.value}`) }, `${v.value ?? "null"} (${v.count})`)))));
   }
   function renderFilters() {
-    $("active-filters").replaceChildren(...table.filters.map((f) => el("span", { class: "chip on" }, f,
+    $("active-filters").replaceChildren(...table.filters.map((f) => el("span", { class: "chip on", "data-filter": f }, table.labels[f] || f,
       el("button", { type: "button", class: "remove", onclick: () => { table.filters = table.filters.filter((x) => x !== f); table.offset = 0; loadTable(true); } }, "×"))));
   }
-  function addFilter(text) {
+  function addFilter(text, label) {
     if (!table.filters.includes(text)) table.filters.push(text);
+    if (label) table.labels[text] = label;
     table.offset = 0;
     loadTable(true);
   }
@@ -228,8 +250,21 @@ document.addEventListener("DOMContentLoaded", () => {
       value = value.replace(" ", "T");
       value += zoneOffset(table.timezone, value);
     }
-    addFilter(`${name}:${$("filter-op").value}:${value}`);
+    const op = $("filter-op").value;
+    let label = null;
+    if (isMoney(name) && op !== "contains") {
+      // The column shows rupees, so the value typed is rupees: the API filters in paise.
+      const typed = value;
+      try { value = op === "in" ? value.split(",").filter((v) => v.trim()).map(rupeesToPaise).join(",") : rupeesToPaise(value); }
+      catch (error) { toast(error.message, true); return; }
+      label = `${columnLabel(name)} ${$("filter-op").selectedOptions[0].textContent} ₹${typed}`;
+    }
+    addFilter(`${name}:${op}:${value}`, label);
   });
+  function unitHint() {
+    $("filter-value").placeholder = isMoney($("filter-column").value) ? "value in ₹ (e.g. 300.50)" : "value";
+  }
+  $("filter-column").addEventListener("change", unitHint);
   $("table-tabs").querySelectorAll("[data-table]").forEach((button) => button.addEventListener("click", () => {
     $("table-tabs").querySelectorAll("[data-table]").forEach((b) => b.classList.toggle("active", b === button));
     Object.assign(table, { name: button.dataset.table, offset: 0, sort: null, descending: false, filters: [] });
