@@ -92,7 +92,10 @@ def l3() -> DatasetSchema:
                 "action",
                 "string",
                 False,
-                "add | modify | cancel | delete | fill | fill_hidden | trade | clear | halt",
+                "add | modify | cancel | delete | fill | fill_hidden | trade | clear | halt | "
+                "fill_report (an execution that leaves the book as it is: Databento F) | "
+                "fill_removal (a filled order's quantity taken off the book: Databento's C "
+                "after its F; an execution, not a cancel)",
             ),
             Column("side", "string", True, "'bid', 'ask' or null"),
             Column("order_id", "uint64", True, "venue order id"),

@@ -234,10 +234,30 @@ def test_halts_hidden_fills_and_crosses_leave_the_book_unchanged() -> None:
     ]
 
 
-def test_modify_events_are_refused_with_a_reason() -> None:
-    frame = _events([(_at(0), "modify", "bid", 1, 10.0, 1.0)])
-    with pytest.raises(ConfigError, match="'modify' events need the order's previous price"):
-        reconstruct_book(frame, 1)
+def test_modify_events_set_the_order_they_follow() -> None:
+    # a modify sets its order's price and size (Databento, Bitstamp): the replay follows
+    # the order by id; one not seen before (it rested before the frame) is added
+    frame = _events(
+        [
+            (_at(0), "add", "bid", 1, 10.0, 5.0),
+            (_at(1), "modify", "bid", 1, 10.0, 2.0),
+            (_at(2), "modify", "bid", 1, 10.1, 2.0),
+            (_at(3), "cancel", "bid", 1, 10.1, 1.0),
+            (_at(4), "modify", "bid", 1, 9.9, 4.0),
+            (_at(5), "modify", "bid", 2, 9.8, 3.0),
+        ]
+    )
+    rows = reconstruct_book(frame, 2).select("bid_price_0", "bid_size_0", "bid_price_1").rows()
+    assert rows == [
+        (10.0, 5.0, None),
+        (10.0, 2.0, None),
+        (10.1, 2.0, None),
+        (10.1, 1.0, None),
+        (9.9, 4.0, None),
+        (9.9, 4.0, 9.8),
+    ]
+    with pytest.raises(ConfigError, match="needs the l3 'order_id' column"):
+        reconstruct_book(frame.drop("order_id"), 1)
 
 
 def _dict_book(frame: pl.DataFrame, levels: int) -> list[tuple]:

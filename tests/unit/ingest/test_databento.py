@@ -13,7 +13,14 @@ import pytest
 from ticklake.ingest.readers import ReaderOptions, get_reader
 
 UNDEFINED = "9223372036854775807"
-ACTIONS = {"A": "add", "C": "cancel", "M": "modify", "R": "clear", "T": "trade", "F": "fill"}
+ACTIONS = {
+    "A": "add",
+    "C": "cancel",
+    "M": "modify",
+    "R": "clear",
+    "T": "trade",
+    "F": "fill_report",
+}
 SIDES = {"A": "ask", "B": "bid", "N": None}
 
 
@@ -25,6 +32,31 @@ def _raw(path: Path) -> list[dict[str, str]]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", newline="") as fh:  # type: ignore[operator]
         return list(csv.DictReader(fh))
+
+
+def _expected_actions(raw: list[dict[str, str]]) -> list[str]:
+    """Canonical actions with Databento's semantics, by a plain loop over the records.
+
+    A C whose size equals the quantity filled on its order since the order's previous
+    A/M/C (F records summed; T records if there is no F) is a ``fill_removal``.
+    """
+    fills: dict[str, dict[str, int]] = {}
+    out = []
+    for r in raw:
+        action, order, size = r["action"], r["order_id"], int(r["size"])
+        name = ACTIONS[action]
+        if action == "R":
+            fills.clear()
+        elif order != "0" and action in ("F", "T"):
+            run = fills.setdefault(order, {"F": 0, "T": 0})
+            run[action] += size
+        elif order != "0" and action in ("A", "M", "C"):
+            run = fills.pop(order, {"F": 0, "T": 0})
+            filled = run["F"] or run["T"]
+            if action == "C" and filled and filled == size:
+                name = "fill_removal"
+        out.append(name)
+    return out
 
 
 def _read(path: Path, **options: object) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -68,7 +100,7 @@ def test_every_row_matches_the_raw_file(shared_data: Path, name: str) -> None:
     assert frame.height == len(raw)
     assert frame["ts"].dt.epoch("ns").to_list() == [int(r["ts_event"]) for r in raw]
     assert frame["seq"].to_list() == list(range(2, len(raw) + 2))
-    assert frame["action"].to_list() == [ACTIONS[r["action"]] for r in raw]
+    assert frame["action"].to_list() == _expected_actions(raw)
     assert frame["side"].to_list() == [SIDES[r["side"]] for r in raw]
     assert frame["price"].to_list() == [
         None if r["price"] == UNDEFINED else float(Decimal(r["price"]) / Decimal(10**9))
@@ -81,6 +113,18 @@ def test_every_row_matches_the_raw_file(shared_data: Path, name: str) -> None:
     ]
     # No symbol column and no instrument option: the numeric instrument id.
     assert set(frame["instrument"]) == {r["instrument_id"] for r in raw}
+
+
+def test_cancels_after_fills_are_fill_removals(shared_data: Path) -> None:
+    # the figures of docs/analytics.md ("Venue semantics"): of 17,999 C records of the
+    # 2023-12-25 file, 5,326 take a filled order off the book; 12,673 are cancels
+    frame, _ = _read(_sample(shared_data, "esh4-glbx-mdp3-20231225.mbo.csv.gz"))
+    counts = dict(frame["action"].value_counts().iter_rows())
+    assert (counts["cancel"], counts["fill_removal"], counts["fill_report"]) == (
+        12_673,
+        5_326,
+        6_371,
+    )
 
 
 def test_clear_record_has_null_price(shared_data: Path) -> None:

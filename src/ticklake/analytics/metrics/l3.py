@@ -6,6 +6,10 @@ the horizon), never at the add, so joining them backward never looks ahead. The 
 replay (:func:`reconstruct_book`, :func:`lobster_initial_book`) lives in
 :mod:`ticklake.analytics.metrics.l3_replay` and is re-exported here: the ``l3_to_l2``
 pre-processor finds it as ``ticklake.analytics.metrics.l3:reconstruct_book``.
+
+Venue semantics: executions against visible orders are LOBSTER's ``fill`` and
+Databento's ``fill_report``; the ``fill_removal`` with which Databento then takes a
+filled order off the book is neither a cancel nor a second execution.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from ticklake.analytics.registry import MetricParams, NoParams, metric
 
 _ACTION = pl.col("action")
 _REMOVALS = ("cancel", "delete")
+#: executions against visible orders: LOBSTER's fill, Databento's fill report
+_FILLS = ("fill", "fill_report")
 
 
 def _count(*actions: str) -> pl.Expr:
@@ -40,7 +46,7 @@ def _count(*actions: str) -> pl.Expr:
 
 def _executed_orders() -> pl.Expr:
     # partial fills of one order count once; hidden executions carry no order id
-    visible = pl.col("order_id").filter(_ACTION == "fill").drop_nulls().n_unique()
+    visible = pl.col("order_id").filter(_ACTION.is_in(_FILLS)).drop_nulls().n_unique()
     return visible + (_ACTION == "fill_hidden").sum()
 
 
@@ -75,6 +81,9 @@ def order_add_count(params: NoParams) -> pl.Expr:
 )
 def order_cancel_count(params: NoParams) -> pl.Expr:
     """The number of cancellations in the bucket: partial cancels plus full deletions.
+
+    A ``fill_removal`` (Databento's cancel record taking a filled order off the book)
+    is an execution, not a cancellation, and is not counted.
 
     Formula:
         count(action in ('cancel', 'delete'))
@@ -146,7 +155,7 @@ def visible_execution_count(params: NoParams) -> pl.Expr:
     """The number of execution messages against displayed orders (each partial fill).
 
     Formula:
-        count(action == 'fill')
+        count(action in ('fill', 'fill_report'))
 
     Examples:
         >>> import polars as pl
@@ -154,7 +163,7 @@ def visible_execution_count(params: NoParams) -> pl.Expr:
         ...     visible_execution_count(NoParams())).item()
         2
     """
-    return _count("fill").alias("visible_execution_count")
+    return _count(*_FILLS).alias("visible_execution_count")
 
 
 @metric(
@@ -190,7 +199,7 @@ def visible_execution_volume(params: NoParams) -> pl.Expr:
     """The quantity executed against displayed orders in the bucket.
 
     Formula:
-        sum(size where action == 'fill')
+        sum(size where action in ('fill', 'fill_report'))
 
     Examples:
         >>> import polars as pl
@@ -198,7 +207,8 @@ def visible_execution_volume(params: NoParams) -> pl.Expr:
         ...     visible_execution_volume(NoParams())).item()
         5.0
     """
-    return pl.col("size").filter(_ACTION == "fill").sum().alias("visible_execution_volume")
+    visible = _ACTION.is_in(_FILLS)
+    return pl.col("size").filter(visible).sum().alias("visible_execution_volume")
 
 
 @metric(
@@ -246,7 +256,7 @@ def hidden_execution_volume_share(params: NoParams) -> pl.Expr:
     """
     size = pl.col("size")
     hidden = size.filter(_ACTION == "fill_hidden").sum()
-    total = size.filter(_ACTION.is_in(["fill", "fill_hidden"])).sum()
+    total = size.filter(_ACTION.is_in([*_FILLS, "fill_hidden"])).sum()
     return pl.when(total > 0).then(hidden / total).alias("hidden_execution_volume_share")
 
 
@@ -352,7 +362,7 @@ def _orders(frame: pl.DataFrame) -> pl.DataFrame:
         "instrument", "order_id", "side", "price", add_ts="ts"
     )
     fills = (
-        frame.filter(_ACTION == "fill")
+        frame.filter(_ACTION.is_in(_FILLS))
         .group_by("instrument", "order_id")
         .agg(first_fill_ts=pl.col("ts").min(), fill_count=pl.len())
     )
@@ -564,7 +574,7 @@ def price_level_refill_count(
     """
     name = f"price_level_refill_count_{params.window_seconds:g}s"
     fills = (
-        frame.filter(_ACTION == "fill")
+        frame.filter(_ACTION.is_in(_FILLS))
         .select("instrument", "side", "price", fill_ts="ts")
         .sort("fill_ts")
     )

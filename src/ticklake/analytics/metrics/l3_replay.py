@@ -18,6 +18,14 @@ sample ReadMe):
   enters the window from deeper is not in the messages. Without ``snapshots`` that
   level is null (unknown); with LOBSTER's aligned order-book file as ``snapshots``,
   exactly those entering levels are taken from it (``with_coverage`` marks the rows).
+
+Venue semantics: the replay follows each action's canonical meaning, never the venue.
+LOBSTER's ``fill`` reduces the resting order. Databento's fill records (``fill_report``)
+do not change the book; the ``fill_removal`` (or ``cancel`` / ``modify``) that follows
+does. A ``modify`` sets the order's new price and size: the replay follows orders by
+``order_id`` (reset by a ``clear``) and plays it as the removal of the order's remaining
+size at its previous price plus an add of the new state; a modify of an order not seen
+since the frame's start (or the last clear) is an add of its new state.
 """
 
 from __future__ import annotations
@@ -45,6 +53,12 @@ DEFAULT_PRICE_DIGITS = 8
 FULL_FEED_TRACKED_LEVELS = 256
 #: the book's sides, in the order of the level columns
 SIDES = ("bid", "ask")
+#: kernel codes of the canonical actions: a fill report changes nothing (code 0 is no
+#: action in the kernel), a fill removal takes size off a level like a cancel
+REPLAY_CODES = {**ACTION_CODES, "fill_report": 0, "fill_removal": ACTION_CODES["cancel"]}
+#: actions that set an order's price and size, and those that take size off it
+_SETS = ("add", "modify")
+_REDUCES = ("cancel", "delete", "fill", "fill_removal")
 
 
 def _level_columns(levels: int) -> list[str]:
@@ -54,21 +68,15 @@ def _level_columns(levels: int) -> list[str]:
 
 
 def _events(frame: pl.DataFrame, price_digits: int) -> dict[str, np.ndarray]:
-    unknown = frame.filter(~pl.col("action").is_in(list(ACTION_CODES)))
+    unknown = frame.filter(~pl.col("action").is_in(list(REPLAY_CODES)))
     if unknown.height:
         raise ConfigError(
             f"l3 action {unknown['action'][0]!r} (seq {unknown['seq'][0]}) is not one of "
-            f"{', '.join(ACTION_CODES)}; conform the frame to the l3 schema first."
-        )
-    if (frame["action"] == "modify").any():
-        raise ConfigError(
-            "reconstruct_book replays price levels from each event's price and size; "
-            "'modify' events need the order's previous price and size, which l3 rows do "
-            "not carry. Translate modifies into cancel + add before replaying."
+            f"{', '.join(REPLAY_CODES)}; conform the frame to the l3 schema first."
         )
     price = frame["price"].cast(pl.Float64).to_numpy()  # null -> NaN
     return {
-        "action": frame["action"].replace_strict(ACTION_CODES, return_dtype=pl.Int64).to_numpy(),
+        "action": frame["action"].replace_strict(REPLAY_CODES, return_dtype=pl.Int64).to_numpy(),
         "side": frame["side"]
         .replace_strict(SIDE_CODES, default=-1, return_dtype=pl.Int64)
         .to_numpy(),
@@ -76,6 +84,64 @@ def _events(frame: pl.DataFrame, price_digits: int) -> dict[str, np.ndarray]:
         "price": price,
         "size": frame["size"].fill_null(0.0).to_numpy(),
     }
+
+
+def modifies_as_delete_add(ordered: pl.DataFrame) -> pl.DataFrame:
+    """``ordered`` (sorted by instrument, ts, seq) with each ``modify`` as a delete + add.
+
+    A modify carries the order's new price and size only. The order's previous state is
+    its last add/modify of the same ``order_id`` (since the instrument's last ``clear``)
+    less what cancels, deletions, fills and fill removals took off it since; when the
+    order still rested, a ``delete`` of that size at that price is inserted before the
+    modify (marked ``_aux`` True, same key), and the modify itself becomes an ``add``.
+    Adds a boolean ``_aux`` column; frames without modifies come back otherwise as given.
+    """
+    if not (ordered["action"] == "modify").any():
+        return ordered.with_columns(_aux=pl.lit(False))
+    if "order_id" not in ordered.columns:
+        raise ConfigError(
+            "reconstruct_book: 'modify' events set an order's new price and size; "
+            "following them needs the l3 'order_id' column."
+        )
+    rows = ordered.with_row_index("_row").with_columns(
+        _epoch=(pl.col("action") == "clear").cum_sum().over("instrument")
+    )
+    key = ["instrument", "_epoch", "order_id"]
+    sets = pl.col("action").is_in(_SETS)
+    segment = [*key, "_seg"]
+    starts_known = pl.col("action").first().over(segment).is_in(_SETS)
+    removed = pl.when(sets).then(0.0).otherwise(pl.col("size").fill_null(0.0))
+    previous = (
+        rows.filter(pl.col("order_id").is_not_null() & pl.col("action").is_in(_SETS + _REDUCES))
+        .with_columns(_seg=sets.cast(pl.Int64).cum_sum().over(key))
+        .with_columns(
+            _price_after=pl.when(starts_known).then(pl.col("price").first().over(segment)),
+            _left_after=pl.when(starts_known).then(
+                pl.col("size").first().over(segment) - removed.cum_sum().over(segment)
+            ),
+        )
+        .with_columns(
+            _prev_price=pl.col("_price_after").shift().over(key),
+            _prev_left=pl.col("_left_after").shift().over(key),
+        )
+        .filter(
+            (pl.col("action") == "modify")
+            & pl.col("_prev_price").is_not_null()
+            & (pl.col("_prev_left") > 0)
+        )
+    )
+    deletes = previous.with_columns(
+        action=pl.lit("delete"), price=pl.col("_prev_price"), size=pl.col("_prev_left")
+    ).select(*rows.columns, _aux=pl.lit(True))
+    main = rows.with_columns(
+        action=pl.when(pl.col("action") == "modify").then(pl.lit("add")).otherwise("action"),
+        _aux=pl.lit(False),
+    )
+    return (
+        pl.concat([deletes, main])
+        .sort("_row", "_aux", descending=[False, True], maintain_order=True)
+        .drop("_row", "_epoch")
+    )
 
 
 def _aligned(ordered: pl.DataFrame, snapshots: pl.DataFrame) -> bool:
@@ -133,11 +199,14 @@ def reconstruct_book(
             "events of a level-N file only describe the top N levels"
         )
     ordered = frame.sort("instrument", "ts", "seq", maintain_order=True)
+    expanded = modifies_as_delete_add(ordered)
     # snapshots row for row like the events (LOBSTER's book file): slice, skip the join
-    in_order = snapshots is not None and _aligned(ordered, snapshots)
+    in_order = (
+        snapshots is not None and expanded.height == ordered.height and _aligned(ordered, snapshots)
+    )
     parts = []
     offset = 0
-    for (instrument,), events in ordered.group_by("instrument", maintain_order=True):
+    for (instrument,), events in expanded.group_by("instrument", maintain_order=True):
         init = initial.filter(pl.col("instrument") == instrument) if initial is not None else None
         arrays = _events(events, price_digits)
         state = initial_state(init, tracked, price_digits)
@@ -181,7 +250,8 @@ def reconstruct_book(
                 ask_levels_known=out_known[:, 1],
                 snapshot_refill=refilled,
             )
-        parts.append(pl.concat([events.select("ts", "instrument", "seq"), book], how="horizontal"))
+        rows = pl.concat([events.select("ts", "instrument", "seq"), book], how="horizontal")
+        parts.append(rows.filter(~events["_aux"]))
     if not parts:
         empty = {c: pl.Float64 for c in _level_columns(levels)}
         return ordered.select("ts", "instrument", "seq").with_columns(
