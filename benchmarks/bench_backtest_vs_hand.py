@@ -188,7 +188,8 @@ def main() -> None:
         root = args.lake
     lake = open_lake(root)
     days = sorted(p.date for p in lake.partitions(OPTIONS))[: args.days]
-    print(f"{len(days)} days, row groups of {lake.settings.lake.row_group_rows:,} rows")
+    groups = lake.dataset_info(OPTIONS).dataset_schema.row_group_rows
+    print(f"{len(days)} days, row groups of {groups or lake.settings.lake.row_group_rows:,} rows")
     print(
         "| strategy | day | fills | exits | engine pruned s | engine whole s | Polars s "
         "| DuckDB s | pruned / Polars | pruned / DuckDB | whole / Polars |"

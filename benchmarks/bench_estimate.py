@@ -106,7 +106,7 @@ def _eta_checkpoints(trace: list, actual: float, total_days: int, fit: dict) -> 
         f"    online fit at the end: {fit['fixed_seconds']:.3f} s + "
         f"{fit['per_row_seconds'] * 1e6:.3f} s per M rows, start-up "
         f"{fit['startup_seconds']:.2f} s; after the last day the run took "
-        f"{actual - trace[-1][0]:.2f} s more (workers' exit, final files: not in the ETA)"
+        f"{actual - trace[-1][0]:.2f} s more (exit, final files: TAIL_SECONDS)"
     ]
     for fraction in (0.25, 0.5, 0.75):
         elapsed, done, eta, _ = next(t for t in trace if t[1] >= fraction * total_days)
