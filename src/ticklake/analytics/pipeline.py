@@ -38,7 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ticklake.analytics.buckets import BucketSpec
 from ticklake.errors import ConfigError, TicklakeError
 
-BatchFrequency = Literal["auto", "D", "W", "M", "Y"]
+#: ``auto`` or ``[N]D|W|M|Q|Y`` (checked by ``analytics.run.parse_frequency``).
+BatchFrequency = Annotated[str, Field(pattern=r"^(auto|([1-9][0-9]{0,3})?[DWMQYdwmqy])$")]
 _NAME_PATTERN = r"^[a-z][a-z0-9_]{0,40}$"
 
 

@@ -21,11 +21,15 @@ in one sampled partition, at most 1). Then, with a budget of
 
 - if the whole range (rows/day × days) fits the budget: ``Y`` (one batch per year);
 - else the longest of ``M`` (31 days), ``W`` (7 days) that fits; else ``D``.
+
+A given frequency is ``[N]D|W|M|Q|Y``: N days, ISO weeks, months, quarters or years per
+batch (``2W``, ``3M``), counted from fixed origins (:func:`_period_key`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import threading
 import time
@@ -48,7 +52,8 @@ from ticklake.lake.commit import write_text_atomic
 
 #: rows of input one batch should hold at most (a few GB of Polars memory at worst)
 BATCH_ROW_BUDGET = 20_000_000
-_PERIOD_DAYS = {"Y": 366, "M": 31, "W": 7, "D": 1}
+_PERIOD_DAYS = {"Y": 366, "Q": 92, "M": 31, "W": 7, "D": 1}
+_FREQUENCY = re.compile(r"^([1-9][0-9]{0,3})?([DWMQY])$")
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
@@ -74,15 +79,43 @@ def choose_batch_frequency(rows_per_day: float, n_days: int) -> str:
     return "D"
 
 
+def parse_frequency(frequency: str) -> tuple[int, str]:
+    """``(multiple, unit)`` of a batch frequency: ``D W M Q Y``, optionally ``N`` times.
+
+    Examples:
+        >>> parse_frequency("W"), parse_frequency("2W"), parse_frequency("3M")
+        ((1, 'W'), (2, 'W'), (3, 'M'))
+    """
+    match = _FREQUENCY.match(frequency.strip().upper()) if isinstance(frequency, str) else None
+    if match is None:
+        raise ConfigError(
+            f"batch frequency {frequency!r} is not auto or [N]D|W|M|Q|Y "
+            "(a day, ISO week, month, quarter or year, N of them per batch: e.g. 2W, 3M)",
+            frequency=frequency,
+        )
+    return int(match.group(1) or 1), match.group(2)
+
+
 def _period_key(day: date, frequency: str) -> tuple[int, ...]:
-    if frequency == "D":
-        return (day.toordinal(),)
-    if frequency == "W":
-        iso = day.isocalendar()
-        return (iso.year, iso.week)
-    if frequency == "M":
-        return (day.year, day.month)
-    return (day.year,)
+    """The batch a day falls in: its period's ordinal from a fixed origin, divided by N.
+
+    Periods are counted from fixed origins (day 1 of the proleptic calendar; the ISO week
+    of 0001-01-01, a Monday; month and quarter 0 of year 0), so a ``2W`` batch always
+    pairs the same two weeks whatever the run's start (2024-01-08 starts a pair: the
+    ISO weeks since 0001-01-01 are counted from 0).
+    """
+    multiple, unit = parse_frequency(frequency)
+    if unit == "D":
+        ordinal = day.toordinal()
+    elif unit == "W":
+        ordinal = (day.toordinal() - 1) // 7  # 0001-01-01 (ordinal 1) is a Monday
+    elif unit == "M":
+        ordinal = day.year * 12 + day.month - 1
+    elif unit == "Q":
+        ordinal = day.year * 4 + (day.month - 1) // 3
+    else:
+        ordinal = day.year
+    return (ordinal // multiple,)
 
 
 def make_batches(start: date, end: date, frequency: str) -> list[tuple[date, ...]]:
@@ -92,11 +125,11 @@ def make_batches(start: date, end: date, frequency: str) -> list[tuple[date, ...
         >>> [(b[0].isoformat(), len(b)) for b in make_batches(date(2024, 1, 3),
         ...                                                   date(2024, 1, 16), "W")]
         [('2024-01-03', 5), ('2024-01-08', 7), ('2024-01-15', 2)]
+        >>> [(b[0].isoformat(), len(b)) for b in make_batches(date(2024, 1, 3),
+        ...                                                   date(2024, 1, 30), "2W")]
+        [('2024-01-03', 5), ('2024-01-08', 14), ('2024-01-22', 9)]
     """
-    if frequency not in _PERIOD_DAYS:
-        raise ConfigError(
-            f"batch frequency {frequency!r} is not one of auto, D, W, M, Y", frequency=frequency
-        )
+    parse_frequency(frequency)
     batches: list[list[date]] = []
     day = start
     while day <= end:

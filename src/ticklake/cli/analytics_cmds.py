@@ -79,7 +79,10 @@ def run_cmd(
     ] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
     batch_frequency: Annotated[
-        str | None, typer.Option("--batch-frequency", help="auto, D, W, M or Y.")
+        str | None,
+        typer.Option(
+            "--batch-frequency", help="auto or [N]D|W|M|Q|Y, e.g. 2W (N periods a batch)."
+        ),
     ] = None,
     profile: Annotated[
         bool, typer.Option("--profile", help="Write a VizTracer trace (opens in Perfetto).")

@@ -341,6 +341,60 @@ def test_auto_batch_rule_and_batches_clipped_to_the_range(trades_lake: Lake) -> 
     assert estimate == pytest.approx(rows / 3)
 
 
+@pytest.mark.parametrize("frequency", ["2W", "3D", "2M", "Q", "2Q", "2Y", "1W", "w"])
+def test_batch_multiples_match_fixed_origin_pandas_periods(frequency: str) -> None:
+    import pandas as pd
+
+    start, end = date(2023, 11, 20), date(2024, 8, 3)
+    got = make_batches(start, end, frequency)
+    # Independent: pandas periods (W-SUN weeks end on Sunday, i.e. ISO weeks), their
+    # ordinal from pandas' own origin re-based to ours, grouped N at a time.
+    multiple = int(frequency[:-1] or 1)
+    unit = frequency[-1].upper()
+    days = pd.date_range(start, end, freq="D")
+    alias = {"D": "D", "W": "W-SUN", "M": "M", "Q": "Q", "Y": "Y"}[unit]
+    periods = days.to_period(alias)
+    if unit == "W":
+        # pandas numbers the week 1969-12-29/1970-01-04 as 1: re-base to 0001-01-01.
+        origin = (date(1969, 12, 29).toordinal() - 1) // 7
+        ordinal = periods.asi8 - 1 + origin
+    elif unit == "D":
+        ordinal = periods.asi8 + date(1970, 1, 1).toordinal()
+    elif unit == "M":
+        ordinal = periods.asi8 + 1970 * 12
+    elif unit == "Q":
+        ordinal = periods.asi8 + 1970 * 4
+    else:
+        ordinal = periods.asi8 + 1970
+    keys = ordinal // multiple
+    want: list[tuple[date, ...]] = []
+    for day, key in zip(days, keys, strict=True):
+        if want and (keys[list(days).index(pd.Timestamp(want[-1][-1]))] == key):
+            want[-1] = (*want[-1], day.date())
+        else:
+            want.append((day.date(),))
+    assert got == want
+    assert sum(len(b) for b in got) == (end - start).days + 1
+
+
+@pytest.mark.parametrize("bad", ["0W", "2X", "W2", "", "10000D", "-1D"])
+def test_a_bad_batch_frequency_says_what_is_accepted(bad: str) -> None:
+    from ticklake.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"\[N\]D\|W\|M\|Q\|Y"):
+        make_batches(date(2024, 1, 1), date(2024, 1, 31), bad)
+
+
+def test_a_two_week_batch_gives_the_daily_result(trades_lake: Lake, metrics: None) -> None:
+    daily = run_pipeline(trades_lake, pipeline(name="daily2"), batch_frequency="D")
+    fortnight = run_pipeline(trades_lake, pipeline(name="fortnight"), batch_frequency="2W")
+    assert len(fortnight.batches) < len(daily.batches)
+    assert_frame_equal(
+        trades_lake.read("gold.fortnight_minute"), trades_lake.read("gold.daily2_minute")
+    )
+    assert pipeline(batch_frequency="2W").batch_frequency == "2W"
+
+
 def test_result_does_not_depend_on_batching_or_executor(trades_lake: Lake, metrics: None) -> None:
     yearly = run_pipeline(trades_lake, pipeline(name="yearly"), batch_frequency="Y")
     daily = run_pipeline(trades_lake, pipeline(name="daily"), batch_frequency="D")
