@@ -25,10 +25,19 @@ def register(app: typer.Typer) -> None:
 @handle_errors
 def list_cmd(
     family: Annotated[str | None, typer.Option(help="Only this family (trade, l2, ...).")] = None,
+    pipeline: Annotated[
+        str | None,
+        typer.Option(
+            "--pipeline", help="A pipeline YAML: list the columns each pass writes instead."
+        ),
+    ] = None,
 ) -> None:
-    """Print the metric catalogue."""
+    """Print the metric catalogue (or, with --pipeline, the columns a pipeline produces)."""
     from ticklake.analytics.registry import BROKEN_PLUGINS, all_metrics
 
+    if pipeline is not None:
+        _list_pipeline_columns(pipeline)
+        return
     metrics = all_metrics(family)
     table = Table("metric", "family", "kind", "unit", "output", "title", title="ticklake metrics")
     for m in metrics:
@@ -39,13 +48,63 @@ def list_cmd(
         console.print(f"[red]broken metric plugin {name}:[/] {error}", highlight=False)
 
 
+def _list_pipeline_columns(path: str) -> None:
+    from ticklake.analytics.columns import KEY_COLUMNS, pipeline_columns
+    from ticklake.analytics.pipeline import load_pipeline
+
+    spec = load_pipeline(path)
+    table = Table(
+        "pass", "gold dataset", "column", "made by", "kind", title=f"{spec.name}: columns"
+    )
+    count = 0
+    for passed in pipeline_columns(spec):
+        for key in KEY_COLUMNS:
+            table.add_row(passed.pass_name, passed.dataset, key, "(key)", "")
+        for c in passed.columns:
+            made = f"{c.metric} (module {c.module})"
+            kind = c.kind + (" — declared; the metric may add columns" if c.declared_only else "")
+            table.add_row(passed.pass_name, passed.dataset, c.column, made, kind)
+            count += 1
+        for processor in passed.processors:
+            table.add_row(passed.pass_name, passed.dataset, "…", processor, "may add or rename")
+    console.print(table)
+    console.print(
+        f"{count} metric column(s); `ticklake analytics explain COLUMN` says how one is made",
+        highlight=False,
+    )
+
+
 @analytics_app.command("explain")
 @handle_errors
-def explain_cmd(name: Annotated[str, typer.Argument(help="Metric name.")]) -> None:
-    """Print a metric's definition, formula, parameters (JSON Schema), inputs and example."""
-    from ticklake.analytics.registry import get_metric
+def explain_cmd(
+    name: Annotated[str, typer.Argument(help="A metric name, or an output column's name.")],
+) -> None:
+    """Print a metric's definition, formula, parameters (JSON Schema), inputs and example.
 
-    m = get_metric(name)
+    NAME may also be a column a pipeline writes (``ema_5_price``): the metric whose output
+    template makes it is explained, with the parameters the name spells.
+    """
+    from ticklake.analytics.columns import metrics_for_column
+    from ticklake.analytics.registry import UnknownMetricError, get_metric
+
+    try:
+        _explain(get_metric(name))
+        return
+    except UnknownMetricError:
+        matches = metrics_for_column(name)
+        if not matches:
+            raise
+    for match in matches:
+        spelled = ", ".join(f"{k}={v}" for k, v in match.parameters.items())
+        console.print(
+            f"column {name!r} is the output of metric {match.metric.name!r}"
+            + (f" with {spelled}" if spelled else ""),
+            highlight=False,
+        )
+        _explain(match.metric)
+
+
+def _explain(m: Any) -> None:
     # Metric text is printed as-is: docstrings hold brackets (``[date(2024, 1, 5), ...]``,
     # JSON Schema arrays) that Rich would otherwise swallow as markup.
     body = [

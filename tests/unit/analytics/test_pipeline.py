@@ -570,3 +570,74 @@ def _shared(first: pl.DataFrame, five: pl.DataFrame) -> int:
         "instrument", pl.col("ts").dt.convert_time_zone("UTC").dt.cast_time_unit("ns")
     )
     return first.join(labels, on=["instrument", "ts"], how="semi").height
+
+
+# ------------------------------------------------------- what a pipeline produces
+def test_the_listed_columns_are_the_columns_a_run_writes(trades_lake: Lake, metrics: None) -> None:
+    from ticklake.analytics.columns import KEY_COLUMNS, pipeline_columns
+
+    spec = pipeline(name="listed")
+    (listed,) = pipeline_columns(spec)
+    assert listed.dataset == "listed_minute"
+    run_pipeline(trades_lake, spec)
+    written = trades_lake.read(f"gold.{listed.dataset}").columns
+    names = [*KEY_COLUMNS, *(c.column for c in listed.columns)]
+    assert sorted(names) == sorted(written)
+    assert [c.metric for c in listed.columns] == [
+        "pipeline_test_volume",
+        "pipeline_test_trade_count",
+        "pipeline_test_last_price",
+        "pipeline_test_cumulative_volume",
+    ]
+
+
+def test_a_column_name_finds_the_metric_and_parameters_that_make_it() -> None:
+    from ticklake.analytics.columns import metrics_for_column
+    from ticklake.analytics.registry import get_metric
+
+    depth = get_metric("book_depth")
+    params = depth.parse_params({"levels": 3, "side": "ask"})
+    column = depth.output_name(params)
+    matches = metrics_for_column(column)
+    assert [m.metric.name for m in matches] == ["book_depth"]
+    assert matches[0].parameters["levels"] == "3" and matches[0].parameters["side"] == "ask"
+    # A template with a format spec ({bps:g}) matches too.
+    within = get_metric("book_depth_within_bps")
+    column = within.output_name(within.parse_params({"bps": 2.5}))
+    assert "book_depth_within_bps" in [m.metric.name for m in metrics_for_column(column)]
+    assert metrics_for_column("no_such_column_anywhere") == []
+
+
+def test_cli_lists_a_pipelines_columns_and_explains_a_column(tmp_path: Path) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from ticklake.cli import app
+
+    spec = {
+        "name": "cli",
+        "passes": [
+            {
+                "name": "book",
+                "input": "l2",
+                "modules": [{"metric": "book_depth", "params": {"levels": 3, "side": "ask"}}],
+            }
+        ],
+    }
+    path = tmp_path / "p.yml"
+    path.write_text(yaml.safe_dump(spec))
+    runner = CliRunner()
+    listed = runner.invoke(
+        app, ["analytics", "list", "--pipeline", str(path)], env={"COLUMNS": "200"}
+    )
+    assert listed.exit_code == 0, listed.output
+    from ticklake.analytics.registry import get_metric
+
+    depth = get_metric("book_depth")
+    column = depth.output_name(depth.parse_params({"levels": 3, "side": "ask"}))
+    assert column in listed.output and "cli_book" in listed.output
+    explained = runner.invoke(app, ["analytics", "explain", column], env={"COLUMNS": "200"})
+    assert explained.exit_code == 0, explained.output
+    assert f"column '{column}' is the output of metric 'book_depth'" in explained.output
+    unknown = runner.invoke(app, ["analytics", "explain", "no_such_column"])
+    assert unknown.exit_code != 0 and "unknown metric 'no_such_column'" in unknown.output
