@@ -9,7 +9,7 @@ TICKLAKE := $(VENV)/bin/ticklake
 
 .DEFAULT_GOAL := help
 .PHONY: help venv install install-dev lock system-deps demo test lint typecheck unit doctest bench clean \
-	install-dbt views migrate build refresh export shell
+	install-dbt install-dagster views migrate build refresh export shell
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -55,6 +55,14 @@ install-dbt: $(UV) ## dbt-core + dbt-duckdb in their own venv ($(VENV)/dbt-env) 
 	@test -x $(DBT_VENV)/bin/python || $(UV) venv -q --python $(PY) $(DBT_VENV)
 	$(UV) pip install -q --python $(DBT_VENV)/bin/python dbt-core==1.11.16 dbt-duckdb==1.11.1
 
+# Dagster (the `dagster` extra) also lives in a venv of its own: its grpcio/protobuf pins may fight
+# Ray's and constraints.txt. ticklake goes in editable, without extras; tests/unit/test_dagster.py
+# runs tests/dagster_env/ with this venv's python. The versions are the ones those tests ran.
+DAGSTER_VENV ?= $(VENV)/dagster-env
+install-dagster: $(UV) ## dagster + dagster-webserver + ticklake in their own venv ($(VENV)/dagster-env) for the Dagster tests
+	@test -x $(DAGSTER_VENV)/bin/python || $(UV) venv -q --python $(PY) $(DAGSTER_VENV)
+	$(UV) pip install -q --python $(DAGSTER_VENV)/bin/python dagster==1.13.28 dagster-webserver==1.13.28 pytest==9.2.0 pytest-timeout==2.4.0 -e .
+
 demo: install ## install and run `ticklake demo`
 	$(VENV)/bin/ticklake demo --dir demo-lake
 
@@ -72,7 +80,7 @@ doctest: ## doctests in the package
 unit: ## the test suite
 	$(VENV)/bin/pytest -q -n 2 --dist loadfile tests
 
-test: system-deps install-dev install-dbt lint typecheck doctest unit ## install everything and run lint, types and all tests
+test: system-deps install-dev install-dbt install-dagster lint typecheck doctest unit ## install everything and run lint, types and all tests
 
 bench: install-dev ## run the benchmarks (prints tables; not part of `make test`)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(PY) $$f; done
