@@ -28,6 +28,7 @@ import polars as pl
 from polars.exceptions import ColumnNotFoundError, InvalidOperationError, SchemaError
 
 from ticklake.analytics.buckets import BucketSpec
+from ticklake.analytics.dense import EMPTY, dense_labels
 from ticklake.analytics.pipeline import PassSpec, PipelineSpec, ResolvedModule, resolve_modules
 from ticklake.analytics.processors import (
     DAY,
@@ -184,6 +185,18 @@ def compute_modules(
     """Evaluate every module; one row per instrument and bucket label of the batch."""
     in_batch = pl.col(DAY).is_between(ctx.days[0], ctx.days[-1])
     labels = frame.filter(in_batch).select("instrument", LABEL, DAY).unique().sort(LABEL)
+    observed = labels
+    if ctx.spec.dense:
+        labels = dense_labels(
+            labels,
+            label=LABEL,
+            day=DAY,
+            bucket=ctx.bucket,
+            timezone=ctx.timezone,
+            days=ctx.days,
+            session=ctx.spec.session,
+            day_of=label_day_expr(pl.col(LABEL), ctx.bucket, ctx.timezone),
+        ).filter(in_batch)
     if "session_date" not in frame.columns:  # the technical metrics restart each session
         frame = frame.with_columns(pl.col(DAY).alias("session_date"))
     bucket_exprs: list[pl.Expr] = []
@@ -237,6 +250,11 @@ def compute_modules(
         label_day_expr(pl.col(LABEL), ctx.bucket, ctx.timezone).alias(DAY)
     )
     out = out.filter(in_batch).drop(DAY)
+    if ctx.spec.dense:
+        seen = observed.select("instrument", LABEL).with_columns(pl.lit(False).alias(EMPTY))
+        out = out.join(seen, on=["instrument", LABEL], how="left").with_columns(
+            pl.col(EMPTY).fill_null(True)
+        )
     return out.rename({LABEL: "ts"}).sort(["ts", "instrument"])
 
 

@@ -246,6 +246,16 @@ class PassSpec(_Spec):
     )
     postprocess: tuple[PostprocessSpec, ...] = ()
     targets: tuple[TargetSpec, ...] | None = Field(None, description="default: pipeline's")
+    dense: bool = Field(
+        False,
+        description="a row for every bucket of the session (empty ones: empty = true)",
+    )
+    session: str | None = Field(
+        None,
+        pattern=r"^\d{2}:\d{2}-\d{2}:\d{2}$",
+        description="with dense: the session, HH:MM-HH:MM local (default: each "
+        "instrument's first to last bucket of the day)",
+    )
 
     def reads_pass(self, pipeline: PipelineSpec) -> str | None:
         """The earlier pass this pass reads, or None when it reads a lake dataset."""

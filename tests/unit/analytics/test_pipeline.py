@@ -641,3 +641,62 @@ def test_cli_lists_a_pipelines_columns_and_explains_a_column(tmp_path: Path) -> 
     assert f"column '{column}' is the output of metric 'book_depth'" in explained.output
     unknown = runner.invoke(app, ["analytics", "explain", "no_such_column"])
     assert unknown.exit_code != 0 and "unknown metric 'no_such_column'" in unknown.output
+
+
+# ------------------------------------------------------------------ dense output
+def _minute_labels(trades: pl.DataFrame) -> pl.DataFrame:
+    """(instrument, label) of each trade: (start, end] minutes labelled by their end."""
+    ts = pl.col("ts")
+    floor = ts.dt.truncate("1m")
+    label = pl.when(floor == ts).then(ts).otherwise(floor.dt.offset_by("1m"))
+    return trades.select("instrument", label.alias("ts")).unique()
+
+
+def _dense_pipeline(name: str, **pass_fields: Any) -> Any:
+    spec = pipeline(name=name)
+    data = spec.model_dump(mode="json", exclude_none=True)
+    data["passes"][0].update(pass_fields)
+    return parse_pipeline(data)
+
+
+def test_dense_output_has_every_minute_between_the_first_and_last_and_marks_empties(
+    trades_lake: Lake, metrics: None
+) -> None:
+    run_pipeline(trades_lake, pipeline(name="sparse"))
+    run_pipeline(trades_lake, _dense_pipeline("dense", dense=True))
+    sparse = trades_lake.read("gold.sparse_minute")
+    dense = trades_lake.read("gold.dense_minute")
+    # Independent: the minutes that hold a trade, straight from the raw rows.
+    raw = _minute_labels(trades_lake.read("trades"))
+    local_day = pl.col("ts").dt.convert_time_zone("America/New_York").dt.offset_by("-1ns").dt.date()
+    spans = raw.group_by("instrument", local_day.alias("day")).agg(
+        pl.col("ts").min().alias("first"), pl.col("ts").max().alias("last")
+    )
+    expected_rows = int(
+        spans.select(((pl.col("last") - pl.col("first")).dt.total_minutes() + 1).sum()).item()
+    )
+    assert dense.height == expected_rows
+    assert dense.height > sparse.height  # the generated days do have empty minutes
+    occupied = dense.filter(~pl.col("empty")).select("instrument", "ts")
+    assert occupied.sort("instrument", "ts").equals(
+        raw.select("instrument", pl.col("ts").dt.cast_time_unit("ns")).sort("instrument", "ts")
+    )
+    # Occupied rows carry exactly the sparse run's values; empty ones null bucket values.
+    assert_frame_equal(
+        dense.filter(~pl.col("empty")).drop("empty").sort("instrument", "ts"),
+        sparse.sort("instrument", "ts"),
+    )
+    empties = dense.filter(pl.col("empty"))
+    assert empties.height > 0 and empties["pipeline_test_volume"].null_count() == empties.height
+
+
+def test_dense_output_over_a_session(trades_lake: Lake, metrics: None) -> None:
+    run_pipeline(trades_lake, _dense_pipeline("session", dense=True, session="09:30-16:00"))
+    out = trades_lake.read("gold.session_minute")
+    per = out.group_by("instrument", pl.col("ts").dt.date()).len()
+    # 09:31 ... 16:00 New York: 390 minutes a day, each instrument, each day (the data
+    # has nothing outside the session).
+    assert sorted(set(per["len"].to_list())) == [390]
+    assert per.height == 3 * len(DAYS)
+    with pytest.raises(ConfigError, match=r"start is not before"):
+        run_pipeline(trades_lake, _dense_pipeline("bad", dense=True, session="16:00-09:30"))
