@@ -243,3 +243,23 @@ def test_an_empty_pipeline_says_what_to_do(page: Any, live_server: LiveServer) -
     page.click("#pipeline-form button[type=submit]")
     expect(page.locator("#pipeline-status")).to_have_text(EMPTY_PIPELINE)
     assert page.js_errors == []
+
+
+def test_round_trip_breakdowns_on_the_run_page(page: Any, live_server: LiveServer) -> None:
+    from _e2e_fixtures import BASE_RUN
+
+    from ticklake.backtest.stats import read_run_results
+
+    results = read_run_results(live_server.lake_root / "runs" / BASE_RUN)
+    want = results.breakdowns()
+    page.goto(f"{live_server.url}/runs/{BASE_RUN}")
+    box = page.locator("#breakdowns-box")
+    expect(box).to_be_visible()
+    box.locator("summary").click()
+    for facet in ("weekday", "entry_window", "month"):
+        rows = page.locator(f'#breakdowns [data-facet="{facet}"] tr[data-key]')
+        expect(rows).to_have_count(len(want[facet]))
+        for row in want[facet]:
+            cells = page.locator(f'#breakdowns [data-facet="{facet}"] tr[data-key="{row.key}"] td')
+            expect(cells.nth(1)).to_have_text(str(row.round_trips))
+    assert page.js_errors == []

@@ -221,6 +221,7 @@ def render_report(results: RunResults, *, bucket_minutes: int = 15) -> str:
             ),
         ),
         charts,
+        _breakdown_section(results),
         _samples_section(results, statistics),
         _skipped_section(daily, statistics),
         "<h2>Strategy spec</h2>",
@@ -325,6 +326,45 @@ def _statistics_table(statistics: Statistics, check: SampleCheck) -> str:
         f"interval over {BOOTSTRAP_RESAMPLES:,} seeded resamples of the daily P&L."
     )
     return f"<table class='stats'>{''.join(rows)}</table><p class='note'>{html.escape(note)}</p>"
+
+
+_FACET_TITLES = {
+    "weekday": "Round trips by weekday",
+    "entry_window": "Round trips by entry window",
+    "month": "Round trips by month",
+}
+
+
+def _breakdown_section(results: RunResults) -> str:
+    """Tables of round trips by weekday, entry window and month (``stats_breakdown``)."""
+    breakdowns = results.breakdowns()
+    head = (
+        "<tr><th>key</th><th>round trips</th><th>win rate</th><th>expectancy (₹)</th>"
+        "<th>median (₹)</th><th>profit factor</th><th>hold p50</th><th>net (₹)</th></tr>"
+    )
+    parts = ["<h2>Round trips</h2>"]
+    for facet, title in _FACET_TITLES.items():
+        rows = []
+        for r in breakdowns[facet]:
+            rows.append(
+                f"<tr><td>{html.escape(r.key)}</td><td>{r.round_trips}</td>"
+                f"<td>{format_statistic('percent', r.win_rate)}</td>"
+                f"<td>{format_statistic('rupees', r.expectancy_rupees)}</td>"
+                f"<td>{format_statistic('rupees', r.median_rupees)}</td>"
+                f"<td>{format_statistic('ratio', r.profit_factor)}</td>"
+                f"<td>{_hold(r.hold_p50_seconds)}</td>"
+                f"<td>{format_statistic('paise', r.total_net_paise)}</td></tr>"
+            )
+        body = "".join(rows) or "<tr><td colspan='8'>no round trips</td></tr>"
+        parts.append(f"<h3>{title}</h3><table class='facets'>{head}{body}</table>")
+    return "\n".join(parts)
+
+
+def _hold(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes // 60}h {minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m {rest:02d}s"
 
 
 def _samples_section(results: RunResults, statistics: Statistics) -> str:

@@ -69,6 +69,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from ticklake.backtest.stats_breakdown import FacetRow, trade_breakdowns
 from ticklake.errors import LakeError, SchemaMismatchError
 
 TRADING_DAYS_PER_YEAR = 252
@@ -402,6 +403,11 @@ class RunResults:
         return compute_statistics(
             self.daily, self.trades, session_seconds=session_seconds_from_spec(self.spec)
         )
+
+    def breakdowns(self) -> dict[str, list[FacetRow]]:
+        """Round trips by facet (``stats_breakdown``): all, weekday, entry window, month."""
+        windows = (self.spec.get("time") or {}).get("entry_windows")
+        return trade_breakdowns(self.trades, timezone=self.timezone, entry_windows=windows)
 
 
 def read_run_results(run_dir: Path) -> RunResults:

@@ -62,3 +62,17 @@ def test_an_empty_pipeline_says_what_to_do_in_one_line(client: Any) -> None:
         assert response.status_code == 422, text
         assert response.json()["error"]["message"] == EMPTY_PIPELINE
     assert "\n" not in EMPTY_PIPELINE and "passes:" in EMPTY_PIPELINE
+
+
+def test_run_detail_carries_the_round_trip_breakdowns_of_the_report(
+    client: Any, finished_lake_root: Path
+) -> None:
+    from ticklake.backtest.stats import read_run_results
+
+    body = client.get(RUN).json()
+    results = read_run_results(finished_lake_root / "runs" / BASE_RUN)
+    want = results.breakdowns()
+    assert set(body["breakdowns"]) == {"all", "weekday", "entry_window", "month"}
+    for facet, rows in want.items():
+        assert body["breakdowns"][facet] == [row.as_dict() for row in rows]
+    assert body["breakdowns"]["all"][0]["round_trips"] == results.statistics().round_trips

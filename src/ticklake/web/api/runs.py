@@ -145,6 +145,7 @@ def run_detail(lake: LakeDep, run_id: str) -> dict[str, Any]:
         "statistics": statistics,
         "statistics_text": _statistics_text(statistics),
         "sample": _sample(run_dir, statistics),
+        "breakdowns": _breakdowns(run_dir, statistics),
         "spec": json.loads(spec_path.read_text()) if spec_path.is_file() else None,
         "samples": ledger.get("samples"),
         "days": ledger.get("days"),
@@ -188,6 +189,23 @@ def _sample(run_dir: Path, statistics: dict[str, Any] | None) -> dict[str, Any] 
         round_trips=int(statistics.get("round_trips") or 0),
     )
     return json_safe(check.to_dict())
+
+
+def _breakdowns(run_dir: Path, statistics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Round trips by weekday, entry window and month (:mod:`ticklake.backtest.stats_breakdown`)
+    of a finished single run, as the HTML report shows them; ``None`` for a sweep."""
+    from ticklake.backtest.stats import read_run_results
+
+    if statistics is None or (run_dir / "variants.parquet").is_file():
+        return None
+    try:
+        results = read_run_results(run_dir)
+    except Exception:  # an unfinished or foreign run: the page shows what it has
+        return None
+    return {
+        facet: [json_safe(row.as_dict()) for row in rows]
+        for facet, rows in results.breakdowns().items()
+    }
 
 
 @router.get("/runs/{run_id}/tables/{table}", summary="A run's table, paged/sorted/filtered")

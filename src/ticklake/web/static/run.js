@@ -68,6 +68,26 @@ document.addEventListener("DOMContentLoaded", () => {
       if (state.status === "done") loadResults();
     });
   }
+  // Round trips by facet (ticklake.backtest.stats_breakdown), the report's same tables.
+  function renderBreakdowns(breakdowns) {
+    $("breakdowns-box").hidden = !breakdowns;
+    if (!breakdowns) return;
+    const pct = (v) => (v === null || v === undefined ? "—" : `${(100 * v).toFixed(1)}%`);
+    const money = (v) => (v === null || v === undefined ? "—" : `₹${Number(v).toLocaleString("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`);
+    const ratio = (v) => (v === null || v === undefined ? "—" : v === "inf" ? "∞" : Number(v).toFixed(3));
+    const hold = (s) => (s === null || s === undefined ? "—" : s >= 3600 ? `${Math.floor(s / 3600)}h ${String(Math.round((s % 3600) / 60)).padStart(2, "0")}m` : `${Math.floor(s / 60)}m ${String(Math.round(s % 60)).padStart(2, "0")}s`);
+    const titles = { weekday: "by weekday", entry_window: "by entry window", month: "by month" };
+    $("breakdowns").replaceChildren(...Object.entries(titles).map(([facet, title]) => el("div", { "data-facet": facet },
+      el("h4", {}, `Round trips ${title}`),
+      el("table", { class: "grid small" },
+        el("tr", {}, ...["", "round trips", "win rate", "expectancy (₹)", "median (₹)", "profit factor", "hold p50", "net (₹)"].map((h) => el("th", {}, h))),
+        ...(breakdowns[facet] || []).map((r) => el("tr", { "data-key": r.key },
+          el("td", {}, r.key), el("td", {}, String(r.round_trips)), el("td", {}, pct(r.win_rate)),
+          el("td", {}, money(r.expectancy_rupees)), el("td", {}, money(r.median_rupees)),
+          el("td", {}, ratio(r.profit_factor)), el("td", {}, hold(r.hold_p50_seconds)),
+          el("td", {}, money(r.total_net_paise / 100))))))));
+  }
+
   $("cancel-job").addEventListener("click", async () => {
     try { showProgress(await api("POST", `/jobs/${jobId}/cancel`)); } catch (error) { toast(error.message, true); }
   });
@@ -149,6 +169,7 @@ document.addEventListener("DOMContentLoaded", () => {
     // The report opens in a new tab (served inline as text/html), it is not a download.
     if (run.files.includes("report.html")) downloads.push(el("a", { href: `/api/v1/runs/${encodeURIComponent(runId)}/files/report.html`, target: "_blank", rel: "noopener", "data-report": "html" }, "report.html ↗"));
     $("downloads").replaceChildren(...downloads);
+    renderBreakdowns(run.breakdowns);
     $("table-tabs").querySelectorAll("[data-table]").forEach((button) => {
       const name = button.dataset.table;
       button.hidden = !run.files.includes(`${name}.parquet`);
