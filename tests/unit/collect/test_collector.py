@@ -134,6 +134,10 @@ def test_100_forced_disconnects_lose_and_duplicate_no_trade(
             await asyncio.sleep(0.01)
             if c.stats.connections > drops:  # drop each connection once it is up
                 drops += exchange.drop_connections() and 1
+        # Wait for the connection after the last drop (a loaded machine may still be
+        # reconnecting when the data has already caught up).
+        while c.stats.connections <= drops:
+            await asyncio.sleep(0.01)
         await caught_up(exchange, c)
 
     run(collector, scenario)

@@ -206,4 +206,9 @@ def test_health_answers_while_another_request_runs(finished_lake_root: Path, bod
     assert outcome["status"] == 422  # the slow body is no strategy; the bomb is refused
     if body == "slow":
         assert outcome["seconds"] > 0.5 and len(health_times) >= 3  # they really overlapped
-    assert max(health_times, default=0.0) < 1.0, health_times
+    # Not blocked: a health check waiting on the slow body would take about its whole
+    # time (it starts 0.05 s after it); a loaded machine stretches both alike.
+    limit = max(1.0, 0.5 * outcome.get("seconds", 0.0))
+    assert max(health_times, default=0.0) < limit, (health_times, outcome)
+    if health_times:
+        assert sorted(health_times)[len(health_times) // 2] < 0.25, health_times
