@@ -11,7 +11,6 @@ deleted cache directory.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import time
@@ -31,23 +30,14 @@ from ticklake.lake import Lake, open_lake
 DAYS = pruning.DAYS
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.getbasetemp().parent / "ticklake-pruning"
-    base.mkdir(parents=True, exist_ok=True)
-    target = base / "lake"
-    with open(base / "lake.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (target / "ticklake.toml").is_file():
-            pruning._build(target)
-    return target
+lake = pruning.lake  # the pruning tests' generated lake, built once per session
 
 
 @pytest.fixture
-def lake_root(built: Path, tmp_path: Path) -> Path:
+def lake_root(lake: Lake, tmp_path: Path) -> Path:
     """A private copy: the cache writes under the lake, and lakes are shared by tests."""
     root = tmp_path / "lake"
-    shutil.copytree(built, root, ignore=shutil.ignore_patterns("cache"))
+    shutil.copytree(lake.root, root, ignore=shutil.ignore_patterns("cache"))
     return root
 
 

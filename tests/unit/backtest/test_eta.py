@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _engine_fixtures import GENERATED_DAYS, OPTIONS, SPOT, copy_lake, generated_lake_root
+from _engine_fixtures import GENERATED_DAYS, OPTIONS, copy_lake, generated_lake_root
+from test_estimate import SPEC as ESTIMATE_SPEC
 
 from ticklake.backtest.eta import (
     DEFAULT_PRIOR,
@@ -28,20 +29,8 @@ from ticklake.lake import Lake
 
 __all__ = ["generated_lake_root"]  # the session fixture, imported for pytest
 
-SPEC: dict[str, Any] = {
-    "name": "eta_straddle",
-    "universe": {"underlying": "BANKNIFTY", "options_dataset": OPTIONS, "underlying_dataset": SPOT},
-    "time": {
-        "start": "2024-01-05",
-        "end": "2024-01-12",
-        "entry_windows": ["09:20-09:25"],
-        "exit_time": "15:20",
-    },
-    "legs": [
-        {"name": "ce", "opt_type": "CE", "side": "sell"},
-        {"name": "pe", "opt_type": "PE", "side": "sell"},
-    ],
-}
+# The estimate tests' straddle (the three generated days and trading days around them).
+SPEC: dict[str, Any] = {**ESTIMATE_SPEC, "name": "eta_straddle"}
 M = 1_000_000
 NO_STARTUP = DayCostPrior(0.5, 1e-6, 0.0, "hand")
 
