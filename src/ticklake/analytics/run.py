@@ -256,6 +256,18 @@ def _signals_deferred() -> Iterator[None]:
             signal.raise_signal(received[0])
 
 
+def _require_profiler() -> None:
+    """Refuse ``profile=True`` in one line when VizTracer is not installed."""
+    try:
+        import viztracer  # noqa: F401
+    except ImportError:
+        raise ConfigError(
+            "--profile needs VizTracer, which is not installed: "
+            "pip install 'ticklake[profile]' (or run without --profile)",
+            extra="profile",
+        ) from None
+
+
 def _start_tracer(path: Path, job: BatchJob | None) -> Any:
     from viztracer import VizTracer, get_tracer
 
@@ -352,6 +364,8 @@ def run_pipeline(
             estimate_rows_per_day(lake, spec, spec.start, spec.end), n_days
         )
     batches = make_batches(spec.start, spec.end, frequency)
+    if profile:
+        _require_profiler()  # before anything is written: no run is left "running"
     now = datetime.now(UTC)
     run_id = f"analytics-{now:%Y%m%dT%H%M%S}-{now.microsecond:06d}-{spec.spec_hash()[:8]}"
     run_dir = lake.root / "runs" / run_id
@@ -400,8 +414,10 @@ def run_pipeline(
     )
     if progress is not None:
         progress({"done": 0, "total": len(jobs), "days": []})
-    parent_tracer = _start_tracer(run_dir / "profile" / "parent.json", None) if profile else None
+    parent_tracer = None
     try:
+        if profile:
+            parent_tracer = _start_tracer(run_dir / "profile" / "parent.json", None)
         pool.map(run_batch, jobs, on_result=on_result)
     except InterruptedRunError:
         ledger["status"] = "interrupted"

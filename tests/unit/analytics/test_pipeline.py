@@ -700,3 +700,33 @@ def test_dense_output_over_a_session(trades_lake: Lake, metrics: None) -> None:
     assert per.height == 3 * len(DAYS)
     with pytest.raises(ConfigError, match=r"start is not before"):
         run_pipeline(trades_lake, _dense_pipeline("bad", dense=True, session="16:00-09:30"))
+
+
+# ------------------------------------------------------------------ --profile
+def test_profile_without_viztracer_is_one_line_and_leaves_no_running_run(
+    trades_lake: Lake, metrics: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from ticklake.cli import app
+
+    monkeypatch.setitem(sys.modules, "viztracer", None)  # import viztracer -> ImportError
+    runs = trades_lake.root / "runs"
+    before = set(runs.iterdir()) if runs.is_dir() else set()
+    with pytest.raises(ConfigError, match=r"pip install 'ticklake\[profile\]'"):
+        run_pipeline(trades_lake, pipeline(name="profiled"), profile=True)
+    after = set(runs.iterdir()) if runs.is_dir() else set()
+    assert after == before  # nothing written, so nothing is left "running"
+    for run_json in runs.glob("*/run.json") if runs.is_dir() else ():
+        assert json.loads(run_json.read_text())["status"] != "running"
+    spec_path = trades_lake.root / "profiled.yml"
+    spec_path.write_text(pipeline(name="profiled").to_json())
+    result = CliRunner().invoke(
+        app, ["analytics", "run", str(spec_path), "--profile", "--lake", str(trades_lake.root)]
+    )
+    assert result.exit_code != 0
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert any("pip install 'ticklake[profile]'" in line for line in lines), result.output
+    assert "Traceback" not in result.output
