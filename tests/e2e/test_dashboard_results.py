@@ -263,3 +263,31 @@ def test_round_trip_breakdowns_on_the_run_page(page: Any, live_server: LiveServe
             cells = page.locator(f'#breakdowns [data-facet="{facet}"] tr[data-key="{row.key}"] td')
             expect(cells.nth(1)).to_have_text(str(row.round_trips))
     assert page.js_errors == []
+
+
+def test_the_day_chart_marks_fills_by_kind(page: Any, live_server: LiveServer) -> None:
+    from _e2e_fixtures import BASE_RUN, wait_for_plot
+
+    trades = pd.read_parquet(live_server.lake_root / "runs" / BASE_RUN / "trades.parquet")
+    day = str(sorted(trades["date"].astype(str))[0])
+    page.goto(f"{live_server.url}/runs/{BASE_RUN}")
+    page.click('#table-tabs [data-table="daily"]')
+    page.click(f'#results-table[data-table="daily"] td.link:has-text("{day}")')
+    wait_for_plot(page, "day-chart")
+    traces = page.evaluate(
+        "document.getElementById('day-chart').data.map(t => [t.text, t.marker.symbol])"
+    )
+    day_trades = trades[trades["date"].astype(str) == day].sort_values("fill_index")
+    marks = {"entry": "triangle-up", "exit_time": "square", "stop_loss": "x"}
+    seen = {
+        reason: symbol
+        for text, symbols in traces
+        for reason, symbol in zip(text, symbols, strict=True)
+    }
+    assert set(seen) == set(day_trades["reason"])
+    for reason, symbol in seen.items():
+        if reason in marks:
+            assert symbol == marks[reason], (reason, symbol)
+    # A run without pnl_per_second has no intraday path: the chart stays hidden.
+    expect(page.locator("#day-pnl-chart")).to_be_hidden()
+    assert page.js_errors == []

@@ -76,3 +76,43 @@ def test_run_detail_carries_the_round_trip_breakdowns_of_the_report(
     for facet, rows in want.items():
         assert body["breakdowns"][facet] == [row.as_dict() for row in rows]
     assert body["breakdowns"]["all"][0]["round_trips"] == results.statistics().round_trips
+
+
+def test_a_day_carries_its_intraday_pnl_and_drawdown_by_minute(lake_copy: Path) -> None:
+    import pandas as pd
+    from _web_fixtures import make_client, straddle_spec_data
+
+    from ticklake.backtest.runner import run_backtest
+    from ticklake.backtest.spec import parse_spec
+    from ticklake.lake import open_lake
+
+    lake = open_lake(lake_copy)
+    result = run_backtest(
+        lake,
+        parse_spec(straddle_spec_data()),
+        run_id="straddle-path",
+        executor="serial",
+        use_cache=False,
+        pnl_per_second=True,
+    )
+    day_dir = next(
+        p for p in sorted((result.run_dir / "days").iterdir()) if (p / "pnl.parquet").is_file()
+    )
+    client = make_client(lake_copy)
+    try:
+        body = client.get(f"/api/v1/runs/straddle-path/days/{day_dir.name}").json()
+        plain = client.get(f"{RUN}/days/{day_dir.name}").json()
+    finally:
+        client.app.state.jobs.shutdown()
+    assert plain["pnl_path"] is None  # a run without pnl_per_second has no path
+    path = body["pnl_path"]
+    # Independent: pandas resample of the per-second file, last value of each minute
+    # (right-closed, right-labelled), drawdown from the running peak (floored at 0).
+    frame = pd.read_parquet(day_dir / "pnl.parquet").set_index("ts").sort_index()
+    minutes = frame["pnl_paise"].resample("60s", label="right", closed="right").last().dropna()
+    peak = minutes.cummax().clip(lower=0)
+    assert path["pnl_paise"] == [int(v) for v in minutes]
+    assert path["drawdown_paise"] == [int(v) for v in (peak - minutes).clip(lower=0)]
+    local = minutes.index.tz_convert("Asia/Kolkata").strftime("%Y-%m-%dT%H:%M:%S")
+    assert path["ts_local"] == list(local)
+    assert min(path["pnl_paise"]) != max(path["pnl_paise"])  # the path really moves

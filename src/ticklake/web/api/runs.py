@@ -301,6 +301,33 @@ def run_day(
         "fills": _local_rows(trades.sort("fill_index").head(limit), zone["timezone"]),
         "attempts_total": attempts.height,
         "attempts": _local_rows(attempts.head(limit), zone["timezone"]),
+        "pnl_path": _pnl_path(day_dir, zone["timezone"]),
+    }
+
+
+#: Seconds per point of the intraday P&L path the day view draws (its last value each).
+PNL_STEP_SECONDS = 60
+
+
+def _pnl_path(day_dir: Path, zone: str) -> dict[str, Any] | None:
+    """The day's intraday P&L (runs with ``pnl_per_second``): the last value of each
+    minute, with the drawdown from the running peak, in paise; None without the file."""
+    path = day_dir / "pnl.parquet"
+    if not path.is_file():
+        return None
+    frame = pl.read_parquet(path, columns=["ts", "pnl_paise"]).sort("ts")
+    minutes = (
+        frame.group_by_dynamic("ts", every=f"{PNL_STEP_SECONDS}s", label="right", closed="right")
+        .agg(pl.col("pnl_paise").last())
+        .with_columns((pl.col("pnl_paise").cum_max().clip(lower_bound=0) - pl.col("pnl_paise"))
+                      .clip(lower_bound=0).alias("drawdown_paise"))
+    )  # fmt: skip
+    local = minutes["ts"].dt.convert_time_zone(zone).dt.strftime("%Y-%m-%dT%H:%M:%S")
+    return {
+        "step_seconds": PNL_STEP_SECONDS,
+        "ts_local": local.to_list(),
+        "pnl_paise": [int(v) for v in minutes["pnl_paise"]],
+        "drawdown_paise": [int(v) for v in minutes["drawdown_paise"]],
     }
 
 

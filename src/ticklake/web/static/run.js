@@ -297,6 +297,29 @@ document.addEventListener("DOMContentLoaded", () => {
 
   // The day's fill prices by leg against the time of day in exchange time (a date axis
   // over the day's wall-clock times: ticks read "09:30", the date is in the title).
+  const FILL_MARKS = {
+    entry: "triangle-up", rebalance_open: "diamond", rebalance_close: "diamond-open",
+    exit_time: "square", exit_condition: "square-open", leg_stop: "x", stop_loss: "x", trailing_stop: "x-open",
+    leg_target: "star", target: "star", forced_end_of_day: "circle-open", marked_end_of_day: "circle-open",
+  };
+  // The day's P&L through the session (runs with pnl_per_second): equity and drawdown.
+  function drawDayPnl(day, detail) {
+    const box = $("day-pnl-chart");
+    const path = detail.pnl_path;
+    box.hidden = !path;
+    if (!path) { Plotly.purge(box); return; }
+    const x = path.ts_local.map(localTime);
+    Plotly.newPlot("day-pnl-chart", [
+      { type: "scatter", mode: "lines", name: "intraday P&L (₹)", x, y: path.pnl_paise.map((v) => v / 100), line: { color: "#2563eb", shape: "hv" } },
+      { type: "scatter", mode: "lines", name: "drawdown (₹)", x, y: path.drawdown_paise.map((v) => -v / 100), fill: "tozeroy", line: { color: "#dc2626", shape: "hv" } },
+    ], {
+      title: { text: `Intraday P&L and drawdown (₹), ${day}, every ${path.step_seconds} s, ${detail.timezone_label}`, font: { size: 14 } },
+      margin: { t: 40, r: 20, b: 40, l: 60 },
+      xaxis: { type: "date", tickformat: "%H:%M", hoverformat: "%H:%M:%S", title: { text: `time of day (${detail.timezone_abbreviation})` }, automargin: true },
+      yaxis: { title: "₹" },
+    }, { responsive: true, displaylogo: false });
+  }
+
   function drawDayChart(day, detail) {
     const chart = $("day-chart");
     chart.hidden = !detail.fills.length;
@@ -304,7 +327,10 @@ document.addEventListener("DOMContentLoaded", () => {
     const legs = [...new Set(detail.fills.map((f) => f.leg))];
     const traces = legs.map((leg) => {
       const rows = detail.fills.filter((f) => f.leg === leg);
-      return { type: "scatter", mode: "lines+markers", name: leg, line: { shape: "hv" }, x: rows.map((f) => localTime(f.ts_local)), y: rows.map((f) => f.price_paise / 100) };
+      // Distinct marks per kind of fill: entries, re-targets, exits, stops, targets, forced.
+      return { type: "scatter", mode: "lines+markers", name: leg, line: { shape: "hv" }, x: rows.map((f) => localTime(f.ts_local)), y: rows.map((f) => f.price_paise / 100),
+        text: rows.map((f) => f.reason), hovertemplate: "%{text}: ₹%{y}<extra>%{fullData.name}</extra>",
+        marker: { size: 9, symbol: rows.map((f) => FILL_MARKS[f.reason] || "circle") } };
     });
     const shown = detail.fills.length < detail.fills_total ? ` (first ${detail.fills.length} fills)` : "";
     Plotly.newPlot("day-chart", traces, {
@@ -334,6 +360,7 @@ document.addEventListener("DOMContentLoaded", () => {
       fillTable($("day-fills"), columnsOf(fills), fills, { zone: detail });
       fillTable($("day-attempts"), columnsOf(detail.attempts.slice(0, DAY_ROWS)), detail.attempts.slice(0, DAY_ROWS), { zone: detail });
       drawDayChart(day, detail);
+      drawDayPnl(day, detail);
       $("day-detail").scrollIntoView({ behavior: "smooth" });
     } catch (error) { if (mine()) toast(error.message, true); }
   }
