@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from ticklake.analytics.buckets import BucketSpec
+from ticklake.analytics.buckets import BucketSpec, duration_ns
 from ticklake.errors import ConfigError
 
 #: The column that marks the buckets no input row fell in.
@@ -61,11 +61,8 @@ def session_labels(
 
 
 def _width(bucket: BucketSpec) -> timedelta:
-    probe = pl.select(pl.lit(datetime(2000, 1, 1)).dt.offset_by(bucket.width)).item()
-    width = probe - datetime(2000, 1, 1)
-    if width <= timedelta(0) or bucket.width.endswith(("mo", "y", "q")):
-        raise ConfigError(f"dense output needs a fixed bucket width, not {bucket.width!r}")
-    return width
+    """The bucket width as a timedelta (a ConfigError for a calendar width like ``1mo``)."""
+    return timedelta(microseconds=duration_ns(bucket.width) / 1000)
 
 
 def dense_labels(

@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 from polars.exceptions import ColumnNotFoundError, InvalidOperationError, SchemaError
 
-from ticklake.analytics.buckets import BucketSpec
+from ticklake.analytics.buckets import BucketSpec, duration_ns
 from ticklake.analytics.dense import EMPTY, dense_labels
 from ticklake.analytics.pipeline import PassSpec, PipelineSpec, ResolvedModule, resolve_modules
 from ticklake.analytics.processors import (
@@ -36,7 +36,6 @@ from ticklake.analytics.processors import (
     apply_postprocess,
     apply_preprocess,
     bucket_midpoint,
-    duration_ns,
 )
 from ticklake.analytics.registry import Metric, get_metric
 from ticklake.errors import ConfigError

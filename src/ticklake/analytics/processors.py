@@ -13,7 +13,6 @@ batched.
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ticklake.analytics.buckets import BucketSpec
+from ticklake.analytics.buckets import BucketSpec, duration_ns
 from ticklake.analytics.pipeline import (
     AggregationSpec,
     AggressorSideSpec,
@@ -40,34 +39,6 @@ if TYPE_CHECKING:
     from ticklake.lake import Lake
 
 DAY = "__day"
-_DURATION_PART = re.compile(r"(\d+)(ns|us|ms|s|m|h|d|w)")
-_UNIT_NS = {
-    "ns": 1,
-    "us": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-    "d": 86_400_000_000_000,
-    "w": 7 * 86_400_000_000_000,
-}
-
-
-def duration_ns(text: str) -> int:
-    """Nanoseconds in a fixed Polars duration such as ``5m`` or ``1h30m``.
-
-    Examples:
-        >>> duration_ns("1m30s")
-        90000000000
-    """
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ConfigError(
-            f"duration {text!r} is not a fixed length like '30s', '5m', '1h' or '1d' "
-            "(calendar months and years vary in length and cannot be bucket widths here)",
-            duration=text,
-        )
-    return sum(int(n) * _UNIT_NS[u] for n, u in parts)
 
 
 @dataclass(frozen=True)

@@ -32,29 +32,18 @@ Examples:
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 import numpy as np
 import polars as pl
 from pydantic import Field
 
-from ticklake.analytics.buckets import BucketSpec
+from ticklake.analytics.buckets import BucketSpec, duration_ns
 from ticklake.analytics.registry import MetricParams, get_metric, metric
 from ticklake.errors import ConfigError
 
 KEYS = ["instrument", "_label"]
-_UNIT_NS = {"ns": 1, "us": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9}
-_UNIT_NS |= {"h": 3600 * 10**9, "d": 86400 * 10**9, "w": 7 * 86400 * 10**9}
-_PART = re.compile(r"(\d+)(ns|us|ms|s|m|h|d|w)")
 INPUTS = ("trades.ts", "trades.instrument", "trades.price")
-
-
-def _ns(text: str) -> int:
-    parts = _PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ConfigError(f"duration {text!r} is not a fixed length like '1s', '5m' or '1h'")
-    return sum(int(n) * _UNIT_NS[u] for n, u in parts)
 
 
 class CorrelationParams(MetricParams):
@@ -113,7 +102,7 @@ def _observed(
 
     A row at ``ts`` is seen from grid point ``j = ceil((ts - bucket_start) / sample)`` on.
     """
-    width, step = _ns(bucket.width), _ns(params.sample)
+    width, step = duration_ns(bucket.width), duration_ns(params.sample)
     if width % step:
         raise ConfigError(
             f"sample {params.sample!r} must divide the bucket width {bucket.width!r} exactly"
