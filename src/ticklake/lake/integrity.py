@@ -33,7 +33,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -89,15 +89,7 @@ def fast_hash_file(path: Path) -> tuple[str, os.stat_result]:
 
 def _fast_commit(ref: PartitionRef, target: Path) -> tuple[Manifest, os.stat_result] | None:
     """The commit whose xxh3-128 and size the file has, else None (the sha256 path decides)."""
-    candidates = [
-        c
-        for c in (
-            _read_manifest(ref.manifest_path),
-            _read_manifest(ref.pending_manifest_path),
-            try_read_record(ref),
-        )
-        if c is not None and c.file_xxh3_128
-    ]
+    candidates = [c for c in _commits(ref) if c.file_xxh3_128]
     if not candidates:
         return None
     digest, st = fast_hash_file(target)
@@ -116,14 +108,22 @@ def _read_manifest(path: Path) -> Manifest | None:
 
 def committed_for(ref: PartitionRef, sha: str) -> Manifest | None:
     """The commit (manifest, pending manifest or record) whose file sha256 is ``sha``."""
-    for candidate in (
-        _read_manifest(ref.manifest_path),
-        _read_manifest(ref.pending_manifest_path),
-        try_read_record(ref),
-    ):
-        if candidate is not None and candidate.file_sha256 == sha:
+    for candidate in _commits(ref):
+        if candidate.file_sha256 == sha:
             return candidate
     return None
+
+
+def _commits(ref: PartitionRef) -> Iterator[Manifest]:
+    """The readable commits of a partition, read one at a time: its manifest, the pending
+    manifest of a commit in flight, its partition record."""
+    for path in (ref.manifest_path, ref.pending_manifest_path):
+        manifest = _read_manifest(path)
+        if manifest is not None:
+            yield manifest
+    record = try_read_record(ref)
+    if record is not None:
+        yield record
 
 
 def _misplaced(ref: PartitionRef, manifest: Manifest) -> CorruptPartitionError:
