@@ -69,7 +69,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from ticklake.backtest.stats_breakdown import FacetRow, trade_breakdowns
+from ticklake.backtest.stats_breakdown import FacetRow, profit_factor, trade_breakdowns
 from ticklake.errors import LakeError, SchemaMismatchError
 
 TRADING_DAYS_PER_YEAR = 252
@@ -269,12 +269,6 @@ def compute_statistics(
 
     wins = sum(v for v in traded_nets if v > 0)
     losses = -sum(v for v in traded_nets if v < 0)
-    if losses > 0:
-        profit_factor: float | None = wins / losses
-    elif wins > 0:
-        profit_factor = math.inf
-    else:
-        profit_factor = None
 
     round_trip_nets = _round_trip_nets(trades)
     drawdown = _max_drawdown(series, series_dates)
@@ -304,7 +298,7 @@ def compute_statistics(
             sum(v > 0 for v in round_trip_nets) / len(round_trip_nets) if round_trip_nets else None
         ),
         average_round_trip_net_pnl_rupees=_mean_rupees(round_trip_nets),
-        profit_factor=profit_factor,
+        profit_factor=profit_factor(wins, losses),
         sharpe_ratio=sharpe_ratio(series),
         sortino_ratio=sortino_ratio(series),
         max_drawdown_paise=drawdown[0],

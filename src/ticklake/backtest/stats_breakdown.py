@@ -99,16 +99,17 @@ def _parse_windows(entry_windows: list[str] | None) -> list[tuple[time, time, st
     return out
 
 
+def profit_factor(wins: int, losses: int) -> float | None:
+    """Gross wins ÷ gross losses (paise, losses as a positive amount): inf with wins and
+    no loss, None with neither."""
+    if losses > 0:
+        return wins / losses
+    return math.inf if wins > 0 else None
+
+
 def _row(facet: str, key: str, nets: np.ndarray, holds: np.ndarray) -> FacetRow:
     n = int(nets.size)
     wins, losses = int(nets[nets > 0].sum()), -int(nets[nets < 0].sum())
-    profit_factor: float | None
-    if losses > 0:
-        profit_factor = wins / losses
-    elif wins > 0:
-        profit_factor = math.inf
-    else:
-        profit_factor = None
     return FacetRow(
         facet=facet,
         key=key,
@@ -117,7 +118,7 @@ def _row(facet: str, key: str, nets: np.ndarray, holds: np.ndarray) -> FacetRow:
         # Sums in integer paise, one division: exact means.
         expectancy_rupees=int(nets.sum()) / n / 100 if n else None,
         median_rupees=float(np.median(nets)) / 100 if n else None,
-        profit_factor=profit_factor,
+        profit_factor=profit_factor(wins, losses),
         hold_p50_seconds=float(np.median(holds)) if n else None,
         total_net_paise=int(nets.sum()),
     )
@@ -155,4 +156,4 @@ def trade_breakdowns(
     return out
 
 
-__all__ = ["FACETS", "FacetRow", "round_trip_table", "trade_breakdowns"]
+__all__ = ["FACETS", "FacetRow", "profit_factor", "round_trip_table", "trade_breakdowns"]
