@@ -163,6 +163,24 @@ def measure_day(
     return row
 
 
+def lake_root(
+    lake: Path | None, days: int, strikes_each_side: int, out: Path = HERE / "out"
+) -> Path:
+    """``lake`` if given, else the generated lake of ``days`` days (built once, reused)."""
+    if lake is not None:
+        return lake
+    from _generated_lake import build_generated_lake
+
+    return build_generated_lake(
+        out / f"banknifty-{FIRST_DAY}-{days}d-{strikes_each_side}s",
+        first_day=FIRST_DAY,
+        days=days,
+        strikes_each_side=strikes_each_side,
+        options_dataset=OPTIONS,
+        spot_dataset=SPOT,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lake", type=Path, help="an existing lake with the two datasets")
@@ -173,20 +191,7 @@ def main() -> None:
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--out", type=Path, default=HERE / "out")
     args = parser.parse_args()
-    if args.lake is None:
-        from _generated_lake import build_generated_lake
-
-        root = build_generated_lake(
-            args.out / f"banknifty-{FIRST_DAY}-{args.days}d-{args.strikes_each_side}s",
-            first_day=FIRST_DAY,
-            days=args.days,
-            strikes_each_side=args.strikes_each_side,
-            options_dataset=OPTIONS,
-            spot_dataset=SPOT,
-        )
-    else:
-        root = args.lake
-    lake = open_lake(root)
+    lake = open_lake(lake_root(args.lake, args.days, args.strikes_each_side, args.out))
     days = sorted(p.date for p in lake.partitions(OPTIONS))[: args.days]
     groups = lake.dataset_info(OPTIONS).dataset_schema.row_group_rows
     print(f"{len(days)} days, row groups of {groups or lake.settings.lake.row_group_rows:,} rows")

@@ -28,22 +28,12 @@ import argparse
 import shutil
 import time
 from pathlib import Path
-from typing import Any
 
-from bench_backtest_vs_hand import FIRST_DAY, HERE, OPTIONS, SPOT, strategy_spec
+from bench_backtest_vs_hand import OPTIONS, best_of, lake_root, strategy_spec
 
 from ticklake.backtest.day_cache import CACHE_SUBDIR, DayCache
 from ticklake.backtest.engine import run_day
 from ticklake.lake import open_lake
-
-
-def _best(repeat: int, action: Any) -> tuple[float, Any]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        began = time.perf_counter()
-        out = action()
-        best = min(best, time.perf_counter() - began)
-    return best, out
 
 
 def main() -> None:
@@ -56,19 +46,7 @@ def main() -> None:
     parser.add_argument("--stop", type=float, default=1500.0)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
-    if args.lake is None:
-        from _generated_lake import build_generated_lake
-
-        root = build_generated_lake(
-            HERE / "out" / f"banknifty-{FIRST_DAY}-{args.days}d-{args.strikes_each_side}s",
-            first_day=FIRST_DAY,
-            days=args.days,
-            strikes_each_side=args.strikes_each_side,
-            options_dataset=OPTIONS,
-            spot_dataset=SPOT,
-        )
-    else:
-        root = args.lake
+    root = lake_root(args.lake, args.days, args.strikes_each_side)
     cached = open_lake(root, backtest={"day_cache": True})
     plain = open_lake(root, backtest={"day_cache": False})
     shutil.rmtree(root / CACHE_SUBDIR, ignore_errors=True)
@@ -85,13 +63,13 @@ def main() -> None:
         a = strategy_spec(args.first, day, args.stop)
         b = strategy_spec(args.second, day, args.stop)
         r: dict[str, float] = {}
-        r["a_plain"], _ = _best(args.repeat, lambda a=a, day=day: run_day(plain, a, day))
-        r["b_plain"], want = _best(args.repeat, lambda b=b, day=day: run_day(plain, b, day))
+        r["a_plain"], _ = best_of(args.repeat, lambda a=a, day=day: run_day(plain, a, day))
+        r["b_plain"], want = best_of(args.repeat, lambda b=b, day=day: run_day(plain, b, day))
         began = time.perf_counter()
         run_day(cached, a, day)
         r["cold"] = time.perf_counter() - began
         written = len(list((root / CACHE_SUBDIR).glob("*/*.arrow")))
-        r["b_warm"], got = _best(args.repeat, lambda b=b, day=day: run_day(cached, b, day))
+        r["b_warm"], got = best_of(args.repeat, lambda b=b, day=day: run_day(cached, b, day))
         # B's band lies inside A's: its first warm run already hits (writes nothing).
         assert len(list((root / CACHE_SUBDIR).glob("*/*.arrow"))) == written
         assert got.summary == want.summary, (got.summary, want.summary)
