@@ -17,6 +17,8 @@ from the chain by put-call parity at the strike where |call mid − put mid| is 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -136,22 +138,15 @@ def load_day(
     cache = DayCache.of(lake)
     spot_hash = None
     if universe.underlying_dataset:
-        try:
+        with contextlib.suppress(DatasetNotFoundError):
             spot_hash = partition_hash(lake, universe.underlying_dataset, day)
-        except DatasetNotFoundError:
-            spot_hash = None
         if spot_hash is not None:
             hashes[f"{universe.underlying_dataset}/{day}"] = spot_hash
-    key = DayKey.of(spec, day, grid, options_hash, spot_hash) if cache is not None else None
-    cached_day = cache.day(key) if cache is not None and key is not None else None
-    # Opened only when the chain is read (a scan checks the file's sha256 on its first
-    # read in this process, which a day served from the cache does not need).
-    scans: list[pl.LazyFrame] = []
-
-    def options() -> pl.LazyFrame:
-        if not scans:
-            scans.append(lake.scan(universe.options_dataset, start=day, end=day))
-        return scans[0]
+    key = DayKey.of(spec, day, grid, options_hash, spot_hash)
+    cached_day = cache.day(key) if cache is not None else None
+    # Opened only when the chain is read (a scan checks the file on its first read in
+    # this process, which a day served from the cache does not need), and once.
+    options = functools.cache(lambda: lake.scan(universe.options_dataset, start=day, end=day))
 
     if cached_day is not None:
         spot_paise, source = cached_day.spot_paise, cached_day.source
@@ -168,7 +163,7 @@ def load_day(
         expiries = (
             options().select(pl.col("expiry").unique()).collect()["expiry"].drop_nulls().to_list()
         )
-        if cache is not None and key is not None:
+        if cache is not None:
             cache.put_day(key, CachedDay(spot_paise, source, tuple(expiries)))
 
     band = candidate_contracts(
@@ -184,8 +179,7 @@ def load_day(
     if expiry is None:
         return DaySkip(day, f"no {universe.expiry.replace('_', ' ')} expiry in the data")
     strike_range = band.strike_range_rupees()
-    chain = None
-    if cache is not None and key is not None:
+    if cache is not None:
         chain = cache.chain(key, expiry, market_fields, strike_range)
         if chain is None:
             # A miss reads the band like an uncached run and keeps it: a later strategy
